@@ -1,0 +1,211 @@
+// ds_config.json as a typed, validated value (DeepSpeed's DeepSpeedConfig).
+//
+// Promises: every key DeepSpeed reads is here with DeepSpeed's default (spec §1 and the
+// decisions in spec/README.md); the batch triple is resolved for the given data-parallel
+// world size (spec §1.3); anything wrong throws ConfigError naming the JSON path (and
+// line:column for syntax errors) and what was expected. Unknown top-level keys give a
+// warning naming the nearest known key; unknown keys inside a section are errors.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <deepspeed/errors.h>
+
+namespace deepspeed {
+
+struct OptimizerConfig {
+  std::string type;                            // as written ("Adam", "AdamW", "SGD", ...)
+  nlohmann::json params = nlohmann::json::object();  // passed to the optimizer factory
+  bool legacy_fusion = false;
+};
+
+struct SchedulerConfig {
+  std::string type;                            // "WarmupLR", "OneCycle", ...
+  nlohmann::json params = nlohmann::json::object();
+};
+
+struct Fp16Config {
+  bool enabled = false;
+  bool auto_cast = false;
+  double loss_scale = 0.0;                     // 0 = dynamic
+  int64_t initial_scale_power = 16;
+  int64_t loss_scale_window = 1000;
+  int64_t hysteresis = 2;
+  bool consecutive_hysteresis = false;
+  double min_loss_scale = 1.0;
+  bool fp16_master_weights_and_grads = false;
+};
+
+struct Bf16Config {
+  bool enabled = false;
+  bool immediate_grad_update = false;
+  bool check_grad_overflow = true;
+  bool bf16_master_weights_and_grads = false;
+  bool bf16_optimizer_states = false;
+};
+
+struct OffloadOptimizerConfig {
+  std::string device = "none";                 // none | cpu | nvme
+  std::optional<std::string> nvme_path;
+  int64_t buffer_count = 4;
+  bool pin_memory = true;
+  bool pipeline_read = false;
+  bool pipeline_write = false;
+  bool fast_init = false;
+  double ratio = 1.0;
+  bool super_offload = false;
+  double cpuadam_cores_perc = 0.8;
+};
+
+struct OffloadParamConfig {
+  std::string device = "none";
+  std::optional<std::string> nvme_path;
+  int64_t buffer_count = 5;
+  int64_t buffer_size = 100000000;
+  int64_t max_in_cpu = 1000000000;
+  bool pin_memory = true;
+};
+
+struct ZeroConfig {
+  int stage = 0;
+  bool contiguous_gradients = true;
+  std::optional<bool> overlap_comm;            // unset: true for stage 3, else false
+  bool reduce_scatter = true;
+  int64_t reduce_bucket_size = 500000000;
+  bool use_multi_rank_bucket_allreduce = true;
+  bool allgather_partitions = true;
+  int64_t allgather_bucket_size = 500000000;
+  bool load_from_fp32_weights = true;
+  bool elastic_checkpoint = false;
+  bool round_robin_gradients = false;
+  bool ignore_unused_parameters = true;
+  std::optional<OffloadOptimizerConfig> offload_optimizer;
+  std::optional<OffloadParamConfig> offload_param;
+  int64_t sub_group_size = 1000000000;
+  int64_t stage3_prefetch_bucket_size = 50000000;
+  int64_t stage3_param_persistence_threshold = 100000;
+  int64_t stage3_model_persistence_threshold = INT64_MAX;
+  int64_t stage3_max_live_parameters = 1000000000;
+  int64_t stage3_max_reuse_distance = 1000000000;
+  bool stage3_gather_16bit_weights_on_model_save = false;
+  // Every other documented key (ZeRO++, MiCS, ...) is accepted and kept here, as written.
+  nlohmann::json other = nlohmann::json::object();
+
+  bool overlap_comm_enabled() const { return overlap_comm.value_or(stage == 3); }
+  bool offload_optimizer_enabled() const {
+    return offload_optimizer && offload_optimizer->device != "none";
+  }
+  bool offload_param_enabled() const { return offload_param && offload_param->device != "none"; }
+};
+
+struct MonitorConfig {                          // tensorboard, csv_monitor
+  bool enabled = false;
+  std::string output_path;
+  std::string job_name = "DeepSpeedJobName";
+};
+
+struct CheckpointConfig {
+  std::string tag_validation = "WARN";         // WARN | IGNORE | FAIL (upper-cased)
+  bool load_universal = false;
+  bool use_node_local_storage = false;
+};
+
+struct ThroughputTimerConfig {
+  bool enabled = true;
+  bool synchronized = true;
+};
+
+struct FlopsProfilerConfig {
+  bool enabled = false;
+  double recompute_fwd_factor = 0.0;
+  int64_t profile_step = 1;
+  int64_t module_depth = -1;
+  int64_t top_modules = 1;
+  bool detailed = true;
+  std::optional<std::string> output_file;
+};
+
+struct CommsLoggerConfig {
+  bool enabled = false;
+  bool verbose = false;
+  bool prof_all = true;
+  bool debug = false;
+  std::vector<std::string> prof_ops;
+};
+
+struct DeepSpeedConfig {
+  // Batch sizes, resolved (spec §1.3): train_batch_size == micro * gas * world_size.
+  int64_t train_batch_size = 0;
+  int64_t train_micro_batch_size_per_gpu = 0;
+  int64_t gradient_accumulation_steps = 0;
+  int64_t world_size = 1;                      // the data-parallel size used to resolve them
+
+  std::optional<OptimizerConfig> optimizer;
+  std::optional<SchedulerConfig> scheduler;
+  Fp16Config fp16;
+  Bf16Config bf16;
+  ZeroConfig zero_optimization;
+
+  double gradient_clipping = 0.0;              // spec/README: 0.0, not DeepSpeed's 1.0
+  bool prescale_gradients = false;
+  double gradient_predivide_factor = 1.0;
+  std::string gradient_allreduce_op = "mean";  // mean | sum (lower-cased)
+  std::optional<std::string> communication_data_type;  // fp32 | fp16 | bf16; unset: follows precision
+  bool sparse_gradients = false;
+  bool managed_gradient_accumulation = true;
+  int64_t steps_per_print = 10;                // 0 = never
+  bool wall_clock_breakdown = false;
+  bool memory_breakdown = false;
+  bool dump_state = false;
+  std::optional<std::string> log_level;
+  bool dataloader_drop_last = false;
+  bool zero_allow_untested_optimizer = false;
+  bool zero_force_ds_cpu_optimizer = true;
+
+  ThroughputTimerConfig throughput_timer;      // "timers": {"throughput": {...}}
+  MonitorConfig tensorboard;
+  MonitorConfig csv_monitor;
+  FlopsProfilerConfig flops_profiler;
+  CommsLoggerConfig comms_logger;
+  CheckpointConfig checkpoint;
+
+  nlohmann::json raw;                          // the config as read (comments stripped)
+  std::vector<std::string> warnings;           // deprecations, unknown top-level keys
+
+  // Which precision training runs in.
+  bool fp16_enabled() const { return fp16.enabled; }
+  bool bf16_enabled() const { return bf16.enabled; }
+  int zero_stage() const { return zero_optimization.stage; }
+
+  // The fully resolved config, every default filled in (what `ds_config` prints).
+  nlohmann::json to_json() const;
+};
+
+// Parses JSON text (comments allowed; duplicate keys are errors). `source` names the text
+// in messages (a file path, or "<string>").
+DeepSpeedConfig parse_config(const std::string& text, int64_t world_size,
+                             const std::string& source = "<string>");
+
+// Reads a file path, or, when `path_or_json` starts with '{', the JSON itself.
+DeepSpeedConfig load_config(const std::string& path_or_json, int64_t world_size);
+
+// From an already-parsed JSON value (no duplicate-key check possible).
+DeepSpeedConfig config_from_json(const nlohmann::json& value, int64_t world_size);
+
+// Spec §1.3 on its own: fills in the missing ones of (tb, mb, gas) and checks them.
+struct BatchSizes {
+  int64_t train_batch_size;
+  int64_t train_micro_batch_size_per_gpu;
+  int64_t gradient_accumulation_steps;
+};
+BatchSizes resolve_batch_sizes(std::optional<int64_t> train_batch_size,
+                               std::optional<int64_t> micro_batch_per_gpu,
+                               std::optional<int64_t> gradient_accumulation_steps,
+                               int64_t world_size);
+
+}  // namespace deepspeed

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Configures (once) and builds deepspeed-cpp into build/ (binaries in build/bin/).
+# Extra arguments are passed to the CMake configure step, e.g. -DDS_BUILD_BENCH=OFF.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${DS_BUILD_DIR:-$root/build}"
+jobs="${DS_JOBS:-$(nproc)}"
+export CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# Precompiled headers and ccache: let ccache reuse objects built with a PCH.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+if [[ ! -f "$build/CMakeCache.txt" || $# -gt 0 ]]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${DS_BUILD_TYPE:-RelWithDebInfo}" "$@"
+fi
+cmake --build "$build" -j "$jobs"
