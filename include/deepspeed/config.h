@@ -93,7 +93,9 @@ struct ZeroConfig {
   int64_t stage3_max_live_parameters = 1000000000;
   int64_t stage3_max_reuse_distance = 1000000000;
   bool stage3_gather_16bit_weights_on_model_save = false;
-  // Every other documented key (ZeRO++, MiCS, ...) is accepted and kept here, as written.
+  // Every other documented key (ZeRO++, MiCS, ...): type-checked, with its default filled in
+  // when not written (so other.at("zero_quantized_weights") always works). Keys that have a
+  // stage3_ alias are stored under the stage3_ name.
   nlohmann::json other = nlohmann::json::object();
 
   bool overlap_comm_enabled() const { return overlap_comm.value_or(stage == 3); }
@@ -113,6 +115,24 @@ struct CheckpointConfig {
   std::string tag_validation = "WARN";         // WARN | IGNORE | FAIL (upper-cased)
   bool load_universal = false;
   bool use_node_local_storage = false;
+  bool parallel_write_pipeline_stage = false;  // "parallel_write": {"pipeline_stage": ...}
+  bool checkpoint_serialization = true;
+  nlohmann::json writer = nullptr;             // DeepSpeed's checkpoint-writer section, as written
+};
+
+// "data_types": dtypes normalised to "fp32" | "fp16" | "bf16" (any of DeepSpeed's spellings,
+// "float", "half", "bfloat16", "torch.float16", ... is accepted). Unset: the model's dtype.
+struct DataTypesConfig {
+  std::optional<std::string> grad_accum_dtype;
+  std::optional<std::string> param_dtype;
+  std::optional<std::string> buffer_dtype;
+};
+
+// "amp" (NVIDIA Apex AMP): `enabled`, and every other key as the keyword arguments DeepSpeed
+// passes to amp.initialize.
+struct AmpConfig {
+  bool enabled = false;
+  nlohmann::json params = nlohmann::json::object();
 };
 
 struct ThroughputTimerConfig {
@@ -150,12 +170,18 @@ struct DeepSpeedConfig {
   Fp16Config fp16;
   Bf16Config bf16;
   ZeroConfig zero_optimization;
+  AmpConfig amp;
+  DataTypesConfig data_types;
 
   double gradient_clipping = 0.0;              // spec/README: 0.0, not DeepSpeed's 1.0
   bool prescale_gradients = false;
   double gradient_predivide_factor = 1.0;
   std::string gradient_allreduce_op = "mean";  // mean | sum (lower-cased)
   std::optional<std::string> communication_data_type;  // fp32 | fp16 | bf16; unset: follows precision
+  std::string seq_parallel_communication_data_type = "fp32";
+  int64_t sequence_parallel_size = 1;          // world_size above is the process count divided by it
+  bool disable_allgather = false;
+  std::optional<int64_t> vocabulary_size;
   bool sparse_gradients = false;
   bool managed_gradient_accumulation = true;
   int64_t steps_per_print = 10;                // 0 = never
@@ -181,21 +207,36 @@ struct DeepSpeedConfig {
   bool fp16_enabled() const { return fp16.enabled; }
   bool bf16_enabled() const { return bf16.enabled; }
   int zero_stage() const { return zero_optimization.stage; }
+  // communication_data_type, or when unset the training precision: "fp16", "bf16" or "fp32".
+  std::string resolved_communication_data_type() const;
 
   // The fully resolved config, every default filled in (what `ds_config` prints).
   nlohmann::json to_json() const;
 };
 
+// `world_size` below is the number of processes; the batch arithmetic uses it divided by
+// "sequence_parallel_size" when the config sets one (DeepSpeed's data-parallel size).
+
 // Parses JSON text (comments allowed; duplicate keys are errors). `source` names the text
-// in messages (a file path, or "<string>").
+// in messages (a file path, or "<string>"); errors about a key written in the text end with
+// "(at <source>:<line>:<column>)", and so do the warnings.
 DeepSpeedConfig parse_config(const std::string& text, int64_t world_size,
                              const std::string& source = "<string>");
 
-// Reads a file path, or, when `path_or_json` starts with '{', the JSON itself.
+// Reads a file path, or, when `path_or_json` starts with '{' (after blanks), the JSON itself,
+// or, as DeepSpeed also accepts, a URL-safe base64 encoding of the JSON.
 DeepSpeedConfig load_config(const std::string& path_or_json, int64_t world_size);
 
 // From an already-parsed JSON value (no duplicate-key check possible).
 DeepSpeedConfig config_from_json(const nlohmann::json& value, int64_t world_size);
+
+// Optimizer names (spec §1.4). DeepSpeed's own names match in any case ("adam", "OnebitAdam");
+// anything else must be a torch.optim class spelled exactly ("SGD", "RMSprop").
+// Returns DeepSpeed's lower-case name ("onebitadam") for DeepSpeed's names, the type itself
+// for a torch.optim class, and nullopt for anything else.
+std::optional<std::string> canonical_optimizer_name(const std::string& type);
+// LR schedules (spec §1.5): DeepSpeed's five, or a torch.optim.lr_scheduler class name.
+bool is_known_lr_scheduler(const std::string& type);
 
 // Spec §1.3 on its own: fills in the missing ones of (tb, mb, gas) and checks them.
 struct BatchSizes {

@@ -11,6 +11,7 @@
 #include <array>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,14 @@ struct ParamGroup {
   double eps = 1e-8;
   double momentum = 0.0;                      // SGD
   // Every other hyper-parameter (dampening, nesterov, bias_correction, max_coeff, ...).
+  // Booleans are stored as 0.0 / 1.0.
   std::map<std::string, double> extra;
+  // Hyper-parameters this group sets itself, by their torch/DeepSpeed key ("lr",
+  // "weight_decay", "betas", "eps", "momentum", or an `extra` key). make_optimizer keeps
+  // these and fills every other key from the config's params (or the algorithm's default):
+  // as in torch, where a client param-group dict wins over the optimizer's defaults.
+  // Empty (the default): the config's params apply to every group.
+  std::set<std::string> overrides;
 };
 
 class Optimizer {
@@ -43,6 +51,12 @@ class Optimizer {
   virtual std::string name() const = 0;
   // True when the group's momentum is `momentum` (SGD), false when it is betas[0].
   virtual bool uses_momentum() const { return false; }
+  // True when the algorithm has `betas` among its hyper-parameters (torch's "betas" in
+  // optimizer.defaults): Adam, AdamW, Lamb, Lion. OneCycle cycles betas[0] only then.
+  virtual bool has_betas() const { return !uses_momentum(); }
+  // The Python class DeepSpeed would have built ("FusedAdam", "DeepSpeedCPUAdam", "AdamW",
+  // "SGD", "FusedLamb", ...), for the engine's "DeepSpeed Basic Optimizer = ..." log line.
+  virtual std::string class_name() const { return name(); }
 
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
@@ -53,6 +67,12 @@ class Optimizer {
   const std::vector<std::map<std::string, torch::Tensor>>& state() const { return state_; }
 
  protected:
+  // The state of tensor `index` (in group order), created empty on first use.
+  std::map<std::string, torch::Tensor>& state_at(size_t index) {
+    if (state_.size() <= index) state_.resize(index + 1);
+    return state_[index];
+  }
+
   std::vector<ParamGroup> groups_;
   std::vector<std::map<std::string, torch::Tensor>> state_;
 };
@@ -60,7 +80,39 @@ class Optimizer {
 // Builds the optimizer named by a ds_config "optimizer" section (type and params, spec §1.4).
 // Throws ConfigError naming "optimizer.type" or "optimizer.params.<key>" for anything it
 // does not accept (unknown type, unknown or mistyped parameter, max_grad_norm).
+//
+// Every hyper-parameter of every group is written: from `params` when given there, else the
+// algorithm's default (Adagrad lr 1e-2, eps 1e-10; ...), except keys in the group's
+// `overrides`. `type`: DeepSpeed names case-insensitively ("adam", "AdamW", "lamb",
+// "adagrad", "lion"), torch.optim names verbatim ("SGD"). Details: docs/optimizers.md.
+struct OptimizerOptions {
+  // ZeRO-Offload of the optimizer to the CPU: DeepSpeed then builds DeepSpeedCPUAdam /
+  // DeepSpeedCPUAdagrad / DeepSpeedCPULion. Same math here; only class_name() differs.
+  bool cpu_offload = false;
+};
 std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const nlohmann::json& params,
                                           std::vector<ParamGroup> groups);
+std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const nlohmann::json& params,
+                                          std::vector<ParamGroup> groups,
+                                          const OptimizerOptions& options);
+
+// What DeepSpeed's engine.get_lr() reports: each group's lr.
+std::vector<double> get_lr(const Optimizer& optimizer);
+
+// One group's entry of engine.get_mom(): SGD's `momentum` (one value), else the group's
+// `betas` (a pair); 0.0 for an optimizer with neither (Adagrad), as DeepSpeed's
+// _get_optimizer_param fills a missing key with 0.0.
+struct GroupMomentum {
+  bool is_pair = false;
+  std::array<double, 2> values{0.0, 0.0};  // values[1] is meaningful only when is_pair
+};
+// What DeepSpeed's engine.get_mom() reports: per group, momentum (SGD) or betas.
+std::vector<GroupMomentum> get_mom(const Optimizer& optimizer);
+
+// Python's repr of these lists, as DeepSpeed's log lines print them:
+// "[0.001]", "[(0.9, 0.999)]", "[0.9]". Floats use Python's shortest round-trip repr.
+std::string python_repr(double value);
+std::string python_repr(const std::vector<double>& values);
+std::string python_repr(const std::vector<GroupMomentum>& values);
 
 }  // namespace deepspeed

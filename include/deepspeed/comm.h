@@ -1,0 +1,98 @@
+// Process groups: how the ranks of a job find each other and talk.
+//
+// init_distributed() reads the environment the `deepspeed` launcher sets (RANK, WORLD_SIZE,
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT), or the one MPI launchers and SLURM set
+// (OMPI_COMM_WORLD_*, PMI_*, PMIX_RANK, MV2_COMM_WORLD_*, SLURM_*), rendezvous through c10d's
+// TCPStore on MASTER_ADDR:MASTER_PORT (rank 0 hosts it), and builds a c10d process group:
+// NCCL when CUDA is present, Gloo otherwise. A single process with none of these variables
+// is world size 1 and needs no network.
+//
+// Contract (as c10d's): every rank calls every collective, in the same order, with tensors of
+// the same shape and dtype. A peer that dies or never arrives ends in a CommError after the
+// timeout (DEEPSPEED_TIMEOUT minutes, default 10), never in a hang.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <deepspeed/torch_compat.h>
+
+namespace deepspeed::comm {
+
+// Where this process sits in the job, and how to reach rank 0.
+struct DistributedEnvironment {
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  int64_t local_rank = 0;
+  int64_t local_size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  // Which variables it came from: "deepspeed", "openmpi", "mpich", "mvapich", "slurm", "none".
+  std::string source = "none";
+};
+
+// Pure function of the variables given (testable without touching the process).
+// Throws CommError naming the variable when one is malformed or inconsistent.
+DistributedEnvironment discover_environment(const std::map<std::string, std::string>& env,
+                                            int default_port = 29500);
+// The same, from this process's environment.
+DistributedEnvironment discover_environment();
+
+enum class ReduceOp { Sum, Max, Min, Product };
+
+struct InitOptions {
+  std::string backend;  // "" = auto (nccl with CUDA, else gloo), "gloo", "nccl"
+  // Unset: DEEPSPEED_TIMEOUT minutes from the environment, else 10 minutes.
+  std::optional<std::chrono::milliseconds> timeout;
+  int distributed_port = 29500;  // used when MPI/SLURM discovery gives no MASTER_PORT
+};
+
+// The ranks of one job and the collectives between them. Tensors live on device().
+class ProcessGroup {
+ public:
+  ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
+               DistributedEnvironment env, std::string backend_name, torch::Device device);
+
+  int64_t rank() const { return env_.rank; }
+  int64_t size() const { return env_.world_size; }
+  int64_t local_rank() const { return env_.local_rank; }
+  const DistributedEnvironment& environment() const { return env_; }
+  const std::string& backend_name() const { return backend_name_; }
+  // The device collectives run on: cuda:LOCAL_RANK with NCCL, cpu with Gloo.
+  torch::Device device() const { return device_; }
+
+  // Starts an all-reduce in place; wait() on the result before reading the tensor.
+  compat::WorkPtr all_reduce_async(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  void broadcast(torch::Tensor& tensor, int64_t root = 0);
+  // output[i] receives rank i's input; every output has input's shape.
+  void all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input);
+  void barrier();
+
+  // The underlying c10d object, for what this class does not wrap.
+  const compat::BackendPtr& backend() const { return backend_; }
+
+ private:
+  compat::BackendPtr backend_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  DistributedEnvironment env_;
+  std::string backend_name_;
+  torch::Device device_;
+};
+
+// Creates the job's process group, once: later calls return the same group. The group is
+// the only process-wide state of deepspeed-cpp (as in DeepSpeed and torch.distributed).
+std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options = {});
+// The group init_distributed made, or nullptr before it was called.
+std::shared_ptr<ProcessGroup> world_group();
+// Forgets the group (its ranks must all do so); a later init_distributed makes a new one.
+void destroy_process_group();
+
+}  // namespace deepspeed::comm

@@ -1,0 +1,113 @@
+// deepspeed::initialize: the one call that turns a model into a training engine, as Python's
+// deepspeed.initialize(args, model, optimizer, model_parameters, training_data,
+// lr_scheduler, config):
+//
+//   auto [engine, optimizer, trainloader, scheduler] =
+//       deepspeed::initialize(app, net, net->parameters(), trainset);
+//
+// It sets up the process group from the launcher's environment (init_distributed), reads the
+// config (--deepspeed_config, or InitializeOptions::config), builds the optimizer and LR
+// schedule the config names unless the caller gives its own, and wraps the training data in a
+// distributed loader. Errors: ConfigError for the config, EngineError for misuse.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/any.h>
+
+#include <deepspeed/comm.h>
+#include <deepspeed/data_loader.h>
+#include <deepspeed/engine.h>
+#include <deepspeed/lr_schedules.h>
+#include <deepspeed/optimizer.h>
+
+namespace deepspeed {
+
+// What initialize() returns; usable with structured bindings. optimizer, training_dataloader
+// and lr_scheduler are null when there is none.
+struct InitializeResult {
+  std::shared_ptr<Engine> engine;
+  std::shared_ptr<Optimizer> optimizer;
+  std::shared_ptr<DataLoader> training_dataloader;
+  std::shared_ptr<LRScheduler> lr_scheduler;
+};
+
+// A data set, type-erased: how to read a batch of indices, and how many samples there are.
+struct TrainingData {
+  DataLoader::BatchReader reader;
+  std::size_t size = 0;
+};
+
+// Any LibTorch dataset of (data, target) examples (torch::data::datasets::Dataset, or one
+// mapped with transforms).
+template <typename Dataset>
+TrainingData training_data(Dataset dataset) {
+  auto shared = std::make_shared<Dataset>(std::move(dataset));
+  auto size = shared->size();
+  if (!size) throw EngineError("initialize: training_data must have a known size");
+  return {make_batch_reader(shared), *size};
+}
+
+// Python's keyword arguments. Everything is optional.
+struct InitializeOptions {
+  // The config: a path or JSON text; or an already-parsed JSON value. Giving one here and
+  // --deepspeed_config on the command line is an error, as in DeepSpeed.
+  std::optional<std::string> config;
+  std::optional<nlohmann::json> config_json;
+  // Parameters to optimize (default: the model's trainable parameters), or groups of them.
+  std::vector<torch::Tensor> model_parameters;
+  std::vector<ParamGroup> param_groups;
+  // A client optimizer (or a factory of one), which wins over the config's "optimizer".
+  std::shared_ptr<Optimizer> optimizer;
+  std::function<std::shared_ptr<Optimizer>(std::vector<ParamGroup>)> optimizer_factory;
+  // A client LR schedule (or a factory of one), which wins over the config's "scheduler".
+  std::shared_ptr<LRScheduler> lr_scheduler;
+  std::function<std::shared_ptr<LRScheduler>(Optimizer&)> lr_scheduler_factory;
+  std::optional<TrainingData> training_data;
+  uint64_t data_seed = 0;  // the training loader's shuffling seed
+  comm::InitOptions distributed;
+  // --local_rank as parsed from the command line; checked against LOCAL_RANK.
+  std::optional<int64_t> local_rank;
+};
+
+// Adds DeepSpeed's arguments (--deepspeed, --deepspeed_config, the deprecated --deepscale and
+// --deepscale_config, and --local_rank, which the launcher passes) to a CLI11 app.
+CLI::App& add_config_arguments(CLI::App& app);
+
+// The core, for any model wrapped in an AnyModule.
+InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
+                            InitializeOptions options);
+// Same, taking the config and --local_rank from an app that add_config_arguments prepared.
+InitializeResult initialize(const CLI::App& app, torch::nn::AnyModule model,
+                            std::shared_ptr<torch::nn::Module> module, InitializeOptions options);
+
+template <typename ModuleType>
+InitializeResult initialize(std::shared_ptr<ModuleType> model, InitializeOptions options = {}) {
+  return initialize(torch::nn::AnyModule(model), model, std::move(options));
+}
+
+template <typename ModuleType>
+InitializeResult initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
+                            std::vector<torch::Tensor> model_parameters = {}) {
+  InitializeOptions options;
+  options.model_parameters = std::move(model_parameters);
+  return initialize(app, torch::nn::AnyModule(model), model, std::move(options));
+}
+
+template <typename ModuleType, typename Dataset>
+InitializeResult initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
+                            std::vector<torch::Tensor> model_parameters, Dataset training_dataset) {
+  InitializeOptions options;
+  options.model_parameters = std::move(model_parameters);
+  options.training_data = training_data(std::move(training_dataset));
+  return initialize(app, torch::nn::AnyModule(model), model, std::move(options));
+}
+
+}  // namespace deepspeed

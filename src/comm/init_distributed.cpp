@@ -1,0 +1,163 @@
+// Building the job's process group: rendezvous through a TCPStore hosted by rank 0, then a
+// Gloo (CPU) or NCCL (GPU) backend over it.
+#include <cstdlib>
+#include <mutex>
+
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/cuda.h>
+#if defined(DS_HAVE_GLOO)
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#if defined(DS_HAVE_NCCL)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <deepspeed/comm.h>
+#include <deepspeed/errors.h>
+
+namespace deepspeed::comm {
+namespace {
+
+// The one piece of process-wide state (see comm.h).
+struct WorldState {
+  std::mutex mutex;
+  std::shared_ptr<ProcessGroup> group;
+};
+WorldState& world_state() {
+  static WorldState state;
+  return state;
+}
+
+std::chrono::milliseconds default_timeout() {
+  constexpr int kDefaultMinutes = 10;
+  int minutes = kDefaultMinutes;
+  if (const char* v = std::getenv("DEEPSPEED_TIMEOUT"); v && *v) {
+    try {
+      minutes = std::stoi(v);
+    } catch (const std::exception&) {
+      throw CommError(std::string("DEEPSPEED_TIMEOUT='") + v + "': expected a number of minutes");
+    }
+  }
+  return std::chrono::minutes(minutes);
+}
+
+std::string choose_backend(const std::string& requested) {
+  if (!requested.empty()) {
+    if (requested != "gloo" && requested != "nccl") {
+      throw CommError("unknown distributed backend '" + requested + "': expected gloo or nccl");
+    }
+    return requested;
+  }
+  if (const char* acc = std::getenv("DS_ACCELERATOR"); acc && std::string(acc) == "cpu") {
+    return "gloo";
+  }
+#if defined(DS_HAVE_NCCL)
+  if (torch::cuda::is_available()) return "nccl";
+#endif
+  return "gloo";
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+c10::intrusive_ptr<c10d::Store> make_store(const DistributedEnvironment& env,
+                                           std::chrono::milliseconds timeout) {
+  if (env.world_size == 1) return c10::make_intrusive<c10d::HashStore>();
+  c10d::TCPStoreOptions opts;
+  opts.port = static_cast<std::uint16_t>(env.master_port);
+  opts.isServer = env.rank == 0;
+  opts.numWorkers = static_cast<std::size_t>(env.world_size);
+  opts.waitWorkers = true;
+  opts.timeout = timeout;
+  try {
+    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    // A prefix keeps this group's keys apart from anything else using the same store.
+    return c10::make_intrusive<c10d::PrefixStore>("deepspeed", store);
+  } catch (const std::exception& e) {
+    throw CommError("rank " + std::to_string(env.rank) + ": rendezvous at " + env.master_addr + ":" +
+                    std::to_string(env.master_port) + " failed: " + e.what());
+  }
+}
+
+compat::BackendPtr make_gloo([[maybe_unused]] const c10::intrusive_ptr<c10d::Store>& store,
+                             [[maybe_unused]] const DistributedEnvironment& env,
+                             [[maybe_unused]] std::chrono::milliseconds timeout) {
+#if defined(DS_HAVE_GLOO)
+  auto opts = c10d::ProcessGroupGloo::Options::create();
+  opts->timeout = timeout;
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  } else if (is_loopback(env.master_addr)) {
+    // Every rank is on this host: talk over loopback, whatever the host name resolves to.
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  } else {
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(env.rank),
+                                                     static_cast<int>(env.world_size), opts);
+#else
+  throw CommError("this build of deepspeed-cpp has no Gloo backend (its LibTorch ships no Gloo "
+                  "headers); use the nccl backend on GPUs");
+#endif
+}
+
+compat::BackendPtr make_nccl([[maybe_unused]] const c10::intrusive_ptr<c10d::Store>& store,
+                             [[maybe_unused]] const DistributedEnvironment& env,
+                             [[maybe_unused]] std::chrono::milliseconds timeout) {
+#if defined(DS_HAVE_NCCL)
+  auto opts = c10d::ProcessGroupNCCL::Options::create();
+  opts->timeout = timeout;
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, static_cast<int>(env.rank),
+                                                     static_cast<int>(env.world_size), opts);
+#else
+  throw CommError("this build of deepspeed-cpp has no NCCL backend (built without CUDA/NCCL)");
+#endif
+}
+
+}  // namespace
+
+std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
+  auto& state = world_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  if (state.group) return state.group;
+
+  auto env = discover_environment();
+  if (env.source != "deepspeed" && env.source != "none" && !std::getenv("MASTER_PORT")) {
+    env.master_port = options.distributed_port;
+  }
+  auto timeout = options.timeout.value_or(default_timeout());
+  auto backend_name = choose_backend(options.backend);
+  torch::Device device(torch::kCPU);
+  if (backend_name == "nccl") {
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  }
+  auto store = make_store(env, timeout);
+  compat::BackendPtr backend;
+  try {
+    backend = backend_name == "nccl" ? make_nccl(store, env, timeout) : make_gloo(store, env, timeout);
+  } catch (const CommError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw CommError("rank " + std::to_string(env.rank) + ": creating the " + backend_name +
+                    " process group failed: " + e.what());
+  }
+  state.group = std::make_shared<ProcessGroup>(backend, store, env, backend_name, device);
+  return state.group;
+}
+
+std::shared_ptr<ProcessGroup> world_group() {
+  auto& state = world_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  return state.group;
+}
+
+void destroy_process_group() {
+  auto& state = world_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  state.group.reset();
+}
+
+}  // namespace deepspeed::comm

@@ -1,0 +1,92 @@
+// Thin wrapper over a c10d backend: the collectives the engine needs, with c10d's errors
+// turned into CommError naming the collective and the rank.
+#include <deepspeed/comm.h>
+#include <deepspeed/errors.h>
+
+namespace deepspeed::comm {
+namespace {
+
+c10d::ReduceOp to_c10d(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return c10d::ReduceOp::SUM;
+    case ReduceOp::Max: return c10d::ReduceOp::MAX;
+    case ReduceOp::Min: return c10d::ReduceOp::MIN;
+    case ReduceOp::Product: return c10d::ReduceOp::PRODUCT;
+  }
+  return c10d::ReduceOp::SUM;
+}
+
+template <typename Fn>
+auto guarded(const char* what, int64_t rank, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const CommError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw CommError(std::string(what) + " failed on rank " + std::to_string(rank) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+ProcessGroup::ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
+                           DistributedEnvironment env, std::string backend_name, torch::Device device)
+    : backend_(std::move(backend)),
+      store_(std::move(store)),
+      env_(std::move(env)),
+      backend_name_(std::move(backend_name)),
+      device_(device) {}
+
+compat::WorkPtr ProcessGroup::all_reduce_async(torch::Tensor& tensor, ReduceOp op) {
+  return guarded("all_reduce", rank(), [&] {
+    std::vector<at::Tensor> tensors{tensor};
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = to_c10d(op);
+    return backend_->allreduce(tensors, opts);
+  });
+}
+
+void ProcessGroup::all_reduce(torch::Tensor& tensor, ReduceOp op) {
+  if (size() == 1) return;
+  auto work = all_reduce_async(tensor, op);
+  guarded("all_reduce", rank(), [&] { return work->wait(); });
+}
+
+void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root) {
+  if (size() == 1) return;
+  guarded("broadcast", rank(), [&] {
+    std::vector<at::Tensor> tensors{tensor};
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    return backend_->broadcast(tensors, opts)->wait();
+  });
+}
+
+void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input) {
+  if (static_cast<int64_t>(output.size()) != size()) {
+    throw CommError("all_gather: expected " + std::to_string(size()) + " output tensors, got " +
+                    std::to_string(output.size()));
+  }
+  if (size() == 1) {
+    output[0].copy_(input);
+    return;
+  }
+  guarded("all_gather", rank(), [&] {
+    std::vector<std::vector<at::Tensor>> out{output};
+    std::vector<at::Tensor> in{input};
+    return backend_->allgather(out, in)->wait();
+  });
+}
+
+void ProcessGroup::barrier() {
+  if (size() == 1) return;
+  guarded("barrier", rank(), [&] {
+    // An all-reduce of one element is a barrier every backend implements the same way
+    // (Gloo's and NCCL's barrier() differ in what they synchronise with the device).
+    auto t = torch::zeros({1}, torch::TensorOptions().device(device_));
+    std::vector<at::Tensor> tensors{t};
+    return backend_->allreduce(tensors)->wait();
+  });
+}
+
+}  // namespace deepspeed::comm

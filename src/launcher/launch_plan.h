@@ -1,0 +1,54 @@
+// The runner (DeepSpeed's runner.py, spec §7.2): from the command line and the machine to
+// the resolved resources, master address, environment and the exact commands to run.
+// Planning runs nothing but the ssh reachability/address queries of multi-node runs (and
+// not even those for --dry_run); execute_plan() then runs the commands.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "launcher/environment_exports.h"
+#include "launcher/rank_environment.h"
+#include "launcher/resources.h"
+#include "launcher/runner_options.h"
+#include "launcher/system_probe.h"
+
+namespace deepspeed::launcher {
+
+// One process the runner starts: a node-local launcher (exec'd in place for a single-node
+// run), an ssh per host, or one pdsh/mpirun/srun.
+struct Command {
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> env;  // set on top of the runner's environment
+  std::vector<std::string> unset_env;                    // removed from it
+  std::string host;                                      // ssh runner: the host it reaches
+};
+
+struct LaunchPlan {
+  Resources resources;  // active hosts and slots, in order
+  std::string world_info;
+  std::string master_addr;
+  int master_port = 29500;
+  bool multi_node = false;
+  std::string launcher;  // "local" for a single-node run, else the multi-node backend
+  EnvList exports;       // carried to every node's ranks
+  std::vector<RankEnvironment> ranks;  // empty for MPI/slurm backends (the MPI runtime assigns ranks)
+  std::vector<Command> commands;
+  std::vector<std::string> files;  // written by execute_plan (mvapich's host list)
+  std::vector<std::string> notes;  // said before running (warnings, decisions)
+};
+
+LaunchPlan plan_launch(const RunnerOptions& options, const SystemProbe& system);
+
+// --dry_run output.
+nlohmann::ordered_json plan_to_json(const LaunchPlan& plan, const RunnerOptions& options,
+                                    const SystemProbe& system);
+
+// Runs the plan: a single-node plan replaces this process by the node launcher (execve);
+// multi-node plans run their commands under a ProcessSupervisor. Returns the exit code.
+int execute_plan(const LaunchPlan& plan, const RunnerOptions& options);
+
+}  // namespace deepspeed::launcher

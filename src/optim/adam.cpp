@@ -1,0 +1,120 @@
+#include "optim/adam.h"
+
+#include <cmath>
+
+#include "deepspeed/errors.h"
+#include "optim/optimizer_common.h"
+#include "optim/params_reader.h"
+
+namespace deepspeed {
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
+    : Optimizer(std::move(groups)), options_(options) {}
+
+std::string Adam::class_name() const {
+  if (options_.torch_adam) return options_.adamw_mode ? "AdamW" : "Adam";
+  return options_.cpu_offload ? "DeepSpeedCPUAdam" : "FusedAdam";
+}
+
+std::unique_ptr<Optimizer> Adam::create(bool adamw_type, const nlohmann::json& params,
+                                        std::vector<ParamGroup> groups,
+                                        const OptimizerOptions& options) {
+  ParamReader reader(params, "optimizer.params", adamw_type ? "AdamW" : "Adam");
+  AdamOptions adam;
+  adam.torch_adam = reader.boolean("torch_adam").value_or(false);
+  // spec §1.4 / quirk 1: "Adam" means AdamW unless adam_w_mode is false.
+  const bool adam_w_mode = reader.boolean("adam_w_mode").value_or(true);
+  adam.adamw_mode = adamw_type || adam_w_mode;
+  adam.cpu_offload = options.cpu_offload && !adam.torch_adam;
+
+  const double lr = reader.number("lr").value_or(1e-3);
+  const auto betas = reader.pair("betas").value_or(std::array<double, 2>{0.9, 0.999});
+  const double eps = reader.number("eps").value_or(1e-8);
+  // torch.optim.AdamW's own default is 0.01; FusedAdam's and CPUAdam's is 0.
+  const double weight_decay =
+      reader.number("weight_decay").value_or(adam.torch_adam && adam.adamw_mode ? 1e-2 : 0.0);
+  if (reader.boolean("amsgrad").value_or(false)) {
+    throw ConfigError(reader.path("amsgrad"),
+                      "the AMSGrad variant is not supported (FusedAdam does not support it)");
+  }
+  bool bias_correction = true;
+  if (adam.torch_adam) {
+    // torch.optim.Adam/AdamW's own keywords that do not change the arithmetic.
+    for (const char* key : {"foreach", "maximize", "capturable", "differentiable", "fused"}) {
+      reader.boolean(key);
+    }
+    if (reader.has("maximize") && reader.boolean("maximize").value()) {
+      throw ConfigError(reader.path("maximize"), "maximize is not supported");
+    }
+  } else {
+    bias_correction = reader.boolean("bias_correction").value_or(true);
+    reader.boolean("set_grad_none");          // FusedAdam: zero_grad sets None (always, here)
+    reader.boolean("fp32_optimizer_states");  // DeepSpeedCPUAdam: states are kept fp32
+  }
+  reader.reject_unknown();
+
+  check_lr(lr, reader.path("lr"));
+  check_betas(betas, reader.path("betas"));
+  check_eps(eps, reader.path("eps"));
+  check_weight_decay(weight_decay, reader.path("weight_decay"));
+
+  GroupWriter writer(groups);
+  writer.lr(lr);
+  writer.betas(betas);
+  writer.eps(eps);
+  writer.weight_decay(weight_decay);
+  if (!adam.torch_adam) writer.extra("bias_correction", bias_correction ? 1.0 : 0.0);
+  return std::make_unique<Adam>(std::move(groups), adam);
+}
+
+void Adam::step() {
+  torch::NoGradGuard no_grad;
+  size_t index = 0;
+  for (auto& group : groups_) {
+    const double lr = group.lr;
+    const double wd = group.weight_decay;
+    const auto [beta1, beta2] = group.betas;
+    const bool bias_correction =
+        options_.torch_adam || extra_or(group, "bias_correction", 1.0) != 0.0;
+    for (auto& p : group.params) {
+      auto& state = state_at(index++);
+      if (!p.grad().defined()) continue;
+      torch::Tensor grad = dense_grad(p, "Adam");
+      if (!state.count("exp_avg")) {
+        state["exp_avg"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        state["exp_avg_sq"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      }
+      const double step = increment_step(state);
+      torch::Tensor w = math_view(p);
+      torch::Tensor exp_avg = math_view(state["exp_avg"]);
+      torch::Tensor exp_avg_sq = math_view(state["exp_avg_sq"]);
+      const double bc1 = bias_correction ? 1.0 - std::pow(beta1, step) : 1.0;
+      const double bc2 = bias_correction ? 1.0 - std::pow(beta2, step) : 1.0;
+
+      if (options_.torch_adam) {
+        if (options_.adamw_mode) {
+          w.mul_(1.0 - lr * wd);
+        } else if (wd != 0.0) {
+          grad = grad.add(w, wd);
+        }
+        exp_avg.mul_(beta1).add_(grad, 1.0 - beta1);
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
+        const torch::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(group.eps);
+        w.addcdiv_(exp_avg, denom, -lr / bc1);
+      } else {
+        // FusedAdam's kernel (multi_tensor_adam.cu), element for element.
+        if (!options_.adamw_mode && wd != 0.0) grad = grad.add(w, wd);
+        exp_avg.mul_(beta1).add_(grad, 1.0 - beta1);
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
+        torch::Tensor update = (exp_avg / bc1).div_((exp_avg_sq / bc2).sqrt_().add_(group.eps));
+        if (options_.adamw_mode && wd != 0.0) update.add_(w, wd);
+        w.add_(update, -lr);
+      }
+      write_back(p, w);
+      write_back(state["exp_avg"], exp_avg);
+      write_back(state["exp_avg_sq"], exp_avg_sq);
+    }
+  }
+}
+
+}  // namespace deepspeed

@@ -1,0 +1,47 @@
+// Adam and AdamW as DeepSpeed runs them: FusedAdam (GPU) / DeepSpeedCPUAdam (offload), or
+// torch.optim.Adam / AdamW when the config says "torch_adam": true.
+//
+// Per tensor, with g the gradient, t the step, bc1 = 1 - β1^t, bc2 = 1 - β2^t (1 when
+// bias_correction is off):
+//   Adam (L2):       g += wd·p
+//   m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²
+//   update = (m/bc1) / (sqrt(v/bc2) + eps)
+//   AdamW:           update += wd·p            (decoupled: p ← p - lr·wd·p - lr·adam)
+//   p -= lr·update
+// torch_adam runs torch's ordering of the same arithmetic (AdamW: p *= 1 - lr·wd first;
+// p -= lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps)).
+#pragma once
+
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "deepspeed/optimizer.h"
+
+namespace deepspeed {
+
+struct AdamOptions {
+  bool adamw_mode = true;   // decoupled weight decay
+  bool torch_adam = false;  // torch.optim.Adam/AdamW ordering (and class name)
+  bool cpu_offload = false; // DeepSpeedCPUAdam (class name only)
+};
+
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<ParamGroup> groups, AdamOptions options);
+
+  // From a ds_config "optimizer" section: `adamw_type` is true for type "AdamW".
+  static std::unique_ptr<Optimizer> create(bool adamw_type, const nlohmann::json& params,
+                                           std::vector<ParamGroup> groups,
+                                           const OptimizerOptions& options);
+
+  void step() override;
+  std::string name() const override { return options_.adamw_mode ? "AdamW" : "Adam"; }
+  std::string class_name() const override;
+  const AdamOptions& options() const { return options_; }
+
+ private:
+  AdamOptions options_;
+};
+
+}  // namespace deepspeed

@@ -1,0 +1,22 @@
+// What the engine prints about itself at start-up: version and the resolved configuration,
+// in DeepSpeed's "DeepSpeedEngine configuration:" layout.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <deepspeed/config.h>
+
+namespace deepspeed {
+
+std::string deepspeed_version();
+std::string deepspeed_git_hash();
+std::string deepspeed_git_branch();
+
+// "DeepSpeedEngine configuration:", then "  <name> <dots> <value>" per key, then "  json = {...}".
+std::vector<std::string> config_report_lines(const DeepSpeedConfig& config);
+
+// A double as Python's repr() prints it: 0.001, 1e-05, 1.0.
+std::string python_float(double value);
+
+}  // namespace deepspeed

@@ -1,0 +1,141 @@
+#include <deepspeed/initialize.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include <deepspeed/config.h>
+#include <deepspeed/errors.h>
+
+namespace deepspeed {
+namespace {
+
+std::optional<std::string> option_value(const CLI::App& app, const std::string& name) {
+  try {
+    const CLI::Option* opt = app.get_option(name);
+    if (opt->count() == 0) return std::nullopt;
+    return opt->as<std::string>();
+  } catch (const CLI::OptionNotFound&) {
+    return std::nullopt;
+  }
+}
+
+DeepSpeedConfig resolve_config(const InitializeOptions& options, int64_t world_size) {
+  if (options.config && options.config_json) {
+    throw EngineError("initialize: give the config either as text/path or as JSON, not both");
+  }
+  if (options.config_json) return config_from_json(*options.config_json, world_size);
+  if (options.config) return load_config(*options.config, world_size);
+  throw EngineError("DeepSpeed requires --deepspeed_config to specify configuration file");
+}
+
+std::vector<ParamGroup> parameter_groups(const InitializeOptions& options, torch::nn::Module& module) {
+  if (!options.param_groups.empty()) {
+    std::vector<ParamGroup> groups;
+    for (const auto& g : options.param_groups) {
+      if (!g.params.empty()) groups.push_back(g);  // as DeepSpeed: empty groups are dropped
+    }
+    return groups;
+  }
+  ParamGroup group;
+  if (!options.model_parameters.empty()) {
+    group.params = options.model_parameters;
+  } else {
+    for (auto& p : module.parameters()) {
+      if (p.requires_grad()) group.params.push_back(p);
+    }
+  }
+  return {group};
+}
+
+void check_local_rank(const InitializeOptions& options, const comm::ProcessGroup& group) {
+  if (options.local_rank && *options.local_rank >= 0 && *options.local_rank != group.local_rank()) {
+    throw EngineError("Mismatch in local rank setting, args.local_rank=" + std::to_string(*options.local_rank) +
+                      " but env['LOCAL_RANK']=" + std::to_string(group.local_rank()) + ".");
+  }
+}
+
+}  // namespace
+
+CLI::App& add_config_arguments(CLI::App& app) {
+  const std::string group = "DeepSpeed";
+  app.add_flag("--deepspeed")->description("Enable DeepSpeed (helper flag for user code, no impact on DeepSpeed backend)")
+      ->group(group);
+  app.add_option("--deepspeed_config", "DeepSpeed json configuration file.")->group(group);
+  app.add_flag("--deepscale")->description("Deprecated enable DeepSpeed (helper flag for user code, no impact on DeepSpeed backend)")
+      ->group(group);
+  app.add_option("--deepscale_config", "Deprecated DeepSpeed json configuration file.")->group(group);
+  app.add_option("--local_rank", "local rank passed from the distributed launcher")
+      ->default_val(-1)
+      ->group(group);
+  return app;
+}
+
+InitializeResult initialize(const CLI::App& app, torch::nn::AnyModule model,
+                            std::shared_ptr<torch::nn::Module> module, InitializeOptions options) {
+  auto from_args = option_value(app, "--deepspeed_config");
+  if (!from_args) {
+    if (auto legacy = option_value(app, "--deepscale_config")) {
+      std::cerr << "************ --deepscale_config is deprecated, please use --deepspeed_config "
+                   "************\n";
+      from_args = legacy;
+    }
+  }
+  if (from_args && (options.config || options.config_json)) {
+    throw EngineError("Not sure how to proceed, we were given deepspeed configs in the deepspeed "
+                      "arguments and deepspeed.initialize() function call");
+  }
+  if (from_args) options.config = from_args;
+  if (auto lr = option_value(app, "--local_rank"); lr && !options.local_rank) {
+    options.local_rank = std::stoll(*lr);
+  }
+  return initialize(std::move(model), std::move(module), std::move(options));
+}
+
+InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
+                            InitializeOptions options) {
+  if (!module) throw EngineError("deepspeed.initialize requires a model");
+  auto group = comm::init_distributed(options.distributed);
+  check_local_rank(options, *group);
+  auto config = resolve_config(options, group->size());
+
+  // Parameters move before the optimizer sees them (Module::to keeps the tensor objects, but
+  // an optimizer's state must be created on the parameters' final device).
+  module->to(group->device());
+
+  std::shared_ptr<Optimizer> optimizer = options.optimizer;
+  if (!optimizer && options.optimizer_factory) {
+    optimizer = options.optimizer_factory(parameter_groups(options, *module));
+  }
+  if (!optimizer && config.optimizer) {
+    optimizer = make_optimizer(config.optimizer->type, config.optimizer->params,
+                               parameter_groups(options, *module));
+  }
+  std::shared_ptr<LRScheduler> scheduler = options.lr_scheduler;
+  if (scheduler && !optimizer) {
+    throw EngineError("an LR scheduler was given but there is no optimizer for it to drive");
+  }
+  if (!scheduler && optimizer && options.lr_scheduler_factory) {
+    scheduler = options.lr_scheduler_factory(*optimizer);
+  }
+  if (!scheduler && optimizer && config.scheduler) {
+    scheduler = make_lr_scheduler(config.scheduler->type, config.scheduler->params, *optimizer);
+  }
+
+  std::shared_ptr<DataLoader> loader;
+  if (options.training_data) {
+    DataLoader::Options lo;
+    lo.batch_size = config.train_micro_batch_size_per_gpu;
+    lo.rank = group->rank();
+    lo.world_size = group->size();
+    lo.drop_last = config.dataloader_drop_last;
+    lo.seed = options.data_seed;
+    loader = std::make_shared<DataLoader>(options.training_data->reader, options.training_data->size, lo);
+  }
+
+  auto engine = std::make_shared<Engine>(std::move(model), std::move(module), std::move(config), group,
+                                         optimizer, scheduler);
+  engine->set_training_dataloader(loader);
+  return {engine, optimizer, loader, scheduler};
+}
+
+}  // namespace deepspeed

@@ -1,0 +1,167 @@
+// build/bin/cifar10_deepspeed end to end on small data sets written here: the tutorial's
+// output lines, the same loss curve on 1 and 2 ranks for the same global batch, CIFAR-10 from
+// a tarball, -b and --use_ema, and the clear error for missing data.
+#include <cmath>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "data_files.h"
+#include "multiprocess.h"
+
+using deepspeed::testing::RankResult;
+using deepspeed::testing::run_ranks;
+using deepspeed::testing::TempDir;
+using deepspeed::testing::write_file;
+using namespace cifar10::testing;
+
+namespace {
+
+const std::string kExample = DS_BINARY_DIR "/bin/cifar10_deepspeed";
+
+// No warm-up and a large step, so that the loss curve moves within a few steps and a wrong
+// data split between ranks would show in it.
+const std::string kConfig = R"({
+  "train_batch_size": 16,
+  "steps_per_print": 10,
+  "optimizer": {"type": "Adam", "params": {"lr": 0.005, "betas": [0.8, 0.999], "eps": 1e-8, "weight_decay": 3e-7}},
+  "gradient_clipping": 1.0
+})";
+
+struct Run {
+  std::vector<RankResult> ranks;
+  const std::string& out() const { return ranks.at(0).output; }
+};
+
+Run run_example(int world_size, const std::vector<std::string>& args) {
+  Run r{run_ranks(world_size, kExample, args, {.timeout = std::chrono::seconds(90), .env = {}})};
+  for (const auto& rank : r.ranks) {
+    EXPECT_FALSE(rank.timed_out) << "rank " << rank.rank << " hung:\n" << rank.output;
+  }
+  return r;
+}
+
+void expect_ok(const Run& r) {
+  for (const auto& rank : r.ranks) EXPECT_EQ(rank.exit_code, 0) << "rank " << rank.rank << ":\n" << rank.output;
+}
+
+// The "[epoch, batch] loss: x" values, in order.
+std::vector<double> loss_curve(const std::string& output) {
+  std::vector<double> out;
+  std::regex line(R"(\[\d+, +\d+\] loss: (\d+\.\d{3}))");
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator(); ++it) {
+    out.push_back(std::stod((*it)[1].str()));
+  }
+  return out;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+class Cifar10Example : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_fashion_mnist(dir_.path(), 320, 100);
+    config_ = dir_.file("ds_config.json");
+    write_file(config_, kConfig);
+  }
+  std::vector<std::string> args(std::vector<std::string> extra) const {
+    std::vector<std::string> a = {"--deepspeed_config", config_, "--data_dir", dir_.path()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  TempDir dir_;
+  std::string config_;
+};
+
+}  // namespace
+
+TEST_F(Cifar10Example, PrintsTheTutorialsLines) {
+  auto r = run_example(1, args({"-e", "2", "--log_interval", "5"}));
+  expect_ok(r);
+  const std::string& out = r.out();
+  // 320 samples / 16 = 20 mini-batches per epoch: loss lines at 5, 10, 15, 20 in each epoch.
+  EXPECT_EQ(loss_curve(out).size(), 8u) << out;
+  EXPECT_TRUE(contains(out, "[1,     5] loss: ")) << out;
+  EXPECT_TRUE(contains(out, "[2,    20] loss: ")) << out;
+  EXPECT_TRUE(contains(out, "SamplesPerSec=")) << out;  // the engine's steps_per_print line
+  EXPECT_TRUE(contains(out, "Finished Training")) << out;
+  // Four class names, each printed as '%5s' after a blank (the tutorial's format).
+  const std::string names = "(T-shirt/top|Trouser|Pullover|Dress| Coat|Sandal|Shirt|Sneaker|  Bag|Ankle boot)";
+  EXPECT_TRUE(std::regex_search(out, std::regex("GroundTruth: ( " + names + "){4}\n"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex("Predicted: ( " + names + "){4}\n"))) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(Accuracy of the network on the 100 test images: (\d+) %)"))) << out;
+  // The synthetic classes are easy: 40 steps learn them well beyond chance (10 %).
+  EXPECT_GT(std::stoi(m[1].str()), 50) << out;
+  for (const char* name : {"T-shirt/top", "Trouser", "Pullover", "Dress", " Coat", "Sandal", "Shirt", "Sneaker", "  Bag", "Ankle boot"}) {
+    EXPECT_TRUE(std::regex_search(out, std::regex(std::string("Accuracy of ") + name + R"( : +\d+ %)"))) << name << "\n" << out;
+  }
+  // The loss goes down.
+  auto curve = loss_curve(out);
+  EXPECT_LT(curve.back(), curve.front()) << out;
+}
+
+TEST_F(Cifar10Example, OneAndTwoRanksGiveTheSameLossCurve) {
+  auto one = run_example(1, args({"-e", "1", "--log_interval", "1"}));
+  auto two = run_example(2, args({"-e", "1", "--log_interval", "1"}));
+  expect_ok(one);
+  expect_ok(two);
+  auto a = loss_curve(one.out()), b = loss_curve(two.out());
+  ASSERT_EQ(a.size(), 20u) << one.out();
+  ASSERT_EQ(b.size(), 20u) << two.out();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    // Printed with 3 decimals; the sums differ only by float rounding order.
+    EXPECT_NEAR(a[i], b[i], 0.0021) << "mini-batch " << i + 1 << "\n" << one.out() << "\n" << two.out();
+  }
+  EXPECT_GT(std::abs(a.front() - a.back()), 0.1) << "the curve must move for the comparison to mean something";
+  // Rank 1 prints no tutorial lines.
+  EXPECT_FALSE(contains(two.ranks.at(1).output, "loss: ")) << two.ranks.at(1).output;
+  EXPECT_FALSE(contains(two.ranks.at(1).output, "Accuracy")) << two.ranks.at(1).output;
+}
+
+TEST_F(Cifar10Example, Cifar10TarballBatchSizeFlagAndEma) {
+  std::vector<std::pair<std::string, Bytes>> files;
+  uint32_t seed = 10;
+  for (int i = 1; i <= 5; ++i) {
+    files.push_back({"cifar-10-batches-bin/data_batch_" + std::to_string(i) + ".bin", cifar10_records(64, seed++)});
+  }
+  files.push_back({"cifar-10-batches-bin/test_batch.bin", cifar10_records(50, 99)});
+  const std::string tarball = dir_.file("cifar-10-binary.tar.gz");
+  write_bytes(tarball, gzip_bytes(tar_bytes(files)));
+  // 320 samples, -b 32: 10 mini-batches; a line every 5.
+  auto r = run_example(1, {"--deepspeed_config", config_, "--dataset", "cifar10", "--data_dir", tarball, "-b", "32",
+                           "-e", "1", "--log_interval", "5", "--use_ema", "--ema_decay", "0.9"});
+  expect_ok(r);
+  EXPECT_EQ(loss_curve(r.out()).size(), 2u) << r.out();
+  EXPECT_TRUE(contains(r.out(), "[1,    10] loss: ")) << r.out();
+  EXPECT_TRUE(contains(r.out(), "Accuracy of the network on the 50 test images: ")) << r.out();
+  EXPECT_TRUE(std::regex_search(r.out(), std::regex(R"(Accuracy of plane : +\d+ %)"))) << r.out();
+  EXPECT_TRUE(std::regex_search(r.out(), std::regex(R"(Accuracy of truck : +\d+ %)"))) << r.out();
+}
+
+TEST_F(Cifar10Example, SliceOfTheDebianFashionMnist) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  }
+  auto r = run_example(1, {"--deepspeed_config", config_, "-e", "1", "--train_samples", "480", "--test_samples",
+                           "1000", "--log_interval", "10"});
+  expect_ok(r);
+  EXPECT_EQ(loss_curve(r.out()).size(), 3u) << r.out();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out(), m, std::regex(R"(Accuracy of the network on the 1000 test images: (\d+) %)"))) << r.out();
+  EXPECT_GT(std::stoi(m[1].str()), 30) << "30 steps of Adam learn Fashion-MNIST well beyond chance\n" << r.out();
+}
+
+TEST_F(Cifar10Example, MissingDataIsAClearError) {
+  auto r = run_example(1, {"--deepspeed_config", config_, "--data_dir", dir_.file("nowhere")});
+  ASSERT_EQ(r.ranks.size(), 1u);
+  EXPECT_EQ(r.ranks[0].exit_code, 1) << r.out();
+  EXPECT_TRUE(contains(r.out(), "cifar10_deepspeed: error: " + dir_.file("nowhere") + "/train-images-idx3-ubyte.gz: not found"))
+      << r.out();
+  auto c = run_example(1, {"--deepspeed_config", config_, "--dataset", "cifar10"});
+  EXPECT_EQ(c.ranks.at(0).exit_code, 1) << c.out();
+  EXPECT_TRUE(contains(c.out(), "--dataset cifar10 needs --data_dir")) << c.out();
+}

@@ -1,0 +1,380 @@
+// Real jobs through build/bin/deepspeed: ranks are real processes on this machine. Every
+// test checks that no rank outlives the launcher (the pids the ranks wrote are gone).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "launcher/shell_quote.h"
+
+namespace fs = std::filesystem;
+using deepspeed::launcher::shell_join;
+using deepspeed::launcher::shell_quote;
+
+namespace {
+
+const std::string kDeepspeed = DS_BINARY_DIR "/bin/deepspeed";
+const std::string kProbe = DS_BINARY_DIR "/bin/ds_rank_probe";
+const std::string kDsReport = DS_BINARY_DIR "/bin/ds_report";
+
+int test_port() { return 29500 + static_cast<int>(::getpid() % 1000); }
+
+struct Result {
+  int rc = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+  double seconds = 0;
+};
+
+class TempDir {
+ public:
+  TempDir() {
+    for (int i = 0;; ++i) {
+      path_ = fs::temp_directory_path() / ("ds_launch_it_" + std::to_string(::getpid()) + "_" + std::to_string(i));
+      if (fs::create_directory(path_)) break;
+    }
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string str() const { return path_.string(); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path_ / name) << text;
+    return (path_ / name).string();
+  }
+
+ private:
+  fs::path path_;
+};
+
+// Runs argv in cwd (a 30 s `timeout` guards against a hang), capturing stdout and stderr.
+Result run(const std::vector<std::string>& argv, const std::string& cwd = ".") {
+  TempDir io;
+  const std::string out = io.str() + "/out", err = io.str() + "/err";
+  const std::string cmd = "cd " + shell_quote(cwd) + " && timeout -s KILL 30 " + shell_join(argv) + " >" + out +
+                          " 2>" + err + " </dev/null";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::stringstream so, se;
+  so << std::ifstream(out).rdbuf();
+  se << std::ifstream(err).rdbuf();
+  r.out = so.str();
+  r.err = se.str();
+  return r;
+}
+
+// A process that exists and is not a zombie (a killed orphan waits for init to reap it).
+bool alive(pid_t pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close_paren = line.rfind(')');
+  return close_paren == std::string::npos || close_paren + 2 >= line.size() || line[close_paren + 2] != 'Z';
+}
+
+std::vector<pid_t> read_pids(const std::string& dir) {
+  std::vector<pid_t> pids;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".pid") continue;
+    pid_t p = 0;
+    std::ifstream(e.path()) >> p;
+    if (p > 0) pids.push_back(p);
+  }
+  return pids;
+}
+
+void expect_all_gone(const std::vector<pid_t>& pids) {
+  // The launcher has exited; give the kernel a moment to finish reaping.
+  for (int i = 0; i < 150; ++i) {
+    bool any = false;
+    for (pid_t p : pids) any = any || alive(p);
+    if (!any) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (pid_t p : pids) EXPECT_FALSE(alive(p)) << "rank process " << p << " outlived the launcher";
+}
+
+std::vector<std::string> ds(std::vector<std::string> flags) {
+  flags.insert(flags.begin(), kDeepspeed);
+  return flags;
+}
+
+TEST(LauncherJob, ThreeRanksGetTheirEnvironment) {
+  TempDir pids;
+  const auto r = run(ds({"--num_gpus", "3", "--master_port", std::to_string(test_port()), kProbe, "--pid-dir",
+                         pids.str(), "--env", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_SIZE", "CROSS_RANK",
+                         "CROSS_SIZE", "MASTER_ADDR", "MASTER_PORT", "CUDA_VISIBLE_DEVICES"}));
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  for (int rank = 0; rank < 3; ++rank) {
+    const std::string p = "[rank" + std::to_string(rank) + "]: ";
+    EXPECT_NE(r.out.find(p + "ARGS --local_rank=" + std::to_string(rank) + " --pid-dir"), std::string::npos) << r.out;
+    const std::vector<std::string> expected = {
+        "RANK=" + std::to_string(rank), "LOCAL_RANK=" + std::to_string(rank), "WORLD_SIZE=3", "LOCAL_SIZE=3",
+        "CROSS_RANK=0", "CROSS_SIZE=1", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(test_port()),
+        "CUDA_VISIBLE_DEVICES=0,1,2"};
+    for (const auto& kv : expected)
+      EXPECT_NE(r.out.find(p + kv + "\n"), std::string::npos) << kv << "\n" << r.out;
+  }
+  EXPECT_EQ(read_pids(pids.str()).size(), 3u);
+  expect_all_gone(read_pids(pids.str()));
+}
+
+TEST(LauncherJob, SingleRankOutputIsNotPrefixed) {
+  const auto r = run(ds({kProbe, "--env", "RANK"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "ARGS --local_rank=0 --env RANK\nRANK=0\n");
+}
+
+TEST(LauncherJob, NoLocalRank) {
+  const auto r = run(ds({"--no_local_rank", kProbe, "x"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "ARGS x\n");
+}
+
+TEST(LauncherJob, FailingRankStopsTheJobWithItsCode) {
+  TempDir pids;
+  const auto r = run(ds({"--num_gpus", "3", kProbe, "--pid-dir", pids.str(), "--exit-rank", "1", "--exit-code", "3",
+                         "--delay-ms", "300", "--sleep-ms", "60000"}));
+  EXPECT_EQ(r.rc, 3) << r.out << r.err;
+  EXPECT_LT(r.seconds, 10.0);
+  EXPECT_NE(r.err.find("exits with return code = 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[rank1]: rank 1 exiting with 3"), std::string::npos) << r.err;
+  EXPECT_EQ(read_pids(pids.str()).size(), 3u);
+  expect_all_gone(read_pids(pids.str()));
+}
+
+TEST(LauncherJob, RanksIgnoringSigtermAreKilledAfterTheGrace) {
+  TempDir pids;
+  const auto r = run(ds({"--num_gpus", "3", "--term_grace", "1", kProbe, "--pid-dir", pids.str(), "--ignore-term",
+                         "--exit-rank", "0", "--exit-code", "5", "--delay-ms", "300", "--sleep-ms", "60000"}));
+  EXPECT_EQ(r.rc, 5) << r.err;
+  EXPECT_LT(r.seconds, 8.0);
+  EXPECT_NE(r.err.find("sending SIGKILL"), std::string::npos) << r.err;
+  expect_all_gone(read_pids(pids.str()));
+}
+
+// Starts the launcher in the background, waits for `ranks` pid files, sends `signo`.
+void signal_test(int signo, int ranks) {
+  TempDir pids;
+  auto argv = ds({"--num_gpus", std::to_string(ranks), "--term_grace", "2", kProbe, "--pid-dir", pids.str(),
+                  "--sleep-ms", "60000"});
+  pid_t launcher = ::fork();
+  ASSERT_GE(launcher, 0);
+  if (launcher == 0) {
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, STDOUT_FILENO);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (read_pids(pids.str()).size() < static_cast<size_t>(ranks) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto rank_pids = read_pids(pids.str());
+  ASSERT_EQ(rank_pids.size(), static_cast<size_t>(ranks));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(launcher, signo), 0);
+  int status = 0;
+  while (::waitpid(launcher, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(10)) {
+      ::kill(launcher, SIGKILL);
+      ::waitpid(launcher, &status, 0);
+      FAIL() << "launcher did not exit within 10 s of the signal";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  expect_all_gone(rank_pids);
+}
+
+TEST(LauncherJob, SigtermToTheLauncherEndsEveryRank) { signal_test(SIGTERM, 3); }
+TEST(LauncherJob, SigintToTheLauncherEndsEveryRank) { signal_test(SIGINT, 2); }
+
+TEST(LauncherJob, SigkillOfTheLauncherStillEndsEveryRank) {
+  // The second line of defence: PR_SET_PDEATHSIG.
+  TempDir pids;
+  auto argv = ds({"--num_gpus", "2", kProbe, "--pid-dir", pids.str(), "--sleep-ms", "60000"});
+  pid_t launcher = ::fork();
+  ASSERT_GE(launcher, 0);
+  if (launcher == 0) {
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, STDOUT_FILENO);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (read_pids(pids.str()).size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto rank_pids = read_pids(pids.str());
+  ASSERT_EQ(rank_pids.size(), 2u);
+  ::kill(launcher, SIGKILL);
+  int status = 0;
+  ::waitpid(launcher, &status, 0);
+  expect_all_gone(rank_pids);
+}
+
+TEST(LauncherJob, DeepspeedEnvValuesReachTheRanks) {
+  TempDir cwd;
+  cwd.write(".deepspeed_env", "DS_TEST_SPACES=a value with  spaces\nDS_TEST_QUOTES=it's \"quoted\" $HOME\n");
+  const auto r = run(ds({"--num_gpus", "2", kProbe, "--env", "DS_TEST_SPACES", "DS_TEST_QUOTES"}), cwd.str());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* p : {"[rank0]: ", "[rank1]: "}) {
+    EXPECT_NE(r.out.find(std::string(p) + "DS_TEST_SPACES=a value with  spaces\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(std::string(p) + "DS_TEST_QUOTES=it's \"quoted\" $HOME\n"), std::string::npos) << r.out;
+  }
+}
+
+TEST(LauncherJob, EachRankLogAndSavePid) {
+  TempDir logs;
+  const auto r = run(ds({"--num_gpus", "2", "--enable_each_rank_log", logs.str() + "/logs", "--save_pid", kProbe,
+                         "--env", "RANK"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(logs.str() + "/logs")) {
+    ++files;
+    EXPECT_TRUE(std::regex_match(e.path().filename().string(), std::regex("[0-9]{14}_rank[01]\\.log")));
+    std::stringstream ss;
+    ss << std::ifstream(e.path()).rdbuf();
+    EXPECT_NE(ss.str().find("RANK="), std::string::npos);
+  }
+  EXPECT_EQ(files, 2);
+}
+
+TEST(LauncherJob, BindCoresToRank) {
+  const auto r = run(ds({"--bind_cores_to_rank", "--bind_core_list", "0", kProbe, "--env", "OMP_NUM_THREADS"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("OMP_NUM_THREADS=1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("binding ranks to cores with"), std::string::npos) << r.err;
+}
+
+TEST(LauncherJob, HostfileWithOneHostRunsLocally) {
+  TempDir dir;
+  const auto hf = dir.write("hostfile", "# a comment\nworker-0 slots=4\n");
+  const auto r = run(ds({"-H", hf, "-i", "worker-0:1,3", kProbe, "--env", "RANK", "CUDA_VISIBLE_DEVICES"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("[rank1]: CUDA_VISIBLE_DEVICES=1,3\n"), std::string::npos) << r.out;
+}
+
+TEST(LauncherDryRun, PrintsThePlanAndRunsNothing) {
+  TempDir pids;
+  const auto r = run(ds({"--num_gpus", "2", "--master_port", "1234", "--dry_run", kProbe, "--pid-dir", pids.str()}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["world_info"], "eyJsb2NhbGhvc3QiOiBbMCwgMV19");
+  EXPECT_EQ(j["master_addr"], "127.0.0.1");
+  EXPECT_EQ(j["master_port"], 1234);
+  EXPECT_EQ(j["ranks"].size(), 2u);
+  EXPECT_EQ(j["ranks"][1]["env"]["LOCAL_RANK"], "1");
+  EXPECT_EQ(j["commands"][0]["argv"][0], kDeepspeed);
+  EXPECT_TRUE(read_pids(pids.str()).empty());
+}
+
+// Bad input: exit 1 and a message naming what is wrong.
+void expect_bad_input(const std::vector<std::string>& flags, const std::string& needle, const std::string& cwd = ".") {
+  const auto r = run(ds(flags), cwd);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("deepspeed: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err << "\nexpected: " << needle;
+}
+
+TEST(LauncherBadInput, MalformedHostfileLineWithLineNumber) {
+  TempDir dir;
+  const auto hf = dir.write("hostfile", "worker-0 slots=2\n\nworker-1 slots=x\n");
+  expect_bad_input({"-H", hf, kProbe}, hf + ":3: Hostfile contains a bad entry: 'worker-1 slots=x'");
+}
+
+TEST(LauncherBadInput, DuplicateHost) {
+  TempDir dir;
+  const auto hf = dir.write("hostfile", "worker-0 slots=2\nworker-0 slots=1\n");
+  expect_bad_input({"-H", hf, kProbe}, hf + ":2: Hostfile contains multiple entries for worker-0");
+}
+
+TEST(LauncherBadInput, IncludeWithExclude) {
+  expect_bad_input({"-i", "localhost", "-e", "localhost:0", kProbe}, "mutually exclusive");
+}
+
+TEST(LauncherBadInput, UnknownHost) {
+  TempDir dir;
+  const auto hf = dir.write("hostfile", "worker-0 slots=2\n");
+  expect_bad_input({"-H", hf, "-i", "worker-9", kProbe}, "Hostname 'worker-9' not found in hostfile");
+}
+
+TEST(LauncherBadInput, SlotNotOnHost) {
+  TempDir dir;
+  const auto hf = dir.write("hostfile", "worker-0 slots=2\n");
+  expect_bad_input({"-H", hf, "-i", "worker-0:2", kProbe}, "No slot '2' specified on host 'worker-0'");
+}
+
+TEST(LauncherBadInput, NumNodesBeyondTheHostfile) {
+  TempDir dir;
+  const auto hf = dir.write("hostfile", "worker-0 slots=2\nworker-1 slots=2\n");
+  expect_bad_input({"-H", hf, "--num_nodes", "3", kProbe}, "--num_nodes=3 but only 2 hosts are available");
+  expect_bad_input({"--num_nodes", "2", kProbe}, "Num nodes is >1 but no extra nodes available via hostfile");
+}
+
+TEST(LauncherBadInput, MissingOrNonExecutableProgram) {
+  TempDir dir;
+  expect_bad_input({dir.str() + "/no_such_program"}, "program '" + dir.str() + "/no_such_program' not found");
+  const auto script = dir.write("not_executable", "#!/bin/sh\necho hi\n");
+  expect_bad_input({script}, "is not an executable file");
+  expect_bad_input({"no_such_program_in_path_xyz"}, "not found in PATH");
+}
+
+TEST(LauncherBadInput, UnsupportedAndUnknownFlags) {
+  expect_bad_input({"--autotuning", "run", kProbe}, "--autotuning is not supported");
+  expect_bad_input({"--elastic_training", kProbe}, "--elastic_training is not supported");
+  expect_bad_input({"--frobnicate", kProbe}, "unrecognized flag '--frobnicate'");
+  expect_bad_input({}, "no program given");
+}
+
+TEST(LauncherBadInput, BadDeepspeedEnvLine) {
+  TempDir cwd;
+  cwd.write(".deepspeed_env", "OK=1\nNOT A PAIR\n");
+  expect_bad_input({kProbe}, ".deepspeed_env:2: expected KEY=VALUE", cwd.str());
+}
+
+TEST(DsReport, PlainWhenPipedWithOpTableAndEnvironment) {
+  const auto r = run({kDsReport});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.find("\033["), std::string::npos) << "colour codes in piped output";
+  EXPECT_NE(r.out.find("op name ................ installed .. compatible\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fused_adam ............. [NO] ....... [NO]\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cpu_adam ............... [NO] ....... [OKAY]\n"), std::string::npos) << r.out;
+#if !__has_include(<libaio.h>) && !__has_include(<liburing.h>)
+  EXPECT_NE(r.out.find("async_io ............... [NO] ....... [NO]\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("async_io: no libaio or liburing headers"), std::string::npos) << r.out;
+#endif
+  EXPECT_NE(r.out.find("deepspeed info ................... "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("shared memory (/dev/shm) size .... "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cpu simd features ................ "), std::string::npos) << r.out;
+  const auto hidden = run({kDsReport, "--hide_operator_status", "--hide_errors_and_warnings"});
+  EXPECT_EQ(hidden.out.find("op name"), std::string::npos);
+  EXPECT_EQ(hidden.out.find("[WARNING]"), std::string::npos);
+}
+
+}  // namespace

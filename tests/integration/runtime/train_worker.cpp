@@ -1,0 +1,75 @@
+// One rank of a small training run, started by the tests' multi-process harness (or by the
+// deepspeed launcher). Trains a two-layer MLP on a synthetic regression set for --steps
+// optimizer steps with the given ds_config, prints "loss <micro_step> <value>" per micro
+// batch, and saves the final parameters to <--out>.rank<R>.pt.
+#include <iostream>
+
+#include <deepspeed/deepspeed.h>
+#include <torch/torch.h>
+
+namespace {
+
+struct Mlp : torch::nn::Module {
+  Mlp() {
+    fc1 = register_module("fc1", torch::nn::Linear(8, 16));
+    fc2 = register_module("fc2", torch::nn::Linear(16, 4));
+  }
+  torch::Tensor forward(torch::Tensor x) { return fc2->forward(torch::tanh(fc1->forward(x))); }
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+
+// The same samples on every rank (a fixed generator), as a real data set would be.
+class SyntheticData : public torch::data::datasets::Dataset<SyntheticData> {
+ public:
+  explicit SyntheticData(int64_t n) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+    x_ = torch::randn({n, 8}, gen);
+    auto w = torch::randn({8, 4}, gen);
+    y_ = torch::matmul(x_, w) + 0.1 * torch::randn({n, 4}, gen);
+  }
+  torch::data::Example<> get(size_t i) override { return {x_[static_cast<int64_t>(i)], y_[static_cast<int64_t>(i)]}; }
+  torch::optional<size_t> size() const override { return static_cast<size_t>(x_.size(0)); }
+
+ private:
+  torch::Tensor x_, y_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"deepspeed-cpp test worker"};
+  int64_t steps = 20;
+  int64_t samples = 96;
+  std::string out;
+  app.add_option("--steps", steps);
+  app.add_option("--samples", samples);
+  app.add_option("--out", out);
+  deepspeed::add_config_arguments(app);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    torch::manual_seed(42 + std::atoi(std::getenv("RANK") ? std::getenv("RANK") : "0"));
+    auto net = std::make_shared<Mlp>();
+    auto [engine, optimizer, loader, scheduler] =
+        deepspeed::initialize(app, net, net->parameters(), SyntheticData(samples));
+    int64_t micro = 0;
+    while (engine->global_steps() < steps) {
+      for (auto batch : *loader) {
+        auto loss = torch::mse_loss(engine->forward(batch.data), batch.target);
+        engine->backward(loss);
+        engine->step();
+        std::cout << "loss " << micro++ << " " << loss.item<double>() << "\n";
+        if (engine->global_steps() >= steps) break;
+      }
+    }
+    std::cout << "lr " << engine->get_lr().at(0) << "\n";
+    if (!out.empty()) {
+      std::vector<torch::Tensor> params;
+      for (auto& p : net->parameters()) params.push_back(p.detach().clone());
+      torch::save(params, out + ".rank" + std::to_string(engine->global_rank()) + ".pt");
+    }
+  } catch (const deepspeed::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

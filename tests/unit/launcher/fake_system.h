@@ -1,0 +1,40 @@
+// A SystemProbe for planner tests: no GPUs unless told, programs present as listed, ssh
+// answers scripted, cwd/home are temporary directories.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "launcher/system_probe.h"
+#include "test_util.h"
+
+namespace deepspeed::launcher::testing {
+
+class FakeSystem : public SystemProbe {
+ public:
+  Environ env;
+  TempDir cwd_dir, home_dir;
+  int gpus = 0;
+  std::set<std::string> programs = {"pdsh", "ssh", "ompi_info", "mpirun", "mpiname", "sinfo"};
+  bool reachable = true;
+  std::string address = "10.1.2.3";
+  mutable int ssh_calls = 0;
+
+  Environ environ() const override { return env; }
+  std::string cwd() const override { return cwd_dir.path().string(); }
+  std::string home() const override { return home_dir.path().string(); }
+  std::string self_exe() const override { return "/opt/ds/bin/deepspeed"; }
+  int runner_pid() const override { return 4242; }
+  int local_gpu_count() const override { return gpus; }
+  bool have_program(const std::string& name) const override { return programs.count(name) > 0; }
+  bool ssh_reachable(const std::string&, int, const std::vector<std::string>&) const override {
+    ++ssh_calls;
+    return reachable;
+  }
+  std::string ssh_first_address(const std::string&, int, const std::vector<std::string>&) const override {
+    ++ssh_calls;
+    return address;
+  }
+};
+
+}  // namespace deepspeed::launcher::testing

@@ -1,0 +1,90 @@
+#include "launcher/hostfile.h"
+
+#include <unistd.h>
+
+#include <sstream>
+
+#include "test_util.h"
+
+namespace deepspeed::launcher {
+namespace {
+
+using testing::expect_launch_error;
+
+HostPool parse(const std::string& text) {
+  std::istringstream in(text);
+  return parse_hostfile(in, "hf");
+}
+
+TEST(Hostfile, GoodWithBlankLinesCommentsAndIndentation) {
+  // DeepSpeed's test_hostfile_good.
+  const auto pool = parse(R"(
+    worker-1 slots=2
+    worker-2 slots=2
+
+    localhost slots=1
+    123.23.12.10 slots=2
+
+    #worker-1 slots=3
+    # this is a comment
+
+  )");
+  const HostPool expected = {{"worker-1", 2}, {"worker-2", 2}, {"localhost", 1}, {"123.23.12.10", 2}};
+  EXPECT_EQ(pool, expected);
+}
+
+TEST(Hostfile, KeepsFileOrderAndCase) {
+  const HostPool expected = {{"b", 1}, {"A", 2}, {"a", 3}};
+  EXPECT_EQ(parse("b slots=1\nA slots=2\na slots=3\n"), expected);
+}
+
+TEST(Hostfile, TrailingTextAfterSlotsIsIgnored) {
+  const HostPool expected = {{"w", 2}};
+  EXPECT_EQ(parse("w slots=2 # c\n"), expected);
+  EXPECT_EQ(parse("w\tslots=2 max_slots=4\n"), expected);
+}
+
+TEST(Hostfile, ZeroSlotsAllowed) {
+  const HostPool expected = {{"w", 0}, {"v", 1}};
+  EXPECT_EQ(parse("w slots=0\nv slots=1\n"), expected);
+}
+
+TEST(Hostfile, BadEntryNamesFileLineAndText) {
+  expect_launch_error([] { parse("worker-1 slots=2\n\nworker-2 slots=(1\n"); },
+                      "hf:3: Hostfile contains a bad entry: 'worker-2 slots=(1'");
+  expect_launch_error([] { parse("worker-1\n"); }, "hf:1: Hostfile contains a bad entry");
+  expect_launch_error([] { parse("worker-1 slots=\n"); }, "hf:1:");
+  expect_launch_error([] { parse("worker-1 slot=2\n"); }, "expected 'HOSTNAME slots=N'");
+  expect_launch_error([] { parse("slots=2\n"); }, "hf:1:");
+}
+
+TEST(Hostfile, DuplicateHostNamesLine) {
+  expect_launch_error([] { parse("worker-1 slots=2\nworker-2 slots=1\nworker-1 slots=1\n"); },
+                      "hf:3: Hostfile contains multiple entries for worker-1");
+}
+
+TEST(Hostfile, EmptyFileIsAnError) {
+  expect_launch_error([] { parse(""); }, "Hostfile is empty or not formatted correctly");
+  expect_launch_error([] { parse("# only a comment\n\n"); }, "hf: Hostfile is empty");
+}
+
+TEST(Hostfile, HugeSlotCountIsAnError) {
+  expect_launch_error([] { parse("w slots=99999999999999999999\n"); }, "out of range");
+}
+
+TEST(Hostfile, ReadMissingFileGivesNullopt) {
+  EXPECT_FALSE(read_hostfile("/nonexistent/dir/hostfile").has_value());
+}
+
+TEST(Hostfile, ReadFile) {
+  testing::TempDir dir;
+  auto path = dir.write("hostfile", "a slots=1\n");
+  auto pool = read_hostfile(path);
+  ASSERT_TRUE(pool.has_value());
+  EXPECT_EQ(pool->size(), 1u);
+  auto bad = dir.write("bad", "a slots=1\nb\n");
+  expect_launch_error([&] { read_hostfile(bad); }, bad + ":2:");
+}
+
+}  // namespace
+}  // namespace deepspeed::launcher
