@@ -107,7 +107,7 @@ def main():
             samples += args.batch_size
     seconds = time.perf_counter() - start
     if rank == 0:
-        print("Training throughput: %.1f samples/s (%d samples in %.1f s, %d ranks)" % (
+        print("Training throughput: %.1f samples/s (%d samples in %.1f s, world size %d)" % (
             samples / seconds, samples, seconds, world))
         tx, ty = load(args.data_dir, "t10k")
         with torch.no_grad():

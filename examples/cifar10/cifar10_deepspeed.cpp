@@ -109,8 +109,8 @@ void print_evaluation(const Evaluation& ev, const std::vector<std::string>& clas
 int run(const CLI::App& app, Options o) {
   if (o.data_dir.empty()) {
     if (o.dataset == "cifar10") {
-      throw DataError("--data_dir", "--dataset cifar10 needs --data_dir (the cifar-10-batches-bin directory, its "
-                                    "parent, or cifar-10-binary.tar.gz)");
+      throw deepspeed::Error("--dataset cifar10 needs --data_dir (the cifar-10-batches-bin directory, its parent, "
+                             "or cifar-10-binary.tar.gz)");
     }
     o.data_dir = kFashionMnistDefaultDir;
   }
@@ -158,6 +158,10 @@ int run(const CLI::App& app, Options o) {
       auto outputs = engine->forward(batch.data.to(device));
       auto loss = criterion(outputs, batch.target.to(device));
       engine->backward(loss);
+      // The engine logs at every steps_per_print-th step: erase the bar first, so that its
+      // line starts at the left margin.
+      const int64_t every = engine->config().steps_per_print;
+      if (every > 0 && (engine->global_steps() + 1) % every == 0) bar.clear();
       engine->step();
       if (ema && engine->was_step_applied()) ema->update(*engine->module());
       running_loss += loss.detach();
@@ -179,7 +183,7 @@ int run(const CLI::App& app, Options o) {
   if (!rank0) return 0;
 
   std::printf("Finished Training\n");
-  std::printf("Training throughput: %.1f samples/s (%lld samples in %.1f s, %lld ranks)\n",
+  std::printf("Training throughput: %.1f samples/s (%lld samples in %.1f s, world size %lld)\n",
               seconds > 0 ? static_cast<double>(engine->global_samples()) / seconds : 0.0,
               static_cast<long long>(engine->global_samples()), seconds, static_cast<long long>(engine->world_size()));
   ImageDataset testset = load_image_dataset(o.dataset, o.data_dir, Split::kTest, o.test_samples);

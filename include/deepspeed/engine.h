@@ -20,6 +20,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
 
+#include <deepspeed/checkpoint.h>
 #include <deepspeed/comm.h>
 #include <deepspeed/config.h>
 #include <deepspeed/data_loader.h>
@@ -104,6 +105,20 @@ class Engine {
   const DeepSpeedConfig& config() const { return config_; }
   const std::shared_ptr<comm::ProcessGroup>& process_group() const { return group_; }
 
+  // Checkpoints (spec §6, docs/checkpointing.md; implemented in engine_checkpoint.cpp).
+  // Every rank must call both. save_checkpoint writes save_dir/<tag>/ (default tag
+  // "global_step<N>") atomically and then save_dir/latest; load_checkpoint reads the tag
+  // given or the one in load_dir/latest, and returns no path (with DeepSpeed's warning)
+  // when there is no `latest`. A checkpoint saved on N ranks loads on any number of ranks.
+  // Errors: CheckpointError naming the file that is missing, truncated or corrupt.
+  bool save_checkpoint(const std::string& save_dir, std::optional<std::string> tag = std::nullopt,
+                       const ClientState& client_state = {}, bool save_latest = true);
+  LoadCheckpointResult load_checkpoint(const std::string& load_dir, std::optional<std::string> tag = std::nullopt,
+                                       bool load_module_strict = true, bool load_optimizer_states = true,
+                                       bool load_lr_scheduler_states = true, bool load_module_only = false);
+  // Where checkpoint files go (default: local files, written atomically).
+  void set_checkpoint_storage(std::shared_ptr<CheckpointStorage> storage) { checkpoint_storage_ = std::move(storage); }
+
  private:
   void begin_forward();
   void end_forward();
@@ -131,6 +146,7 @@ class Engine {
   std::optional<bool> boundary_override_;
   bool step_applied_ = false;
   std::optional<double> global_grad_norm_;
+  std::shared_ptr<CheckpointStorage> checkpoint_storage_;  // null: CheckpointStorage's defaults
 };
 
 }  // namespace deepspeed

@@ -150,7 +150,10 @@ DistributedEnvironment discover_environment(const Env& env, int default_port) {
     e.rank = *r;
     e.world_size = *s;
     e.local_rank = first_count(env, f.local_rank, 0).value_or(0);
-    e.local_size = first_count(env, f.local_size, 1).value_or(0);
+    // Without a local size we cannot tell one host from several; assume one (the usual
+    // `mpirun -n N` on a workstation). A wrong guess ends in a rendezvous timeout that names
+    // the address, and MASTER_ADDR fixes it.
+    e.local_size = first_count(env, f.local_size, 1).value_or(e.world_size);
     if (e.source == "slurm" && !lookup(env, "MASTER_ADDR")) {
       if (auto nodes = lookup(env, "SLURM_JOB_NODELIST")) {
         e.master_addr = first_slurm_host(*nodes);
@@ -162,7 +165,6 @@ DistributedEnvironment discover_environment(const Env& env, int default_port) {
                       "is not set: export MASTER_ADDR (and MASTER_PORT) to every rank (the "
                       "deepspeed launcher's MPI runners do)");
     }
-    if (e.local_size == 0) e.local_size = e.world_size;
     check_consistent(e);
     return e;
   }

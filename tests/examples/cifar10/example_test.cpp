@@ -165,3 +165,20 @@ TEST_F(Cifar10Example, MissingDataIsAClearError) {
   EXPECT_EQ(c.ranks.at(0).exit_code, 1) << c.out();
   EXPECT_TRUE(contains(c.out(), "--dataset cifar10 needs --data_dir")) << c.out();
 }
+
+// Every config shipped in examples/cifar10/ (fp32 now; bf16 and ZeRO stages as they land)
+// trains on a slice with 2 ranks.
+TEST_F(Cifar10Example, EveryShippedConfigRunsOnTwoRanks) {
+  std::vector<std::string> configs;
+  for (const auto& entry : std::filesystem::directory_iterator(DS_SOURCE_DIR "/examples/cifar10")) {
+    if (entry.path().extension() == ".json") configs.push_back(entry.path().string());
+  }
+  ASSERT_FALSE(configs.empty());
+  for (const auto& config : configs) {
+    SCOPED_TRACE(config);
+    auto r = run_example(2, {"--deepspeed_config", config, "--data_dir", dir_.path(), "-e", "1", "--log_interval", "5"});
+    expect_ok(r);
+    EXPECT_FALSE(loss_curve(r.out()).empty()) << r.out();
+    EXPECT_TRUE(contains(r.out(), "Accuracy of the network on the 100 test images: ")) << r.out();
+  }
+}

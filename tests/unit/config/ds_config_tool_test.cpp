@@ -137,9 +137,12 @@ TEST_F(DsConfigTool, ScheduleAsCsv) {
     EXPECT_EQ(line.substr(second + 1), "0.8");
   }
   ASSERT_EQ(lrs.size(), 6u);
-  // Linear warmup over 4 steps: the lr of optimizer step n is min + (max - min) * (n - 1) / 4.
+  // Optimizer step n runs with the schedule at k = n - 2 (k = -1 is the construction value,
+  // warmup_min_lr); linear warmup over 4 steps gives min + (max - min) * k / 4 for k >= 0.
   EXPECT_DOUBLE_EQ(lrs[0], 0.0);
-  EXPECT_DOUBLE_EQ(lrs[2], 0.05);
+  EXPECT_DOUBLE_EQ(lrs[1], 0.0);
+  EXPECT_DOUBLE_EQ(lrs[2], 0.025);
+  EXPECT_DOUBLE_EQ(lrs[3], 0.05);
   EXPECT_DOUBLE_EQ(lrs[5], 0.1);
 }
 

@@ -1,0 +1,70 @@
+#include "checkpoint/checkpoint_reader.h"
+
+#include <deepspeed/errors.h>
+
+#include "checkpoint/layout.h"
+#include "checkpoint/pickle_io.h"
+
+namespace deepspeed::checkpoint {
+
+std::optional<std::string> read_latest_tag(CheckpointStorage& storage, const std::filesystem::path& load_dir) {
+  const auto path = load_dir / kLatestFile;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  const auto bytes = storage.read_file(path);
+  std::string tag(bytes.begin(), bytes.end());
+  const auto first = tag.find_first_not_of(" \t\r\n");
+  const auto last = tag.find_last_not_of(" \t\r\n");
+  tag = first == std::string::npos ? "" : tag.substr(first, last - first + 1);
+  if (tag.empty()) throw CheckpointError("checkpoint: " + path.string() + " is empty; it should name a tag");
+  return tag;
+}
+
+std::string missing_latest_message(const std::filesystem::path& load_dir) {
+  return "Unable to find latest file at " + (load_dir / kLatestFile).string() +
+         ", if trying to load latest checkpoint please ensure this file exists or pass an explicit checkpoint tag "
+         "when loading a checkpoint.";
+}
+
+CheckpointReader::CheckpointReader(CheckpointStorage& storage, std::filesystem::path load_dir, std::string tag)
+    : storage_(storage), dir_(tag_dir(load_dir, tag)), tag_(std::move(tag)) {
+  check_tag(tag_);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir_, ec)) {
+    std::string msg = "checkpoint folder " + dir_.string() + " does not exist";
+    if (std::filesystem::exists(staging_dir(load_dir, tag_), ec)) {
+      msg += " (" + staging_dir(load_dir, tag_).string() + " is a save of this tag that did not finish)";
+    }
+    throw CheckpointError(msg);
+  }
+  const auto manifest_path = dir_ / kManifestFile;
+  if (!std::filesystem::exists(manifest_path, ec)) {
+    throw CheckpointError("checkpoint manifest " + manifest_path.string() +
+                          " is missing: the checkpoint is incomplete, or was not written by deepspeed-cpp");
+  }
+  const auto bytes = storage_.read_file(manifest_path);
+  manifest_ = Manifest::parse(bytes, manifest_path);
+  if (manifest_.tag != tag_) {
+    throw CheckpointError("checkpoint manifest " + manifest_path.string() + " belongs to tag '" + manifest_.tag +
+                          "', not '" + tag_ + "' (a folder renamed by hand?)");
+  }
+}
+
+c10::IValue CheckpointReader::read(const std::string& name) const {
+  const auto path = dir_ / name;
+  if (!manifest_.files.count(name)) {
+    throw CheckpointError("checkpoint " + dir_.string() + " has no " + name + " (its manifest lists " +
+                          std::to_string(manifest_.files.size()) + " files)");
+  }
+  const auto bytes = storage_.read_file(path);
+  manifest_.verify(name, bytes, path);
+  return from_pickle_bytes(bytes, path.string());
+}
+
+c10::impl::GenericDict CheckpointReader::read_dict(const std::string& name) const {
+  auto v = read(name);
+  if (!v.isGenericDict()) throw CheckpointError("checkpoint file " + (dir_ / name).string() + " does not hold a dict");
+  return v.toGenericDict();
+}
+
+}  // namespace deepspeed::checkpoint

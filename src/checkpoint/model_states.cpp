@@ -1,0 +1,75 @@
+#include "checkpoint/model_states.h"
+
+#include <set>
+
+#include <deepspeed/errors.h>
+
+#include "checkpoint/ivalue_conversion.h"
+
+namespace deepspeed::checkpoint {
+namespace {
+
+// Keys load_checkpoint reads back; a client value there would replace the engine's.
+const std::set<std::string>& reserved_keys() {
+  static const std::set<std::string> keys = {
+      "module",        "optimizer",      "lr_scheduler",  "global_steps", "global_samples",
+      "skipped_steps", "micro_steps",    "dp_world_size", "mp_world_size", "data_sampler",
+      "rng_states",    "checkpoint_parallel_dimensions"};
+  return keys;
+}
+
+}  // namespace
+
+c10::impl::GenericDict make_model_states(const ModelStates& s, const ClientState& client_state) {
+  for (const auto& [key, value] : client_state) {
+    if (reserved_keys().count(key)) {
+      throw CheckpointError("save_checkpoint: client_state key '" + key +
+                            "' is one the engine saves and restores itself; use another name");
+    }
+  }
+  auto d = make_string_dict();
+  d.insert("module", s.module);
+  d.insert("buffer_names", s.buffer_names);
+  d.insert("optimizer", s.optimizer);
+  d.insert("param_shapes", s.param_shapes);
+  d.insert("frozen_param_shapes", c10::IValue());
+  d.insert("shared_params", make_string_dict());
+  d.insert("frozen_param_fragments", c10::IValue());
+  d.insert("lr_scheduler", s.lr_scheduler);
+  d.insert("data_sampler", s.data_sampler);
+  d.insert("random_ltd", c10::IValue());
+  d.insert("sparse_tensor_module_names", make_list());
+  d.insert("skipped_steps", s.skipped_steps);
+  d.insert("global_steps", s.global_steps);
+  d.insert("global_samples", s.global_samples);
+  d.insert("micro_steps", s.micro_steps);
+  d.insert("dp_world_size", s.dp_world_size);
+  d.insert("mp_world_size", s.mp_world_size);
+  auto dims = make_string_dict();
+  dims.insert("pp_degree", int64_t{1});
+  dims.insert("tp_degree", s.mp_world_size);
+  d.insert("checkpoint_parallel_dimensions", dims);
+  d.insert("ds_config", s.ds_config);
+  d.insert("ds_version", s.ds_version);
+  d.insert("rng_states", s.rng_states);
+  for (const auto& [key, value] : client_state) d.insert_or_assign(key, to_ivalue(value));
+  return d;
+}
+
+ClientState client_state_from(const c10::impl::GenericDict& states, bool module_only, bool optimizer_loaded,
+                              bool lr_scheduler_loaded, const std::string& file) {
+  // DeepSpeed's list (engine.py, _load_checkpoint), plus our own entries.
+  static const std::set<std::string> engine_keys = {
+      "module",        "sparse_tensor_module_names", "skipped_steps", "global_steps", "dp_world_size",
+      "mp_world_size", "data_sampler",               "random_ltd",    "micro_steps",  "rng_states"};
+  ClientState out;
+  for (const auto& e : states) {
+    const auto& key = e.key().toStringRef();
+    if (module_only ? key == "module" : engine_keys.count(key) > 0) continue;
+    if ((key == "optimizer" && optimizer_loaded) || (key == "lr_scheduler" && lr_scheduler_loaded)) continue;
+    out.emplace(key, to_state_value(e.value(), file + ": client state key '" + key + "'"));
+  }
+  return out;
+}
+
+}  // namespace deepspeed::checkpoint

@@ -1,0 +1,219 @@
+// Engine::save_checkpoint / load_checkpoint: the engine gathers what the next step depends
+// on (module, optimizer, LR schedule, counters, RNG, data position) and hands it to
+// src/checkpoint/, which knows the layout, the file protocol and the conversions.
+#include <deepspeed/engine.h>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <deepspeed/errors.h>
+#include <deepspeed/version.h>
+
+#include "checkpoint/checkpoint_reader.h"
+#include "checkpoint/checkpoint_writer.h"
+#include "checkpoint/data_position.h"
+#include "checkpoint/ivalue_conversion.h"
+#include "checkpoint/layout.h"
+#include "checkpoint/model_states.h"
+#include "checkpoint/module_state.h"
+#include "checkpoint/optimizer_state.h"
+#include "checkpoint/pickle_io.h"
+#include "checkpoint/rank_exchange.h"
+#include "checkpoint/rng_state.h"
+#include "checkpoint/tag_validation.h"
+#include "runtime/logger.h"
+
+namespace deepspeed {
+namespace {
+
+using namespace checkpoint;
+
+std::string tensor_bytes(const torch::Tensor& t) {
+  if (!t.defined()) return {};
+  auto c = t.contiguous().cpu();
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()) * c.element_size());
+}
+
+torch::Tensor bytes_tensor(const std::string& bytes) {
+  if (bytes.empty()) return {};
+  auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kByte);
+  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+// Every rank's generator states, as the list the model-states file keeps (collective).
+c10::IValue gather_rng_states(comm::ProcessGroup& group, torch::Device device) {
+  const auto mine = capture_rng_state(device);
+  const auto cpu = all_gather_bytes(group, tensor_bytes(mine.cpu));
+  const auto cuda = all_gather_bytes(group, tensor_bytes(mine.cuda));
+  auto list = make_list();
+  for (size_t r = 0; r < cpu.size(); ++r) list.push_back(to_ivalue(RngState{bytes_tensor(cpu[r]), bytes_tensor(cuda[r])}));
+  return list;
+}
+
+// DeepSpeed's param_shapes: per optimizer group, parameter name -> shape.
+c10::IValue param_shapes(const torch::nn::Module& module, const Optimizer* optimizer) {
+  std::map<const void*, std::string> names;
+  for (const auto& p : module.named_parameters()) names[p.value().unsafeGetTensorImpl()] = p.key();
+  auto groups = make_list();
+  if (!optimizer) return groups;
+  for (const auto& g : optimizer->param_groups()) {
+    auto shapes = make_string_dict();
+    for (const auto& p : g.params) {
+      auto it = names.find(p.unsafeGetTensorImpl());
+      shapes.insert(it != names.end() ? it->second : "param" + std::to_string(shapes.size()), c10::List<int64_t>(p.sizes().vec()));
+    }
+    groups.push_back(shapes);
+  }
+  return groups;
+}
+
+LogLevel level_of(const DeepSpeedConfig& c) { return c.log_level ? parse_log_level(*c.log_level) : LogLevel::Info; }
+
+}  // namespace
+
+bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::string> tag_arg,
+                             const ClientState& client_state, bool save_latest) {
+  if (save_dir.empty()) throw CheckpointError("save_dir must be a non-empty string, got ''");
+  const std::string tag = tag_arg.value_or(default_tag(global_steps_));
+  check_tag(tag);
+  const Logger logger(group_->rank(), level_of(config_));
+  if (!validate_tag(*group_, tag, parse_tag_validation(config_.checkpoint.tag_validation))) {
+    logger.log(LogLevel::Warning, inconsistent_tag_message(group_->rank(), tag), /*all_ranks=*/true);
+  }
+  if (config_.zero_stage() != 0) {
+    throw CheckpointError("save_checkpoint: ZeRO stage " + std::to_string(config_.zero_stage()) +
+                          " checkpoints are not available in this version of deepspeed-cpp");
+  }
+  const auto rng_states = gather_rng_states(*group_, device_);
+  const int64_t rank = group_->rank();
+  const auto path = std::filesystem::path(save_dir) / tag;
+  logger.info(fmt::format("[Torch] Checkpoint {} is about to be saved!", tag));
+
+  auto make_files = [&] {
+  std::vector<FileToWrite> files;
+  for (const auto& name : files_written_by(config_.zero_stage(), rank, /*mp_rank=*/0, config_.bf16_enabled())) {
+    // Stage 0: the one file is the model states, written by DP rank 0.
+    ModelStates s;
+    s.module = module_state_dict(*module_);
+    auto buffers = make_list();
+    for (const auto& b : buffer_names(*module_)) buffers.push_back(b);
+    s.buffer_names = buffers;
+    s.optimizer = optimizer_ ? optimizer_state_dict(*optimizer_) : c10::IValue();
+    s.param_shapes = param_shapes(*module_, optimizer_.get());
+    s.lr_scheduler = lr_scheduler_ ? to_ivalue(lr_scheduler_->state_dict()) : c10::IValue();
+    s.data_sampler = training_dataloader_ ? loader_position(*training_dataloader_) : c10::IValue();
+    s.rng_states = rng_states;
+    s.ds_config = to_ivalue(config_.raw);
+    s.global_steps = global_steps_;
+    s.global_samples = global_samples_;
+    s.micro_steps = micro_steps_;
+    s.skipped_steps = skipped_steps_;
+    s.dp_world_size = dp_world_size();
+    s.ds_version = DEEPSPEED_VERSION;
+    logger.info("Saving model checkpoint: " + (path / name).string());
+    files.push_back({name, to_pickle_bytes(make_model_states(s, client_state))});
+  }
+  return files;
+  };
+  Manifest header;
+  header.tag = tag;
+  header.zero_stage = config_.zero_stage();
+  header.dp_world_size = dp_world_size();
+  CheckpointStorage default_storage;
+  write_checkpoint(*group_, checkpoint_storage_ ? *checkpoint_storage_ : default_storage, save_dir, header, make_files,
+                   save_latest);
+  logger.info(fmt::format("[Torch] Checkpoint {} is ready now!", tag));
+  return true;
+}
+
+LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::optional<std::string> tag,
+                                             bool load_module_strict, bool load_optimizer_states,
+                                             bool load_lr_scheduler_states, bool load_module_only) {
+  const Logger logger(group_->rank(), level_of(config_));
+  CheckpointStorage default_storage;
+  CheckpointStorage& storage = checkpoint_storage_ ? *checkpoint_storage_ : default_storage;
+  if (!tag) {
+    std::optional<std::string> latest;
+    run_phase(*group_, "reading " + (std::filesystem::path(load_dir) / kLatestFile).string(),
+              [&] { latest = read_latest_tag(storage, load_dir); });
+    // Every rank must take the same branch, or the ones that go on would wait forever.
+    auto found = torch::full({1}, latest ? 1 : 0, torch::TensorOptions().dtype(torch::kLong).device(device_));
+    group_->all_reduce(found, comm::ReduceOp::Min);
+    if (found.item<int64_t>() == 0) {
+      logger.warning(missing_latest_message(load_dir));
+      return {};
+    }
+    tag = latest;
+  }
+  if (!validate_tag(*group_, *tag, parse_tag_validation(config_.checkpoint.tag_validation))) {
+    logger.log(LogLevel::Warning, inconsistent_tag_message(group_->rank(), *tag), /*all_ranks=*/true);
+  }
+
+  // Read and check everything before changing anything.
+  std::optional<CheckpointReader> reader;
+  std::optional<c10::impl::GenericDict> states;
+  std::string file;
+  run_phase(*group_, "reading the checkpoint " + (std::filesystem::path(load_dir) / *tag).string(), [&] {
+    reader.emplace(storage, load_dir, *tag);
+    const auto& m = reader->manifest();
+    if (m.zero_stage != config_.zero_stage()) {
+      throw CheckpointError(fmt::format("checkpoint {} was saved with ZeRO stage {}; this engine runs stage {}",
+                                        reader->dir().string(), m.zero_stage, config_.zero_stage()));
+    }
+    if (m.mp_world_size != 1) {
+      throw CheckpointError(fmt::format("checkpoint count 1 is different from saved mp_world_size {}", m.mp_world_size));
+    }
+    const auto name = model_states_file_name(0);
+    file = (reader->dir() / name).string();
+    states = reader->read_dict(name);
+  });
+
+  const auto& sd = *states;
+  std::optional<std::string> data_note;
+  run_phase(*group_, "restoring the checkpoint " + file, [&] {
+    const auto module = dict_at(sd, "module", file);
+    if (!module.isGenericDict()) throw CheckpointError(file + ": 'module' is not a state dict");
+    load_module_state(*module_, module.toGenericDict(), load_module_strict, file);
+    zero_grad();
+    if (load_module_only) return;
+    if (load_optimizer_states && optimizer_) load_optimizer_state(*optimizer_, dict_at(sd, "optimizer", file), file);
+    if (load_lr_scheduler_states && lr_scheduler_) {
+      const auto lr = dict_at(sd, "lr_scheduler", file);
+      if (!lr.isNone()) lr_scheduler_->load_state_dict(to_json(lr, file + ": lr_scheduler"));
+    }
+    global_steps_ = int_at(sd, "global_steps", file);
+    global_samples_ = sd.contains("global_samples") ? int_at(sd, "global_samples", file)
+                                                     : global_steps_ * train_batch_size();
+    skipped_steps_ = int_at(sd, "skipped_steps", file);
+    // The micro-step count decides the accumulation boundaries; with another
+    // gradient_accumulation_steps (another world size) it restarts at this boundary.
+    const auto saved_config = sd.contains("ds_config") ? to_json(sd.at("ds_config"), file) : nlohmann::json();
+    const bool same_gas = sd.contains("micro_steps") && saved_config.is_object() &&
+                          saved_config.value("gradient_accumulation_steps", int64_t{-1}) == gradient_accumulation_steps();
+    micro_steps_ = same_gas ? int_at(sd, "micro_steps", file) : global_steps_ * gradient_accumulation_steps();
+    if (training_dataloader_ && sd.contains("data_sampler") && !sd.at("data_sampler").isNone()) {
+      data_note = restore_loader_position(*training_dataloader_, sd.at("data_sampler"), file);
+    }
+    if (sd.contains("rng_states") && sd.at("rng_states").isList()) {
+      const auto rngs = sd.at("rng_states").toListRef();
+      if (group_->rank() < static_cast<int64_t>(rngs.size())) {
+        restore_rng_state(rng_state_from(rngs[group_->rank()], file), device_);
+      }
+    }
+  });
+
+  const int64_t saved_dp = reader->manifest().dp_world_size;
+  if (saved_dp != dp_world_size()) {
+    logger.info(fmt::format("Loading a checkpoint saved on {} data-parallel ranks onto {}{}", saved_dp,
+                            dp_world_size(),
+                            dp_world_size() > saved_dp && !load_module_only
+                                ? fmt::format("; ranks {}.. keep their own RNG state", saved_dp)
+                                : std::string()));
+  }
+  if (data_note) logger.warning(*data_note);
+  return {file, client_state_from(sd, load_module_only, load_optimizer_states && optimizer_ != nullptr,
+                                  load_lr_scheduler_states && lr_scheduler_ != nullptr, file)};
+}
+
+}  // namespace deepspeed

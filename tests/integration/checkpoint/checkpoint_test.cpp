@@ -1,0 +1,425 @@
+// Checkpoints end to end: bit-exact resume in a new process, resharding 2 -> 1 and 2 -> 3
+// ranks, a rank killed during a save, each kind of damaged file, tag validation, Python's
+// torch.load on our files, and ds_to_fp32.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <deepspeed/deepspeed.h>
+
+#include "multiprocess.h"
+
+namespace fs = std::filesystem;
+using deepspeed::testing::read_file;
+using deepspeed::testing::RankResult;
+using deepspeed::testing::run_ranks;
+using deepspeed::testing::RunOptions;
+using deepspeed::testing::TempDir;
+using deepspeed::testing::write_file;
+
+namespace {
+
+const std::string kWorker = DS_BINARY_DIR "/bin/ds_test_checkpoint_worker";
+const std::string kToFp32 = DS_BINARY_DIR "/bin/ds_to_fp32";
+const std::string kPython = "/usr/bin/python3";
+
+std::string config(int micro, int gas, const std::string& extra = "") {
+  return R"({"train_micro_batch_size_per_gpu": )" + std::to_string(micro) + R"(, "gradient_accumulation_steps": )" +
+         std::to_string(gas) +
+         R"(, "steps_per_print": 100, "optimizer": {"type": "AdamW", "params": {"lr": 0.01, "weight_decay": 0.01}},
+            "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_num_steps": 5, "total_num_steps": 40}})" +
+         extra + "}";
+}
+
+struct Run {
+  std::vector<RankResult> ranks;
+  std::map<int64_t, std::vector<std::string>> losses;  // global step -> rank 0's "%a" values
+  std::string output() const {
+    std::string s;
+    for (const auto& r : ranks) s += "--- rank " + std::to_string(r.rank) + "\n" + r.output;
+    return s;
+  }
+};
+
+Run run(int world_size, const std::string& cfg, TempDir& dir, std::vector<std::string> args,
+        bool expect_success = true, RunOptions options = {}) {
+  static int counter = 0;
+  const std::string cfg_path = dir.file("ds_config_" + std::to_string(counter++) + ".json");
+  write_file(cfg_path, cfg);
+  args.insert(args.begin(), {"--deepspeed_config", cfg_path});
+  Run r;
+  r.ranks = run_ranks(world_size, kWorker, args, options);
+  if (expect_success) {
+    for (const auto& rank : r.ranks) {
+      EXPECT_FALSE(rank.timed_out) << "rank " << rank.rank << " hung:\n" << rank.output;
+      EXPECT_EQ(rank.exit_code, 0) << "rank " << rank.rank << ":\n" << rank.output;
+    }
+  }
+  std::istringstream in(r.ranks.at(0).output);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string word, value;
+    int64_t step = 0;
+    if (words >> word && word == "loss" && words >> step >> value) r.losses[step].push_back(value);
+  }
+  return r;
+}
+
+std::string line_with(const std::string& output, const std::string& prefix) {
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) return line;
+  }
+  return "";
+}
+
+std::vector<torch::Tensor> load_tensors(const std::string& path) {
+  std::vector<torch::Tensor> t;
+  torch::load(t, path);
+  return t;
+}
+
+bool python_has_torch() {
+  static const bool has = std::system((kPython + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
+  return has;
+}
+
+// Runs a Python snippet with Debian's python3-torch; returns its exit status.
+int python(const std::string& code, TempDir& dir) {
+  const auto script = dir.file("check.py");
+  write_file(script, code);
+  return std::system((kPython + " " + script).c_str());
+}
+
+}  // namespace
+
+// 20 steps straight == 10 steps, save, a new process loads, 10 more steps: every loss, the
+// final parameters, the optimizer state and the LR identical to the bit.
+TEST(CheckpointResume, BitExactInANewProcess) {
+  TempDir dir;
+  const auto cfg = config(4, 2);
+  const std::vector<std::string> common = {"--dropout", "0.1", "--steps", "20"};
+  auto args = [&](std::vector<std::string> extra) {
+    auto a = common;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  auto straight = run(2, cfg, dir, args({"--out", dir.file("straight.pt")}));
+  run(2, cfg, dir, {"--dropout", "0.1", "--steps", "10", "--save_dir", dir.file("ckpt"), "--save_every", "10"});
+  EXPECT_EQ(read_file(dir.file("ckpt/latest")), "global_step10");  // no newline, as DeepSpeed
+  auto resumed = run(2, cfg, dir, args({"--save_dir", dir.file("ckpt"), "--load", "--out", dir.file("resumed.pt")}));
+
+  // The tutorial's loop: client_state round-trips, the loader resumes at the next batch.
+  EXPECT_NE(resumed.ranks[0].output.find("step 10 global_steps 10 note saved at epoch 1"), std::string::npos)
+      << resumed.output();
+  for (int64_t step = 11; step <= 20; ++step) {
+    ASSERT_TRUE(resumed.losses.count(step)) << "step " << step << "\n" << resumed.output();
+    EXPECT_EQ(straight.losses[step], resumed.losses[step]) << "step " << step;
+  }
+  EXPECT_FALSE(resumed.losses.count(10)) << "the resumed run repeated a batch";
+  EXPECT_EQ(line_with(straight.ranks[0].output, "final_lr"), line_with(resumed.ranks[0].output, "final_lr"));
+  auto a = load_tensors(dir.file("straight.pt"));
+  auto b = load_tensors(dir.file("resumed.pt"));
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_GT(a.size(), 4u) << "no optimizer state was compared";
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+}
+
+// Saved on 2 ranks, resumed on 1 and on 3 with the same global batch: the same losses as
+// the uninterrupted 2-rank run (up to float summation order).
+TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThree) {
+  TempDir dir;
+  auto straight = run(2, config(3, 2), dir, {"--steps", "20"});
+  run(2, config(3, 2), dir, {"--steps", "10", "--save_dir", dir.file("ckpt"), "--save_every", "10"});
+  for (int world : {1, 3}) {
+    auto resumed = run(world, config(6 / world, 2), dir, {"--steps", "20", "--save_dir", dir.file("ckpt"), "--load"});
+    EXPECT_NE(resumed.ranks[0].output.find("step 10 global_steps 10"), std::string::npos) << resumed.output();
+    EXPECT_NE(resumed.ranks[0].output.find("saved on 2 data-parallel ranks onto " + std::to_string(world)),
+              std::string::npos)
+        << resumed.output();
+    for (int64_t step = 11; step <= 20; ++step) {
+      ASSERT_EQ(resumed.losses[step].size(), 2u) << "world " << world << " step " << step << resumed.output();
+      for (size_t k = 0; k < 2; ++k) {
+        const double x = std::strtod(straight.losses[step][k].c_str(), nullptr);
+        const double y = std::strtod(resumed.losses[step][k].c_str(), nullptr);
+        EXPECT_NEAR(x, y, 1e-5 * std::abs(x) + 1e-7) << "world " << world << " step " << step;
+      }
+    }
+  }
+}
+
+// A rank killed in the middle of a save (while writing the model states, the manifest, or
+// `latest`) leaves `latest` at the previous complete checkpoint, which loads.
+TEST(CheckpointCrash, KilledDuringSaveKeepsPreviousCheckpoint) {
+  for (const std::string file : {"mp_rank_00_model_states.pt", "ds_manifest.json", "latest"}) {
+    SCOPED_TRACE(file);
+    TempDir dir;
+    RunOptions crash;
+    crash.timeout = std::chrono::seconds(90);
+    crash.env["DS_TEST_CRASH_IN_SAVE"] = "0:" + file + ":10";
+    auto crashed = run(2, config(4, 1), dir, {"--steps", "12", "--save_dir", dir.file("ckpt"), "--save_every", "5"},
+                       /*expect_success=*/false, crash);
+    EXPECT_NE(crashed.ranks[0].output.find("crashing while writing"), std::string::npos) << crashed.output();
+    EXPECT_NE(crashed.ranks[0].exit_code, 0);
+    EXPECT_TRUE(crashed.ranks[1].exit_code != 0 || crashed.ranks[1].timed_out) << crashed.output();
+    EXPECT_EQ(read_file(dir.file("ckpt/latest")), "global_step5");
+    if (file != "latest") EXPECT_FALSE(fs::exists(dir.file("ckpt/global_step10")));
+
+    auto resumed = run(1, config(8, 1), dir, {"--steps", "7", "--save_dir", dir.file("ckpt"), "--load"});
+    EXPECT_NE(resumed.ranks[0].output.find("global_step5/mp_rank_00_model_states.pt step 5"), std::string::npos)
+        << resumed.output();
+    // The next save of the interrupted tag succeeds and clears what the crash left.
+    run(1, config(8, 1), dir, {"--steps", "10", "--save_dir", dir.file("ckpt"), "--load", "--save_every", "10"});
+    EXPECT_EQ(read_file(dir.file("ckpt/latest")), "global_step10");
+    EXPECT_FALSE(fs::exists(dir.file("ckpt/global_step10.partial")));
+  }
+}
+
+TEST(CheckpointTags, InconsistentTagFailsWhenConfigured) {
+  TempDir dir;
+  auto r = run(2, config(4, 1, R"(, "checkpoint": {"tag_validation": "Fail"})"), dir,
+               {"--steps", "2", "--save_dir", dir.file("ckpt"), "--save_every", "1", "--rank_in_tag"},
+               /*expect_success=*/false);
+  for (const auto& rank : r.ranks) {
+    EXPECT_EQ(rank.exit_code, 1) << r.output();
+    EXPECT_NE(rank.output.find("[rank=" + std::to_string(rank.rank) + "] The checkpoint tag name 'step1_rank" +
+                               std::to_string(rank.rank) + "' is not consistent across all ranks."),
+              std::string::npos)
+        << rank.output;
+  }
+  EXPECT_FALSE(fs::exists(dir.file("ckpt/latest")));
+}
+
+// ---- in-process: one rank, a small model, the files damaged in each way ----
+
+namespace {
+
+struct Net : torch::nn::Module {
+  Net() { fc = register_module("fc", torch::nn::Linear(3, 2)); }
+  torch::Tensor forward(torch::Tensor x) { return fc->forward(x); }
+  torch::nn::Linear fc{nullptr};
+};
+
+std::shared_ptr<deepspeed::Engine> make_engine(std::shared_ptr<Net> net) {
+  deepspeed::InitializeOptions o;
+  o.config_json = nlohmann::json::parse(config(2, 1));
+  return deepspeed::initialize(net, o).engine;
+}
+
+// Trains two steps and saves under `dir`; returns the model-states file.
+std::string save_small(const std::string& dir, const deepspeed::ClientState& client = {}) {
+  auto net = std::make_shared<Net>();
+  auto engine = make_engine(net);
+  for (int i = 0; i < 2; ++i) {
+    engine->backward(engine->forward(torch::ones({2, 3})).pow(2).mean());
+    engine->step();
+  }
+  engine->save_checkpoint(dir, std::nullopt, client);
+  return dir + "/global_step2/mp_rank_00_model_states.pt";
+}
+
+std::string load_error(const std::string& dir) {
+  auto engine = make_engine(std::make_shared<Net>());
+  try {
+    engine->load_checkpoint(dir);
+  } catch (const deepspeed::CheckpointError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+void flip_byte(const std::string& path, size_t at) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(at));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(&c, 1);
+}
+
+}  // namespace
+
+TEST(CheckpointDamage, EachCaseNamesTheFile) {
+  TempDir dir;
+  const auto model = save_small(dir.path());
+  const auto good = read_file(model);
+  const auto manifest = dir.file("global_step2/ds_manifest.json");
+  const auto good_manifest = read_file(manifest);
+  {
+    auto engine = make_engine(std::make_shared<Net>());
+    auto [path, client] = engine->load_checkpoint(dir.path());
+    EXPECT_EQ(path, model);
+    EXPECT_EQ(engine->global_steps(), 2);
+  }
+  fs::resize_file(model, good.size() / 2);
+  auto e = load_error(dir.path());
+  EXPECT_NE(e.find(model + " is truncated"), std::string::npos) << e;
+
+  write_file(model, good);
+  flip_byte(model, good.size() / 2);
+  e = load_error(dir.path());
+  EXPECT_NE(e.find(model + " is corrupt: CRC32"), std::string::npos) << e;
+
+  fs::remove(model);
+  e = load_error(dir.path());
+  EXPECT_NE(e.find(model + " is missing"), std::string::npos) << e;
+
+  write_file(model, good);
+  write_file(manifest, good_manifest.substr(0, good_manifest.size() / 2));
+  e = load_error(dir.path());
+  EXPECT_NE(e.find("manifest " + manifest + " is corrupt"), std::string::npos) << e;
+
+  write_file(manifest, R"({"format": "something else"})");
+  e = load_error(dir.path());
+  EXPECT_NE(e.find(manifest + " is not a deepspeed-cpp checkpoint manifest"), std::string::npos) << e;
+
+  fs::remove(manifest);
+  e = load_error(dir.path());
+  EXPECT_NE(e.find(manifest + " is missing"), std::string::npos) << e;
+
+  write_file(manifest, good_manifest);
+  write_file(dir.file("latest"), "global_step7");
+  e = load_error(dir.path());
+  EXPECT_NE(e.find(dir.file("global_step7") + " does not exist"), std::string::npos) << e;
+
+  // With everything restored, it loads again.
+  write_file(dir.file("latest"), "global_step2");
+  EXPECT_EQ(load_error(dir.path()), "(no error)");
+}
+
+TEST(CheckpointLoad, NoLatestReturnsNothingAndChangesNothing) {
+  TempDir dir;
+  auto engine = make_engine(std::make_shared<Net>());
+  auto result = engine->load_checkpoint(dir.path());
+  EXPECT_FALSE(result.load_path.has_value());
+  EXPECT_FALSE(static_cast<bool>(result));
+  EXPECT_TRUE(result.client_state.empty());
+  EXPECT_EQ(engine->global_steps(), 0);
+}
+
+TEST(CheckpointLoad, ModuleOnlyAndStrictness) {
+  TempDir dir;
+  save_small(dir.path(), {{"best", 0.5}});
+  auto engine = make_engine(std::make_shared<Net>());
+  auto [path, client] = engine->load_checkpoint(dir.path(), std::nullopt, true, true, true, /*load_module_only=*/true);
+  ASSERT_TRUE(path);
+  EXPECT_EQ(engine->global_steps(), 0) << "load_module_only must leave the counters";
+  EXPECT_EQ(client.at("best").as_double(), 0.5);
+  EXPECT_EQ(client.at("global_steps").as_int(), 2) << "DeepSpeed leaves engine keys in client_state here";
+
+  struct Other : torch::nn::Module {
+    Other() { fc = register_module("fc", torch::nn::Linear(3, 2)); extra = register_parameter("extra", torch::zeros({1})); }
+    torch::Tensor forward(torch::Tensor x) { return fc->forward(x) + extra; }
+    torch::nn::Linear fc{nullptr};
+    torch::Tensor extra;
+  };
+  deepspeed::InitializeOptions o;
+  o.config_json = nlohmann::json::parse(config(2, 1));
+  auto other = deepspeed::initialize(std::make_shared<Other>(), o).engine;
+  try {
+    other->load_checkpoint(dir.path(), std::nullopt, /*load_module_strict=*/true, false, false);
+    ADD_FAILURE() << "a missing key should fail a strict load";
+  } catch (const deepspeed::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("Missing key(s) in state_dict: \"extra\""), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(other->load_checkpoint(dir.path(), std::nullopt, /*load_module_strict=*/false, false, false).load_path);
+}
+
+TEST(CheckpointSave, ClientKeysTheEngineRestoresAreRefused) {
+  TempDir dir;
+  try {
+    save_small(dir.path(), {{"global_steps", 3}});
+    ADD_FAILURE() << "no error";
+  } catch (const deepspeed::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("client_state key 'global_steps'"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir.file("latest")));
+  EXPECT_FALSE(fs::exists(dir.file("global_step2"))) << "a failed save must not leave a checkpoint";
+}
+
+// Python's torch.load reads the model-states file: DeepSpeed's keys, the module state dict,
+// the optimizer in torch.optim's layout, and the client state at top level.
+TEST(CheckpointPython, TorchLoadReadsModelStates) {
+  if (!python_has_torch()) GTEST_SKIP() << kPython << " has no torch (install python3-torch)";
+  TempDir dir;
+  deepspeed::ClientState client;
+  client["step"] = 2;
+  client["name"] = "run-a";
+  client["nested"] = deepspeed::StateDict{{"t", torch::arange(3)}, {"l", deepspeed::StateList{1.5, false}}};
+  const auto model = save_small(dir.path(), client);
+  auto net = std::make_shared<Net>();
+  auto engine = make_engine(net);
+  engine->load_checkpoint(dir.path());
+  std::ostringstream expected_weight;
+  expected_weight.precision(9);
+  for (int64_t i = 0; i < net->fc->weight.numel(); ++i) {
+    expected_weight << net->fc->weight.view(-1)[i].item<float>() << ",";
+  }
+  const int rc = python(R"(
+import torch
+sd = torch.load(")" + model + R"(")
+keys = ["module", "buffer_names", "optimizer", "param_shapes", "lr_scheduler", "data_sampler", "skipped_steps",
+        "global_steps", "global_samples", "dp_world_size", "mp_world_size", "ds_config", "ds_version"]
+missing = [k for k in keys if k not in sd]
+assert not missing, missing
+assert sorted(sd["module"].keys()) == ["fc.bias", "fc.weight"], sd["module"].keys()
+w = [float(x) for x in ")" + expected_weight.str() + R"(".split(",") if x]
+assert torch.allclose(sd["module"]["fc.weight"].flatten(), torch.tensor(w)), (sd["module"]["fc.weight"], w)
+assert sd["global_steps"] == 2 and sd["dp_world_size"] == 1 and sd["mp_world_size"] == 1
+opt = sd["optimizer"]
+assert set(opt["state"].keys()) == {0, 1}, opt["state"].keys()
+assert set(opt["state"][0].keys()) >= {"exp_avg", "exp_avg_sq", "step"}, opt["state"][0].keys()
+assert opt["param_groups"][0]["params"] == [0, 1] and opt["param_groups"][0]["betas"] == (0.9, 0.999)
+assert sd["lr_scheduler"]["last_batch_iteration"] == 1, sd["lr_scheduler"]
+assert sd["ds_config"]["train_micro_batch_size_per_gpu"] == 2
+assert sd["step"] == 2 and sd["name"] == "run-a"
+assert torch.equal(sd["nested"]["t"], torch.arange(3)) and sd["nested"]["l"] == [1.5, False]
+print("python ok")
+)",
+                        dir);
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(DsToFp32, WritesTorchAndSafetensors) {
+  TempDir dir;
+  save_small(dir.path());
+  const auto pt = dir.file("fp32.pt");
+  const auto st = dir.file("model.safetensors");
+  ASSERT_EQ(std::system((kToFp32 + " " + dir.path() + " " + pt + " >/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system((kToFp32 + " " + dir.path() + " " + st + " -t global_step2 >/dev/null").c_str()), 0);
+  // Read back in C++ (torch's pickle) ...
+  std::ifstream in(pt, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+  auto dict = torch::pickle_load(bytes).toGenericDict();
+  EXPECT_EQ(dict.size(), 2u);
+  EXPECT_EQ(dict.at("fc.weight").toTensor().scalar_type(), torch::kFloat32);
+  // ... and by Python, both files.
+  if (!python_has_torch()) GTEST_SKIP() << kPython << " has no torch; Python checks skipped";
+  const int rc = python(R"(
+import json, struct, torch
+sd = torch.load(")" + pt + R"(")
+raw = open(")" + st + R"(", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+data = raw[8 + n:]
+for name, t in sd.items():
+    h = header[name]
+    assert h["dtype"] == "F32" and h["shape"] == list(t.shape), h
+    b, e = h["data_offsets"]
+    u = torch.frombuffer(bytearray(data[b:e]), dtype=torch.float32).reshape(t.shape)
+    assert torch.equal(u, t), name
+assert header["__metadata__"] == {"format": "pt"}
+print("python ok")
+)",
+                        dir);
+  EXPECT_EQ(rc, 0);
+  // A damaged checkpoint is refused with the file's name.
+  fs::resize_file(dir.file("global_step2/mp_rank_00_model_states.pt"), 100);
+  EXPECT_NE(std::system((kToFp32 + " " + dir.path() + " " + pt + " 2>/dev/null").c_str()), 0);
+}

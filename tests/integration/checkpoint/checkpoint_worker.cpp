@@ -1,0 +1,158 @@
+// One rank of a training run that saves and resumes checkpoints, started by
+// checkpoint_test.cpp through the multi-process harness. Its loop is the tutorial's
+// "Model checkpointing" loop: load_checkpoint at the start (with --load), client_sd["step"]
+// saved with every checkpoint, the data loader resuming where it stopped.
+//
+// Prints, on every rank: "loss <global step> <mean loss over ranks, %a>" per micro batch,
+// "loaded <path> step <client step> epoch <e> next_batch <b>" after a load,
+// "final_lr <%a>" at the end; rank 0 saves parameters and optimizer state to --out.
+//
+// Fault injection: DS_TEST_CRASH_IN_SAVE="<rank>:<file name>:<global step>" makes that rank
+// die (SIGKILL) half-way through writing <file name> during the save at <global step>,
+// leaving a torn temporary file, as a power cut or an OOM kill would. It goes through the
+// CheckpointStorage seam, so the library itself has no test hooks.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <deepspeed/deepspeed.h>
+#include <torch/torch.h>
+
+namespace {
+
+struct Mlp : torch::nn::Module {
+  explicit Mlp(double dropout) : dropout(dropout) {
+    fc1 = register_module("fc1", torch::nn::Linear(8, 16));
+    fc2 = register_module("fc2", torch::nn::Linear(16, 4));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    // Dropout draws from the CPU generator, so a resume is only exact if RNG state is restored.
+    return fc2->forward(torch::dropout(torch::tanh(fc1->forward(x)), dropout, is_training()));
+  }
+  double dropout;
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+
+class SyntheticData : public torch::data::datasets::Dataset<SyntheticData> {
+ public:
+  explicit SyntheticData(int64_t n) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1234);
+    x_ = torch::randn({n, 8}, gen);
+    auto w = torch::randn({8, 4}, gen);
+    y_ = torch::matmul(x_, w) + 0.1 * torch::randn({n, 4}, gen);
+  }
+  torch::data::Example<> get(size_t i) override {
+    return {x_[static_cast<int64_t>(i)], y_[static_cast<int64_t>(i)]};
+  }
+  torch::optional<size_t> size() const override { return static_cast<size_t>(x_.size(0)); }
+
+ private:
+  torch::Tensor x_, y_;
+};
+
+// Writes half of one file and dies, when armed for this rank and file.
+class CrashingStorage : public deepspeed::CheckpointStorage {
+ public:
+  CrashingStorage(int64_t rank, const std::string& spec) {
+    const auto a = spec.find(':'), b = spec.rfind(':');
+    if (a == std::string::npos || a == b) throw std::runtime_error("DS_TEST_CRASH_IN_SAVE: expected rank:file:step");
+    active_ = std::stoll(spec.substr(0, a)) == rank;
+    file_ = spec.substr(a + 1, b - a - 1);
+    step_ = std::stoll(spec.substr(b + 1));
+  }
+  void arm(int64_t global_step) { armed_ = active_ && global_step == step_; }
+  void write_file(const std::filesystem::path& path, std::span<const char> bytes) override {
+    if (armed_ && path.filename() == file_) {
+      std::ofstream(path.string() + ".tmp", std::ios::binary).write(bytes.data(), bytes.size() / 2);
+      std::cout << "crashing while writing " << path.string() << std::endl;
+      std::raise(SIGKILL);
+    }
+    deepspeed::CheckpointStorage::write_file(path, bytes);
+  }
+
+ private:
+  bool active_ = false, armed_ = false;
+  std::string file_;
+  int64_t step_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"deepspeed-cpp checkpoint test worker"};
+  int64_t steps = 20, samples = 96, save_every = 0;
+  double dropout = 0.0;
+  bool load = false, rank_in_tag = false;
+  std::string save_dir, out;
+  app.add_option("--steps", steps, "train until this global step");
+  app.add_option("--samples", samples);
+  app.add_option("--dropout", dropout);
+  app.add_option("--save_dir", save_dir);
+  app.add_option("--save_every", save_every, "save when global_steps is a multiple of this");
+  app.add_flag("--load", load, "load the latest checkpoint of --save_dir first");
+  app.add_flag("--rank_in_tag", rank_in_tag, "use a tag that differs across ranks");
+  app.add_option("--out", out);
+  deepspeed::add_config_arguments(app);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const int64_t rank = std::atoll(std::getenv("RANK") ? std::getenv("RANK") : "0");
+    torch::manual_seed(42 + rank);
+    auto net = std::make_shared<Mlp>(dropout);
+    auto [engine, optimizer, loader, scheduler] =
+        deepspeed::initialize(app, net, net->parameters(), SyntheticData(samples));
+    std::shared_ptr<CrashingStorage> crashing;
+    if (const char* spec = std::getenv("DS_TEST_CRASH_IN_SAVE")) {
+      crashing = std::make_shared<CrashingStorage>(rank, spec);
+      engine->set_checkpoint_storage(crashing);
+    }
+
+    deepspeed::ClientState client_sd;
+    if (load) {
+      auto [load_path, loaded_sd] = engine->load_checkpoint(save_dir);
+      if (load_path) {
+        client_sd = loaded_sd;
+        std::cout << "loaded " << *load_path << " step " << client_sd.at("step").to<int64_t>() << " global_steps "
+                  << engine->global_steps() << " note " << client_sd.at("note").as_string() << std::endl;
+      } else {
+        std::cout << "nothing to load" << std::endl;
+      }
+    }
+    auto group = engine->process_group();
+    while (engine->global_steps() < steps) {
+      for (auto batch : *loader) {
+        auto loss = torch::mse_loss(engine->forward(batch.data), batch.target);
+        engine->backward(loss);
+        engine->step();
+        auto mean = loss.detach().clone().to(engine->device());
+        group->all_reduce(mean);
+        std::printf("loss %lld %a\n", static_cast<long long>(engine->global_steps()),
+                    mean.item<double>() / static_cast<double>(group->size()));
+        if (engine->was_step_applied() && save_every > 0 && engine->global_steps() % save_every == 0) {
+          client_sd["step"] = engine->global_steps();
+          client_sd["note"] = "saved at epoch " + std::to_string(loader->epoch());
+          client_sd["history"] = deepspeed::StateList{1, 2.5, "three", torch::ones({2})};
+          if (crashing) crashing->arm(engine->global_steps());
+          std::optional<std::string> tag;
+          if (rank_in_tag) tag = "step" + std::to_string(engine->global_steps()) + "_rank" + std::to_string(rank);
+          engine->save_checkpoint(save_dir, tag, client_sd);
+        }
+        if (engine->global_steps() >= steps) break;
+      }
+    }
+    std::fflush(stdout);
+    std::printf("final_lr %a\n", engine->get_lr().at(0));
+    if (!out.empty() && rank == 0) {
+      std::vector<torch::Tensor> state;
+      for (auto& p : net->parameters()) state.push_back(p.detach().clone());
+      for (const auto& per_tensor : optimizer->state()) {
+        for (const auto& [key, t] : per_tensor) state.push_back(t.clone());
+      }
+      torch::save(state, out);
+    }
+  } catch (const deepspeed::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
