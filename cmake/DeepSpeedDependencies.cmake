@@ -34,7 +34,10 @@ if(DS_CUDA OR TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
   set(DS_HAVE_CUDA ON)
   list(APPEND DS_TORCH_DEFINITIONS DS_HAVE_CUDA=1)
   find_path(DS_NCCL_INCLUDE_DIR nccl.h
-    HINTS ${TORCH_INCLUDE_DIRS} ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include ENV NCCL_INCLUDE_DIR)
+    HINTS ENV NCCL_INCLUDE_DIR ${TORCH_INCLUDE_DIRS}
+          # a PyTorch wheel's NCCL: site-packages/nvidia/nccl/include beside site-packages/torch
+          ${Torch_DIR}/../../../../nvidia/nccl/include
+          ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
   if(DS_NCCL_INCLUDE_DIR)
     set(DS_HAVE_NCCL ON)
     list(APPEND DS_TORCH_DEFINITIONS USE_C10D_NCCL DS_HAVE_NCCL=1)

@@ -1,10 +1,10 @@
 // Engine benchmarks against their peers, measured in the same run.
 //
-//   bench_engine overhead [--steps N] [--repeats R]
+//   bench_engine --mode overhead [--steps N] [--repeats R]
 //       one process: the same model, data and optimizer algorithm trained by a hand-written
 //       LibTorch loop and by deepspeed::Engine, alternating, R rounds of N steps each; prints
 //       the median step time of each and the ratio.
-//   bench_engine train --deepspeed_config CFG [--steps N]
+//   bench_engine --mode train --deepspeed_config CFG [--steps N]
 //       one rank of a data-parallel run (start it with build/bin/deepspeed); rank 0 prints
 //       "samples_per_sec <x>" over the timed steps. bench/engine/ddp_compare.sh runs it beside
 //       PyTorch's DistributedDataParallel on Gloo.
@@ -133,7 +133,8 @@ int train(const CLI::App& app, int64_t steps) {
   while (step < steps + warmup) {
     for (auto batch : *loader) {
       if (step == warmup) start = std::chrono::steady_clock::now();
-      auto loss = torch::nn::functional::cross_entropy(engine->forward(batch.data), batch.target);
+      auto loss = torch::nn::functional::cross_entropy(engine->forward(batch.data.to(engine->device())),
+                                                       batch.target.to(engine->device()));
       engine->backward(loss);
       engine->step();
       if (++step == steps + warmup) break;
@@ -151,19 +152,19 @@ int train(const CLI::App& app, int64_t steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A --mode option rather than subcommands: the launcher puts --local_rank=N before the
+  // program's own arguments, as DeepSpeed's does.
   CLI::App app{"deepspeed-cpp engine benchmarks"};
+  std::string mode;
   int64_t steps = 100, repeats = 7;
-  auto* over = app.add_subcommand("overhead", "engine vs a hand-written loop, one process");
-  over->add_option("--steps", steps);
-  over->add_option("--repeats", repeats);
-  auto* tr = app.add_subcommand("train", "one rank of a data-parallel run");
-  tr->add_option("--steps", steps);
-  deepspeed::add_config_arguments(*tr);
-  app.require_subcommand(1);
+  app.add_option("--mode", mode, "overhead | train")->required()->check(CLI::IsMember({"overhead", "train"}));
+  app.add_option("--steps", steps);
+  app.add_option("--repeats", repeats, "overhead: rounds of --steps steps");
+  deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*over) return overhead(steps, repeats);
-    return train(*tr, steps);
+    if (mode == "overhead") return overhead(steps, repeats);
+    return train(app, steps);
   } catch (const std::exception& e) {
     std::cerr << "bench_engine: " << e.what() << "\n";
     return 1;

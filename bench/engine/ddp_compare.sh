@@ -17,7 +17,7 @@ export OMP_NUM_THREADS=1
 ours=(); theirs=()
 for ((r = 0; r < rounds; r++)); do
   port=$((29700 + RANDOM % 200))
-  ours+=("$("$bin/deepspeed" --num_gpus 2 --master_port "$port" "$bin/bench_engine" train --steps "$steps" \
+  ours+=("$("$bin/deepspeed" --num_gpus 2 --master_port "$port" "$bin/bench_engine" --mode train --steps "$steps" \
             --deepspeed_config "$cfg" 2>&1 | sed -n 's/.*samples_per_sec \([0-9.e+-]*\).*/\1/p' | head -1)")
   port=$((29700 + RANDOM % 200))
   pids=()

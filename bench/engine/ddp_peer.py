@@ -1,4 +1,4 @@
-"""The peer of `bench_engine train`: the same model, batch, data and steps with PyTorch's
+"""The peer of `bench_engine --mode train`: the same model, batch, data and steps with PyTorch's
 DistributedDataParallel on Gloo. Started once per rank by bench/engine/ddp_compare.sh with
 RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set; rank 0 prints "samples_per_sec <x>"."""
 import sys

@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
     int64_t micro = 0;
     while (engine->global_steps() < steps) {
       for (auto batch : *loader) {
-        auto loss = torch::mse_loss(engine->forward(batch.data), batch.target);
+        auto loss = torch::mse_loss(engine->forward(batch.data.to(engine->device())),
+                                     batch.target.to(engine->device()));
         engine->backward(loss);
         engine->step();
         std::cout << "loss " << micro++ << " " << loss.item<double>() << "\n";
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
     std::cout << "lr " << engine->get_lr().at(0) << "\n";
     if (!out.empty()) {
       std::vector<torch::Tensor> params;
-      for (auto& p : net->parameters()) params.push_back(p.detach().clone());
+      for (auto& p : net->parameters()) params.push_back(p.detach().cpu().clone());
       torch::save(params, out + ".rank" + std::to_string(engine->global_rank()) + ".pt");
     }
   } catch (const deepspeed::Error& e) {
