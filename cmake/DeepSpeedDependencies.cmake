@@ -53,7 +53,7 @@ endforeach()
 message(STATUS "deepspeed-cpp: LibTorch ${Torch_VERSION}, gloo=${DS_HAVE_GLOO}, cuda=${DS_HAVE_CUDA}, nccl=${DS_HAVE_NCCL}")
 
 set(DS_PUBLIC_DEPS nlohmann_json::nlohmann_json CLI11::CLI11 Threads::Threads)
-set(DS_PRIVATE_DEPS fmt::fmt)
+set(DS_PRIVATE_DEPS fmt::fmt-header-only)
 if(DS_GLOO_INCLUDE_DIR)
   include_directories(SYSTEM ${DS_GLOO_INCLUDE_DIR})
 endif()
