@@ -53,6 +53,10 @@ class RandomImages : public torch::data::datasets::Dataset<RandomImages> {
     return {x_[static_cast<int64_t>(i)], y_[static_cast<int64_t>(i)]};
   }
   torch::optional<size_t> size() const override { return static_cast<size_t>(x_.size(0)); }
+  void to(torch::Device device) {
+    x_ = x_.to(device);
+    y_ = y_.to(device);
+  }
   torch::data::Example<> batch(int64_t first, int64_t n) const {
     return {x_.narrow(0, first, n), y_.narrow(0, first, n)};
   }
@@ -98,7 +102,6 @@ int overhead(int64_t steps, int64_t repeats) {
   RandomImages data(1024);
   torch::manual_seed(0);
   TutorialNet hand;
-  torch::optim::AdamW opt(hand.parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.0));
 
   torch::manual_seed(0);
   auto net = std::make_shared<TutorialNet>();
@@ -106,6 +109,10 @@ int overhead(int64_t steps, int64_t repeats) {
   options.config = R"({"train_batch_size": 64, "steps_per_print": 0,
                        "optimizer": {"type": "AdamW", "params": {"lr": 0.001, "weight_decay": 0.0}}})";
   auto [engine, optimizer, loader, scheduler] = deepspeed::initialize(net, options);
+  // Both on the engine's device (a GPU when there is one), the data already there.
+  hand.to(engine->device());
+  data.to(engine->device());
+  torch::optim::AdamW opt(hand.parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.0));
 
   hand_written_round(hand, opt, data, steps);  // warm-up
   engine_round(*engine, data, steps);
@@ -116,7 +123,7 @@ int overhead(int64_t steps, int64_t repeats) {
   }
   const double ma = median(a), mb = median(b);
   std::cout << "model: CIFAR-10 tutorial net, batch " << kBatch << ", AdamW, 1 rank, " << at::get_num_threads()
-            << " threads, " << repeats << " rounds x " << steps << " steps (median)\n";
+            << " threads, " << engine->device() << ", " << repeats << " rounds x " << steps << " steps (median)\n";
   std::cout << "hand-written LibTorch loop: " << ma * 1e3 << " ms/step\n";
   std::cout << "deepspeed::Engine:          " << mb * 1e3 << " ms/step\n";
   std::cout << "engine / hand-written:      " << mb / ma << " (" << (mb / ma - 1.0) * 100.0 << "% overhead)\n";
