@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -39,9 +40,13 @@ TempDir::TempDir() {
   path_ = tmpl;
 }
 
+// Not std::filesystem::remove_all: a PyTorch 2.x wheel's libtorch.so exports its own copy of
+// it, which the dynamic linker may bind first and which crashes when called from outside.
 TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  ::nftw(
+      path_.c_str(),
+      [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 void write_file(const std::string& path, const std::string& text) {
