@@ -95,7 +95,7 @@ std::vector<RankResult> run_ranks(int world_size, const std::string& program,
     }
     pids[r] = pid;
   }
-  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  auto deadline = std::chrono::steady_clock::now() + options.timeout;
   int running = world_size;
   while (running > 0) {
     bool progressed = false;
@@ -108,6 +108,12 @@ std::vector<RankResult> run_ranks(int world_size, const std::string& program,
         pids[r] = -1;
         --running;
         progressed = true;
+        // As the launcher does: once a rank has failed, the others get a short grace period
+        // (to report their own errors), not the whole timeout waiting for a peer that is gone.
+        if (results[r].exit_code != 0) {
+          const auto grace = std::chrono::steady_clock::now() + options.failure_grace;
+          if (grace < deadline) deadline = grace;
+        }
       }
     }
     if (running == 0) break;

@@ -19,6 +19,8 @@ struct RankResult {
 
 struct RunOptions {
   std::chrono::seconds timeout{120};
+  // After a rank exits non-zero, how long the others may take before they are killed.
+  std::chrono::seconds failure_grace{10};
   std::map<std::string, std::string> env;  // extra variables for every rank
 };
 

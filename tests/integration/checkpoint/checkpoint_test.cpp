@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/torch.h>
 
 #include <deepspeed/deepspeed.h>
@@ -38,7 +39,7 @@ std::string config(int micro, int gas, const std::string& extra = "") {
 
 struct Run {
   std::vector<RankResult> ranks;
-  std::map<int64_t, std::vector<std::string>> losses;  // global step -> rank 0's "%a" values
+  std::map<int64_t, std::string> losses;  // micro step (1-based) -> rank 0's mean loss, "%a"
   std::string output() const {
     std::string s;
     for (const auto& r : ranks) s += "--- rank " + std::to_string(r.rank) + "\n" + r.output;
@@ -65,7 +66,7 @@ Run run(int world_size, const std::string& cfg, TempDir& dir, std::vector<std::s
     std::istringstream words(line);
     std::string word, value;
     int64_t step = 0;
-    if (words >> word && word == "loss" && words >> step >> value) r.losses[step].push_back(value);
+    if (words >> word && word == "loss" && words >> step >> value) r.losses[step] = value;
   }
   return r;
 }
@@ -117,11 +118,12 @@ TEST(CheckpointResume, BitExactInANewProcess) {
   // The tutorial's loop: client_state round-trips, the loader resumes at the next batch.
   EXPECT_NE(resumed.ranks[0].output.find("step 10 global_steps 10 note saved at epoch 1"), std::string::npos)
       << resumed.output();
-  for (int64_t step = 11; step <= 20; ++step) {
-    ASSERT_TRUE(resumed.losses.count(step)) << "step " << step << "\n" << resumed.output();
-    EXPECT_EQ(straight.losses[step], resumed.losses[step]) << "step " << step;
+  // Steps 11..20 are micro steps 21..40 (gradient_accumulation_steps 2).
+  ASSERT_EQ(resumed.losses.size(), 20u) << resumed.output();
+  EXPECT_EQ(resumed.losses.begin()->first, 21) << "the resumed run did not continue at the next micro batch";
+  for (int64_t micro = 21; micro <= 40; ++micro) {
+    EXPECT_EQ(straight.losses[micro], resumed.losses[micro]) << "micro step " << micro;
   }
-  EXPECT_FALSE(resumed.losses.count(10)) << "the resumed run repeated a batch";
   EXPECT_EQ(line_with(straight.ranks[0].output, "final_lr"), line_with(resumed.ranks[0].output, "final_lr"));
   auto a = load_tensors(dir.file("straight.pt"));
   auto b = load_tensors(dir.file("resumed.pt"));
@@ -142,13 +144,12 @@ TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThree) {
     EXPECT_NE(resumed.ranks[0].output.find("saved on 2 data-parallel ranks onto " + std::to_string(world)),
               std::string::npos)
         << resumed.output();
-    for (int64_t step = 11; step <= 20; ++step) {
-      ASSERT_EQ(resumed.losses[step].size(), 2u) << "world " << world << " step " << step << resumed.output();
-      for (size_t k = 0; k < 2; ++k) {
-        const double x = std::strtod(straight.losses[step][k].c_str(), nullptr);
-        const double y = std::strtod(resumed.losses[step][k].c_str(), nullptr);
-        EXPECT_NEAR(x, y, 1e-5 * std::abs(x) + 1e-7) << "world " << world << " step " << step;
-      }
+    ASSERT_EQ(resumed.losses.size(), 20u) << resumed.output();
+    for (int64_t micro = 21; micro <= 40; ++micro) {
+      ASSERT_TRUE(resumed.losses.count(micro)) << "world " << world << " micro step " << micro;
+      const double x = std::strtod(straight.losses[micro].c_str(), nullptr);
+      const double y = std::strtod(resumed.losses[micro].c_str(), nullptr);
+      EXPECT_NEAR(x, y, 1e-5 * std::abs(x) + 1e-7) << "world " << world << " micro step " << micro;
     }
   }
 }
@@ -419,7 +420,14 @@ print("python ok")
 )",
                         dir);
   EXPECT_EQ(rc, 0);
-  // A damaged checkpoint is refused with the file's name.
+}
+
+TEST(DsToFp32, RefusesADamagedCheckpointNamingTheFile) {
+  TempDir dir;
+  save_small(dir.path());
   fs::resize_file(dir.file("global_step2/mp_rank_00_model_states.pt"), 100);
-  EXPECT_NE(std::system((kToFp32 + " " + dir.path() + " " + pt + " 2>/dev/null").c_str()), 0);
+  const auto log = dir.file("err.txt");
+  EXPECT_NE(std::system((kToFp32 + " " + dir.path() + " " + dir.file("out.pt") + " 2>" + log).c_str()), 0);
+  EXPECT_NE(read_file(log).find("mp_rank_00_model_states.pt is truncated"), std::string::npos) << read_file(log);
+  EXPECT_FALSE(fs::exists(dir.file("out.pt")));
 }

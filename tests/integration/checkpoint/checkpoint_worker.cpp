@@ -3,7 +3,7 @@
 // "Model checkpointing" loop: load_checkpoint at the start (with --load), client_sd["step"]
 // saved with every checkpoint, the data loader resuming where it stopped.
 //
-// Prints, on every rank: "loss <global step> <mean loss over ranks, %a>" per micro batch,
+// Prints, on every rank: "loss <micro step> <mean loss over ranks, %a>" per micro batch,
 // "loaded <path> step <client step> epoch <e> next_batch <b>" after a load,
 // "final_lr <%a>" at the end; rank 0 saves parameters and optimizer state to --out.
 //
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
         engine->step();
         auto mean = loss.detach().clone().to(engine->device());
         group->all_reduce(mean);
-        std::printf("loss %lld %a\n", static_cast<long long>(engine->global_steps()),
+        std::printf("loss %lld %a\n", static_cast<long long>(engine->micro_steps()),
                     mean.item<double>() / static_cast<double>(group->size()));
         if (engine->was_step_applied() && save_every > 0 && engine->global_steps() % save_every == 0) {
           client_sd["step"] = engine->global_steps();
