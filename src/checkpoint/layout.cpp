@@ -35,8 +35,8 @@ void check_tag(const std::string& tag) {
   else if (tag.find('/') != std::string::npos) why = "it contains '/'";
   else if (tag.find('\0') != std::string::npos) why = "it contains a NUL byte";
   else if (tag == "." || tag == "..") why = "it is not a folder name";
-  else if (tag.ends_with(kStagingSuffix)) why = std::string("it ends in ") + kStagingSuffix + ", which marks a save in progress";
-  if (!why.empty()) throw CheckpointError("checkpoint tag '" + tag + "' cannot be used: " + why);
+  else if (tag.ends_with(kStagingSuffix)) why = fmt::format("it ends in {}, which marks a save in progress", kStagingSuffix);
+  if (!why.empty()) throw CheckpointError(fmt::format("checkpoint tag '{}' cannot be used: {}", tag, why));
 }
 
 std::filesystem::path tag_dir(const std::filesystem::path& dir, const std::string& tag) { return dir / tag; }

@@ -13,8 +13,14 @@ namespace {
 constexpr const char* kFormat = "deepspeed-cpp checkpoint";
 constexpr int kVersion = 1;
 
+// Built key by key: GCC 12 warns falsely (-Wmaybe-uninitialized) on nlohmann's
+// initializer-list constructor.
 nlohmann::json entry_json(const ManifestEntry& e) {
-  return {{"size", e.size}, {"crc32", e.crc32}, {"rank", e.rank}};
+  nlohmann::json j = nlohmann::json::object();
+  j["size"] = e.size;
+  j["crc32"] = e.crc32;
+  j["rank"] = e.rank;
+  return j;
 }
 
 ManifestEntry entry_from(const std::string& name, const nlohmann::json& j) {
@@ -35,10 +41,14 @@ ManifestEntry describe_file(const std::string& name, std::span<const char> bytes
 std::string Manifest::to_text() const {
   nlohmann::json files_json = nlohmann::json::object();
   for (const auto& [name, e] : files) files_json[name] = entry_json(e);
-  nlohmann::json j = {{"format", kFormat},         {"version", kVersion},
-                      {"tag", tag},                {"zero_stage", zero_stage},
-                      {"dp_world_size", dp_world_size}, {"mp_world_size", mp_world_size},
-                      {"files", files_json}};
+  nlohmann::json j = nlohmann::json::object();
+  j["format"] = kFormat;
+  j["version"] = kVersion;
+  j["tag"] = tag;
+  j["zero_stage"] = zero_stage;
+  j["dp_world_size"] = dp_world_size;
+  j["mp_world_size"] = mp_world_size;
+  j["files"] = files_json;
   return j.dump(2) + "\n";
 }
 
@@ -97,7 +107,8 @@ std::string encode_entries(const std::vector<ManifestEntry>& entries) {
 
 std::vector<ManifestEntry> decode_entries(const std::string& text) {
   std::vector<ManifestEntry> out;
-  for (const auto& [name, e] : nlohmann::json::parse(text).items()) out.push_back(entry_from(name, e));
+  const auto j = nlohmann::json::parse(text);  // named: items() of a temporary would dangle
+  for (const auto& [name, e] : j.items()) out.push_back(entry_from(name, e));
   return out;
 }
 
