@@ -9,12 +9,15 @@
 namespace deepspeed::checkpoint {
 namespace {
 
-// Keys load_checkpoint reads back; a client value there would replace the engine's.
-const std::set<std::string>& reserved_keys() {
+// Every key make_model_states writes itself.
+const std::set<std::string>& engine_keys() {
   static const std::set<std::string> keys = {
-      "module",        "optimizer",      "lr_scheduler",  "global_steps", "global_samples",
-      "skipped_steps", "micro_steps",    "dp_world_size", "mp_world_size", "data_sampler",
-      "rng_states",    "checkpoint_parallel_dimensions"};
+      "module",         "buffer_names",  "optimizer",     "param_shapes",
+      "frozen_param_shapes", "shared_params", "frozen_param_fragments", "lr_scheduler",
+      "data_sampler",   "random_ltd",    "sparse_tensor_module_names", "skipped_steps",
+      "global_steps",   "global_samples", "micro_steps",  "dp_world_size",
+      "mp_world_size",  "checkpoint_parallel_dimensions", "ds_config", "ds_version",
+      "rng_states"};
   return keys;
 }
 
@@ -22,9 +25,9 @@ const std::set<std::string>& reserved_keys() {
 
 c10::impl::GenericDict make_model_states(const ModelStates& s, const ClientState& client_state) {
   for (const auto& [key, value] : client_state) {
-    if (reserved_keys().count(key)) {
+    if (engine_keys().count(key)) {
       throw CheckpointError("save_checkpoint: client_state key '" + key +
-                            "' is one the engine saves and restores itself; use another name");
+                            "' is one the engine writes itself; use another name");
     }
   }
   auto d = make_string_dict();
@@ -52,21 +55,15 @@ c10::impl::GenericDict make_model_states(const ModelStates& s, const ClientState
   d.insert("ds_config", s.ds_config);
   d.insert("ds_version", s.ds_version);
   d.insert("rng_states", s.rng_states);
-  for (const auto& [key, value] : client_state) d.insert_or_assign(key, to_ivalue(value));
+  for (const auto& [key, value] : client_state) d.insert(key, to_ivalue(value));
   return d;
 }
 
-ClientState client_state_from(const c10::impl::GenericDict& states, bool module_only, bool optimizer_loaded,
-                              bool lr_scheduler_loaded, const std::string& file) {
-  // DeepSpeed's list (engine.py, _load_checkpoint), plus our own entries.
-  static const std::set<std::string> engine_keys = {
-      "module",        "sparse_tensor_module_names", "skipped_steps", "global_steps", "dp_world_size",
-      "mp_world_size", "data_sampler",               "random_ltd",    "micro_steps",  "rng_states"};
+ClientState client_state_from(const c10::impl::GenericDict& states, const std::string& file) {
   ClientState out;
   for (const auto& e : states) {
     const auto& key = e.key().toStringRef();
-    if (module_only ? key == "module" : engine_keys.count(key) > 0) continue;
-    if ((key == "optimizer" && optimizer_loaded) || (key == "lr_scheduler" && lr_scheduler_loaded)) continue;
+    if (engine_keys().count(key)) continue;
     out.emplace(key, to_state_value(e.value(), file + ": client state key '" + key + "'"));
   }
   return out;

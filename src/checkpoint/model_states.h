@@ -23,15 +23,15 @@ struct ModelStates {
   std::string ds_version;
 };
 
-// The dict to pickle. A client key the engine reads back on load (module, optimizer,
-// global_steps, ...) would silently break the resume, so it is a CheckpointError; other
-// client keys override the engine's, as in DeepSpeed.
+// The dict to pickle. A client key that is one of the engine's own (every key listed
+// above) is a CheckpointError: in DeepSpeed it would silently replace the engine's value.
 c10::impl::GenericDict make_model_states(const ModelStates& states, const ClientState& client_state);
 
-// DeepSpeed's client_state on load: every top-level key except the engine's own ones
-// (`module`, counters, ...; `optimizer` and `lr_scheduler` only when they were loaded).
-// With load_module_only, as in DeepSpeed, only `module` is left out.
-ClientState client_state_from(const c10::impl::GenericDict& states, bool module_only, bool optimizer_loaded,
-                              bool lr_scheduler_loaded, const std::string& file);
+// The client state on load: every top-level key that is not one of the engine's own.
+// DeepSpeed also returns its metadata keys (ds_config, global_samples, param_shapes, ...);
+// we leave them out, so that the tutorial's loop, which saves the client state it loaded,
+// neither trips over them nor writes back stale values (DeepSpeed writes back a stale
+// global_samples that way). docs/checkpointing.md says so.
+ClientState client_state_from(const c10::impl::GenericDict& states, const std::string& file);
 
 }  // namespace deepspeed::checkpoint

@@ -212,8 +212,7 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
                                 : std::string()));
   }
   if (data_note) logger.warning(*data_note);
-  return {file, client_state_from(sd, load_module_only, load_optimizer_states && optimizer_ != nullptr,
-                                  load_lr_scheduler_states && lr_scheduler_ != nullptr, file)};
+  return {file, client_state_from(sd, file)};
 }
 
 }  // namespace deepspeed

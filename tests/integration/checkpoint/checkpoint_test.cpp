@@ -169,7 +169,9 @@ TEST(CheckpointCrash, KilledDuringSaveKeepsPreviousCheckpoint) {
     EXPECT_NE(crashed.ranks[0].exit_code, 0);
     EXPECT_TRUE(crashed.ranks[1].exit_code != 0 || crashed.ranks[1].timed_out) << crashed.output();
     EXPECT_EQ(read_file(dir.file("ckpt/latest")), "global_step5");
-    if (file != "latest") EXPECT_FALSE(fs::exists(dir.file("ckpt/global_step10")));
+    if (file != "latest") {
+      EXPECT_FALSE(fs::exists(dir.file("ckpt/global_step10")));
+    }
 
     auto resumed = run(1, config(8, 1), dir, {"--steps", "7", "--save_dir", dir.file("ckpt"), "--load"});
     EXPECT_NE(resumed.ranks[0].output.find("global_step5/mp_rank_00_model_states.pt step 5"), std::string::npos)
@@ -312,7 +314,7 @@ TEST(CheckpointLoad, ModuleOnlyAndStrictness) {
   ASSERT_TRUE(path);
   EXPECT_EQ(engine->global_steps(), 0) << "load_module_only must leave the counters";
   EXPECT_EQ(client.at("best").as_double(), 0.5);
-  EXPECT_EQ(client.at("global_steps").as_int(), 2) << "DeepSpeed leaves engine keys in client_state here";
+  EXPECT_EQ(client.size(), 1u) << "only the client's own keys come back";
 
   struct Other : torch::nn::Module {
     Other() { fc = register_module("fc", torch::nn::Linear(3, 2)); extra = register_parameter("extra", torch::zeros({1})); }

@@ -28,6 +28,7 @@ namespace {
 
 const std::string kDeepspeed = DS_BINARY_DIR "/bin/deepspeed";
 const std::string kProbe = DS_BINARY_DIR "/bin/ds_rank_probe";
+const std::string kAllReduceProbe = DS_BINARY_DIR "/bin/ds_allreduce_probe";
 
 struct Result {
   int rc = -1;
@@ -142,6 +143,15 @@ TEST_F(LoopbackSshd, TwoNodeJobOverSsh) {
   EXPECT_NE(r.out.find("node-b: [rank1]: DS_TEST_MSG=it's \"two\" words $HOME\n"), std::string::npos) << r.out;
 }
 
+TEST_F(LoopbackSshd, TwoNodeJobRendezvousesAndAllReduces) {
+  const auto r = run_shell(runner(kAllReduceProbe), dir_);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err << slurp(dir_ / "sshd.log");
+  // 3 ranks over 2 "hosts": 1 + 2 + 3.
+  EXPECT_NE(r.out.find("node-a: [rank0]: ALLREDUCE rank=0 world=3 source=deepspeed sum=6\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("node-b: [rank1]: ALLREDUCE rank=1 world=3 source=deepspeed sum=6\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("node-b: [rank2]: ALLREDUCE rank=2 world=3 source=deepspeed sum=6\n"), std::string::npos) << r.out;
+}
+
 TEST_F(LoopbackSshd, FailingRemoteRankStopsEveryNode) {
   const auto pids = dir_ / "pids";
   fs::create_directories(pids);
@@ -184,6 +194,24 @@ TEST(OpenMpiRunner, RanksReadOmpiVariables) {
   EXPECT_NE(r.out.find("OMPI_COMM_WORLD_RANK=1\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("OMPI_COMM_WORLD_SIZE=2\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("MASTER_ADDR=127.0.0.1\n"), std::string::npos) << r.out;
+}
+
+TEST(OpenMpiRunner, RanksDiscoverTheirRankAndAllReduce) {
+  if (!fs::exists("/usr/bin/mpirun") || !fs::exists("/usr/bin/ompi_info"))
+    GTEST_SKIP() << "openmpi-bin is not installed (scripts/packages.txt)";
+  const fs::path dir = fs::temp_directory_path() / ("ds_mpi_ar_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "hostfile") << "localhost slots=2\n";
+  const auto r = run_shell(shell_join({kDeepspeed, "-H", (dir / "hostfile").string(), "--launcher", "openmpi",
+                                       "--force_multi", "--master_port", std::to_string(29500 + ::getpid() % 1000),
+                                       "--launcher_args", "--allow-run-as-root --oversubscribe --mca btl_tcp_if_include lo",
+                                       kAllReduceProbe}),
+                           dir);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("ALLREDUCE rank=0 world=2 source=openmpi sum=3\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ALLREDUCE rank=1 world=2 source=openmpi sum=3\n"), std::string::npos) << r.out;
 }
 
 }  // namespace
