@@ -61,9 +61,10 @@ class DataLoader {
   std::size_t dataset_size() const { return dataset_size_; }
   const Options& options() const { return options_; }
 
-  // The epoch being (or last) iterated and how many of its batches were taken.
-  int64_t epoch() const { return epoch_; }
-  int64_t batches_taken() const { return offset_; }
+  // The epoch being (or last) iterated and how many of its batches were taken; after
+  // set_position() and before the next begin(), the position that was set.
+  int64_t epoch() const { return resume_ ? resume_->first : epoch_; }
+  int64_t batches_taken() const { return resume_ ? resume_->second : offset_; }
   // The next begin() resumes `epoch` after its first `offset` batches.
   void set_position(int64_t epoch, int64_t offset);
   void set_epoch(int64_t epoch) { set_position(epoch, 0); }

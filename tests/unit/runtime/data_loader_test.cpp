@@ -92,6 +92,10 @@ TEST(DataLoader, ResumesAtAPosition) {
   auto second = epoch_indices(a);  // epoch 1
   auto b = make(20, 2, 0, 1);
   b.set_position(1, 3);
+  // Before iterating, the loader reports the position it will resume at (a checkpoint
+  // saved right after a load must save that, not the untouched start).
+  EXPECT_EQ(b.epoch(), 1);
+  EXPECT_EQ(b.batches_taken(), 3);
   auto rest = epoch_indices(b);
   EXPECT_EQ(b.epoch(), 1);
   EXPECT_EQ(rest, std::vector<int64_t>(second.begin() + 6, second.end()));
