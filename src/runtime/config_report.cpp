@@ -1,7 +1,5 @@
 #include "runtime/config_report.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 
 #include <deepspeed/version.h>
@@ -11,14 +9,6 @@ namespace deepspeed {
 std::string deepspeed_version() { return DEEPSPEED_VERSION; }
 std::string deepspeed_git_hash() { return DEEPSPEED_GIT_HASH; }
 std::string deepspeed_git_branch() { return DEEPSPEED_GIT_BRANCH; }
-
-std::string python_float(double value) {
-  if (std::isnan(value)) return "nan";
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  std::string s = fmt::format("{}", value);
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
 
 std::vector<std::string> config_report_lines(const DeepSpeedConfig& config) {
   std::vector<std::string> lines{"DeepSpeedEngine configuration:"};

@@ -16,7 +16,4 @@ std::string deepspeed_git_branch();
 // "DeepSpeedEngine configuration:", then "  <name> <dots> <value>" per key, then "  json = {...}".
 std::vector<std::string> config_report_lines(const DeepSpeedConfig& config);
 
-// A double as Python's repr() prints it: 0.001, 1e-05, 1.0.
-std::string python_float(double value);
-
 }  // namespace deepspeed

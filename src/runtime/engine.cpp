@@ -212,33 +212,21 @@ void Engine::step() {
 }
 
 std::vector<double> Engine::get_lr() const {
-  std::vector<double> out;
-  if (!optimizer_) return out;
-  for (const auto& g : optimizer_->param_groups()) out.push_back(g.lr);
-  return out;
+  return optimizer_ ? deepspeed::get_lr(*optimizer_) : std::vector<double>{};
 }
 
 std::vector<std::array<double, 2>> Engine::get_mom() const {
   std::vector<std::array<double, 2>> out;
   if (!optimizer_) return out;
-  for (const auto& g : optimizer_->param_groups()) {
-    out.push_back(optimizer_->uses_momentum() ? std::array<double, 2>{g.momentum, 0.0} : g.betas);
-  }
+  for (const auto& m : deepspeed::get_mom(*optimizer_)) out.push_back(m.values);
   return out;
 }
 
 void Engine::log_progress() {
-  if (group_->rank() != 0) return;
-  std::string lr, mom;
-  for (double v : get_lr()) lr += (lr.empty() ? "" : ", ") + python_float(v);
-  for (const auto& m : get_mom()) {
-    mom += mom.empty() ? "" : ", ";
-    mom += optimizer_->uses_momentum() ? python_float(m[0])
-                                       : "(" + python_float(m[0]) + ", " + python_float(m[1]) + ")";
-  }
+  if (group_->rank() != 0 || !optimizer_) return;
   Logger(0, config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info)
-      .info(fmt::format("[Rank 0] step={}, skipped={}, lr=[{}], mom=[{}]", global_steps_, skipped_steps_,
-                        lr, mom));
+      .info(fmt::format("[Rank 0] step={}, skipped={}, lr={}, mom={}", global_steps_, skipped_steps_,
+                        python_repr(deepspeed::get_lr(*optimizer_)), python_repr(deepspeed::get_mom(*optimizer_))));
 }
 
 void Engine::log_wall_clock(bool boundary) {
