@@ -76,6 +76,18 @@ class ProcessGroup {
   void all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input);
   void barrier();
 
+  // Flat, in-place collectives for partitioned buffers (ZeRO). `flat` holds size() equal
+  // slices; slice r belongs to rank r. Wait on the result before reading `flat`.
+  // reduce_scatter: afterwards this rank's slice holds the sum over ranks of that slice (the
+  // other slices are left unspecified). NCCL reduce-scatters in place; Gloo has no
+  // reduce-scatter, so there it is an all-reduce of the whole buffer: the same result,
+  // twice the traffic (2(N-1)/N of the buffer per rank instead of (N-1)/N).
+  compat::WorkPtr reduce_scatter_async(torch::Tensor& flat);
+  // all_gather: afterwards every slice r holds what rank r had in its slice.
+  compat::WorkPtr all_gather_async(torch::Tensor& flat);
+  // True where reduce_scatter_async is a real reduce-scatter (not the all-reduce fallback).
+  bool has_native_reduce_scatter() const { return backend_name_ == "nccl"; }
+
   // The underlying c10d object, for what this class does not wrap.
   const compat::BackendPtr& backend() const { return backend_; }
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -29,9 +30,20 @@
 
 namespace deepspeed {
 
-class GradientReducer;
+class OptimizerWrapper;
 class Timers;
 class ThroughputTimer;
+
+// What this rank holds, in bytes (Engine::memory_report()). With ZeRO the master weights,
+// their gradients and the optimizer state are this rank's partitions only.
+struct MemoryReport {
+  int64_t parameters = 0;             // the module's trainable parameters (model dtype)
+  int64_t gradients = 0;              // .grad of the parameters now held, plus fp32 master gradients
+  int64_t master_weights = 0;         // fp32 masters (fp16/bf16, or ZeRO's partitions)
+  int64_t optimizer_states = 0;       // per-element state (exp_avg, ...); step counters excluded
+  int64_t communication_buffers = 0;  // gradient buckets currently allocated
+  int64_t buffers = 0;                // the module's buffers
+};
 
 class Engine {
  public:
@@ -43,10 +55,11 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Calls the model's forward with these arguments.
+  // With fp16.auto_cast, floating-point tensor arguments are cast to the model's dtype.
   template <typename... Args>
   torch::Tensor forward(Args&&... args) {
     begin_forward();
-    auto out = model_.forward(std::forward<Args>(args)...);
+    auto out = model_.forward(auto_cast(std::forward<Args>(args))...);
     end_forward();
     return out;
   }
@@ -55,8 +68,9 @@ class Engine {
     return forward(std::forward<Args>(args)...);
   }
 
-  // Backpropagates loss / gradient_accumulation_steps (when scale_wrt_gas) and, at a
-  // boundary, averages gradients across ranks. Returns the loss it backpropagated.
+  // Backpropagates loss / gradient_accumulation_steps (when scale_wrt_gas), multiplied by
+  // the current loss scale with fp16, and reduces gradients across ranks (at a boundary;
+  // every micro batch under ZeRO-2). Returns loss / gradient_accumulation_steps, unscaled.
   torch::Tensor backward(const torch::Tensor& loss, bool retain_graph = false,
                          bool scale_wrt_gas = true);
   // Call after every micro batch; updates the model at accumulation boundaries.
@@ -78,6 +92,17 @@ class Engine {
   // Unscaled global L2 norm of the gradients of the last applied step, when one was computed
   // (gradient clipping on); nothing otherwise, as DeepSpeed for fp32 without ZeRO.
   std::optional<double> get_global_grad_norm() const { return global_grad_norm_; }
+
+  // The loss scale backward uses now (dynamic with fp16 loss_scale 0; 1.0 without fp16).
+  double cur_scale() const;
+  // DeepSpeed's engine.loss_scale(): the configured static scale (0 = dynamic).
+  double loss_scale() const { return config_.fp16.loss_scale; }
+  // The model's parameter dtype: Half with fp16, BFloat16 with bf16, else Float.
+  torch::ScalarType model_dtype() const { return model_dtype_; }
+  // What this rank holds now (see MemoryReport).
+  MemoryReport memory_report() const;
+  // DeepSpeed's class name of the optimizer wrapper ("FP16_Optimizer", "DeepSpeedZeroOptimizer", ...).
+  std::string optimizer_wrapper_name() const;
 
   int64_t global_steps() const { return global_steps_; }
   int64_t global_samples() const { return global_samples_; }
@@ -120,6 +145,15 @@ class Engine {
   void set_checkpoint_storage(std::shared_ptr<CheckpointStorage> storage) { checkpoint_storage_ = std::move(storage); }
 
  private:
+  template <typename T>
+  decltype(auto) auto_cast(T&& arg) const {
+    if constexpr (std::is_same_v<std::decay_t<T>, torch::Tensor>) {
+      return cast_input(arg);
+    } else {
+      return std::forward<T>(arg);
+    }
+  }
+  torch::Tensor cast_input(const torch::Tensor& t) const;
   void begin_forward();
   void end_forward();
   void take_model_step();
@@ -135,7 +169,8 @@ class Engine {
   std::shared_ptr<DataLoader> training_dataloader_;
   torch::Device device_;
   std::vector<torch::Tensor> parameters_;  // trainable, in registration order
-  std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<OptimizerWrapper> wrapper_;
+  torch::ScalarType model_dtype_ = torch::kFloat32;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<ThroughputTimer> throughput_;
 

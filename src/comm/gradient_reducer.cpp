@@ -9,35 +9,33 @@
 namespace deepspeed {
 
 GradientReducer::GradientReducer(std::vector<torch::Tensor> parameters,
-                                 std::shared_ptr<comm::ProcessGroup> group, Options options)
-    : parameters_(std::move(parameters)), group_(std::move(group)), options_(options) {
+                                 std::shared_ptr<comm::ProcessGroup> group, Options options,
+                                 BucketPlan plan, SliceSink sink)
+    : parameters_(std::move(parameters)),
+      group_(std::move(group)),
+      options_(options),
+      plan_(std::move(plan)),
+      sink_(std::move(sink)) {
   const auto n = static_cast<int64_t>(parameters_.size());
-  bucket_of_.assign(n, -1);
-  ready_.assign(n, false);
-  // Reverse registration order: the last layers' gradients come first in backward.
-  Bucket current;
-  int64_t filled = 0;
-  auto close = [&] {
-    if (current.params.empty()) return;
-    current.buffer = torch::zeros({filled}, torch::TensorOptions()
-                                                .dtype(options_.comm_dtype)
-                                                .device(group_->device()));
-    buckets_.push_back(std::move(current));
-    current = Bucket{};
-    filled = 0;
-  };
-  for (int64_t i = n - 1; i >= 0; --i) {
-    const int64_t numel = parameters_[i].numel();
-    if (filled > 0 && filled + numel > options_.bucket_elements) close();
-    bucket_of_[i] = static_cast<int64_t>(buckets_.size());
-    current.params.push_back(i);
-    current.offsets.push_back(filled);
-    filled += numel;
+  if (static_cast<int64_t>(plan_.buckets_of.size()) != n) {
+    throw std::invalid_argument("GradientReducer: the bucket plan is for another parameter list");
   }
-  close();
+  ready_.assign(n, false);
+  remaining_.assign(n, 0);
+  state_.resize(plan_.buckets.size());
+  if (options_.max_in_flight < 0) {
+    // Persistent buffers: stage 0 reduces everything anyway, and reallocating costs time.
+    for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
+      state_[b].buffer = torch::zeros({plan_.buckets[b].size},
+                                      torch::TensorOptions().dtype(options_.comm_dtype).device(group_->device()));
+    }
+  }
+  // One rank and plain all-reduce: nothing to do, no hooks, no cost.
+  if (group_->size() > 1 || options_.mode == Mode::ReduceScatter) register_hooks();
+}
 
-  if (group_->size() == 1) return;  // nothing to reduce: no hooks, no cost
-  for (int64_t i = 0; i < n; ++i) {
+void GradientReducer::register_hooks() {
+  for (int64_t i = 0; i < static_cast<int64_t>(parameters_.size()); ++i) {
     auto acc = torch::autograd::impl::grad_accumulator(parameters_[i]);
     auto key = acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
         [this, i](const torch::autograd::variable_list& outputs,
@@ -56,80 +54,124 @@ GradientReducer::~GradientReducer() {
   }
 }
 
+int64_t GradientReducer::buffer_bytes() const {
+  int64_t total = 0;
+  for (const auto& s : state_) {
+    if (s.buffer.defined()) total += s.buffer.numel() * static_cast<int64_t>(s.buffer.element_size());
+  }
+  return total;
+}
+
 void GradientReducer::prepare(bool reduce) {
   std::lock_guard<std::mutex> lock(mutex_);
-  active_ = reduce && group_->size() > 1;
+  active_ = reduce && !accumulators_.empty();
   next_bucket_ = 0;
   std::fill(ready_.begin(), ready_.end(), false);
-  for (auto& b : buckets_) {
-    b.pending = static_cast<int64_t>(b.params.size());
-    b.work.reset();
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    remaining_[i] = static_cast<int64_t>(plan_.buckets_of[i].size());
   }
+  for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
+    state_[b].pending = static_cast<int64_t>(plan_.buckets[b].entries.size());
+    state_[b].work.reset();
+  }
+  in_flight_.clear();
 }
 
 void GradientReducer::on_gradient_ready(int64_t param) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!active_ || ready_[param]) return;
   ready_[param] = true;
-  --buckets_[bucket_of_[param]].pending;
+  for (auto b : plan_.buckets_of[param]) --state_[b].pending;
   launch_ready_buckets();
 }
 
 void GradientReducer::launch_ready_buckets() {
-  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].pending == 0) {
-    launch(buckets_[next_bucket_++]);
+  while (next_bucket_ < plan_.buckets.size() && state_[next_bucket_].pending == 0) {
+    launch(static_cast<int64_t>(next_bucket_++));
+    if (options_.max_in_flight >= 0 && static_cast<int64_t>(in_flight_.size()) > options_.max_in_flight) {
+      complete_oldest();
+    }
   }
 }
 
-void GradientReducer::launch(Bucket& bucket) {
+void GradientReducer::launch(int64_t index) {
   torch::NoGradGuard no_grad;
-  for (std::size_t k = 0; k < bucket.params.size(); ++k) {
-    const auto& p = parameters_[bucket.params[k]];
-    auto slot = bucket.buffer.narrow(0, bucket.offsets[k], p.numel());
+  const auto& bucket = plan_.buckets[index];
+  auto& st = state_[index];
+  if (!st.buffer.defined()) {
+    st.buffer = torch::empty({bucket.size}, torch::TensorOptions().dtype(options_.comm_dtype).device(group_->device()));
+  }
+  int64_t covered = 0;
+  for (const auto& e : bucket.entries) {
+    auto& p = parameters_[e.param];
+    auto slot = st.buffer.narrow(0, e.bucket_offset, e.length);
     const auto& g = p.grad();
     if (g.defined()) {
-      slot.copy_(g.reshape(-1));
+      slot.copy_(g.reshape(-1).narrow(0, e.param_offset, e.length));
     } else {
       slot.zero_();
     }
+    covered = std::max(covered, e.bucket_offset + e.length);
+    if (options_.release_gradients && --remaining_[e.param] == 0 && g.defined()) p.mutable_grad().reset();
   }
+  if (covered < bucket.size) st.buffer.narrow(0, covered, bucket.size - covered).zero_();
+
   const double n = static_cast<double>(group_->size());
   if (options_.average) {
     if (options_.prescale) {
-      bucket.buffer.mul_(1.0 / n);
+      st.buffer.mul_(1.0 / n);
     } else if (options_.predivide_factor != 1.0) {
-      bucket.buffer.mul_(1.0 / options_.predivide_factor);
+      st.buffer.mul_(1.0 / options_.predivide_factor);
     }
   }
-  bucket.work = group_->all_reduce_async(bucket.buffer);
+  if (group_->size() > 1) {
+    st.work = options_.mode == Mode::AllReduce ? group_->all_reduce_async(st.buffer)
+                                               : group_->reduce_scatter_async(st.buffer);
+  }
+  in_flight_.push_back(index);
+}
+
+void GradientReducer::complete_oldest() {
+  const int64_t index = in_flight_.front();
+  in_flight_.pop_front();
+  const auto& bucket = plan_.buckets[index];
+  auto& st = state_[index];
+  if (st.work) {
+    st.work->wait();
+    st.work.reset();
+  }
+  torch::NoGradGuard no_grad;
+  const double n = static_cast<double>(group_->size());
+  const bool postscale = options_.average && !options_.prescale && options_.predivide_factor != n;
+  if (options_.mode == Mode::AllReduce) {
+    if (postscale) st.buffer.mul_(options_.predivide_factor / n);
+    for (const auto& e : bucket.entries) {
+      auto& p = parameters_[e.param];
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      auto reduced = st.buffer.narrow(0, e.bucket_offset, e.length);
+      if (e.length == p.numel()) {
+        p.mutable_grad().copy_(reduced.view(p.sizes()));
+      } else {
+        p.mutable_grad().view(-1).narrow(0, e.param_offset, e.length).copy_(reduced);
+      }
+    }
+  } else {
+    auto mine = st.buffer.narrow(0, group_->rank() * bucket.slice, bucket.slice);
+    if (postscale) mine.mul_(options_.predivide_factor / n);
+    if (sink_) sink_(index, mine);
+    if (options_.max_in_flight >= 0) st.buffer = torch::Tensor();
+  }
 }
 
 void GradientReducer::finalize() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!active_) return;
   // Parameters without a gradient in this backward: reduce them as zeros, in order.
-  for (auto& b : buckets_) b.pending = 0;
+  for (auto& s : state_) s.pending = 0;
   launch_ready_buckets();
   active_ = false;
-
-  torch::NoGradGuard no_grad;
-  const double n = static_cast<double>(group_->size());
   const auto start = std::chrono::steady_clock::now();
-  for (auto& b : buckets_) {
-    b.work->wait();
-    b.work.reset();
-    if (options_.average && !options_.prescale && options_.predivide_factor != n) {
-      b.buffer.mul_(options_.predivide_factor / n);
-    }
-    for (std::size_t k = 0; k < b.params.size(); ++k) {
-      auto& p = parameters_[b.params[k]];
-      auto reduced = b.buffer.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
-      if (!p.grad().defined()) {
-        p.mutable_grad() = torch::empty_like(p);
-      }
-      p.mutable_grad().copy_(reduced);
-    }
-  }
+  while (!in_flight_.empty()) complete_oldest();
   last_wait_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 

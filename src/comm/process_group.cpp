@@ -78,6 +78,44 @@ void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::T
   });
 }
 
+namespace {
+
+void check_flat(const char* what, const torch::Tensor& flat, int64_t size) {
+  if (flat.dim() != 1 || !flat.is_contiguous() || flat.numel() % size != 0) {
+    throw CommError(std::string(what) + ": expected a contiguous 1-D tensor whose length is a multiple of " +
+                    std::to_string(size) + ", got shape " + c10::str(flat.sizes()));
+  }
+}
+
+}  // namespace
+
+compat::WorkPtr ProcessGroup::reduce_scatter_async(torch::Tensor& flat) {
+  check_flat("reduce_scatter", flat, size());
+  if (!has_native_reduce_scatter()) return all_reduce_async(flat);
+  return guarded("reduce_scatter", rank(), [&] {
+    const int64_t slice = flat.numel() / size();
+    // NCCL works in place when the output is the input's own slice of this rank.
+    auto mine = flat.narrow(0, rank() * slice, slice);
+    c10d::ReduceScatterOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    return backend_->_reduce_scatter_base(mine, flat, opts);
+  });
+}
+
+compat::WorkPtr ProcessGroup::all_gather_async(torch::Tensor& flat) {
+  check_flat("all_gather", flat, size());
+  return guarded("all_gather", rank(), [&] {
+    const int64_t slice = flat.numel() / size();
+    auto mine = flat.narrow(0, rank() * slice, slice);
+    if (backend_name_ == "nccl") return backend_->_allgather_base(flat, mine);
+    // Gloo reads the input before it writes the outputs, so they may alias.
+    std::vector<std::vector<at::Tensor>> out(1);
+    for (int64_t r = 0; r < size(); ++r) out[0].push_back(flat.narrow(0, r * slice, slice));
+    std::vector<at::Tensor> in{mine};
+    return backend_->allgather(out, in);
+  });
+}
+
 void ProcessGroup::barrier() {
   if (size() == 1) return;
   guarded("barrier", rank(), [&] {

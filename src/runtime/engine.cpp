@@ -1,5 +1,6 @@
-// The engine orchestrates; the work is in GradientReducer (communication), Optimizer and
-// LRScheduler (the update), Timers/ThroughputTimer (measurement) and Logger (output).
+// The engine orchestrates; the work is in the optimizer wrapper (reduction, precision and
+// ZeRO partitioning: DataParallelOptimizer, ZeroOptimizer), Optimizer and LRScheduler (the
+// update), Timers/ThroughputTimer (measurement) and Logger (output).
 #include <deepspeed/engine.h>
 
 #include <cmath>
@@ -9,7 +10,9 @@
 
 #include <deepspeed/errors.h>
 
-#include "comm/gradient_reducer.h"
+#include "runtime/data_parallel_optimizer.h"
+#include "runtime/precision.h"
+#include "runtime/zero/zero_optimizer.h"
 #include "runtime/config_report.h"
 #include "runtime/logger.h"
 #include "runtime/timers.h"
@@ -17,36 +20,9 @@
 namespace deepspeed {
 namespace {
 
-// DeepSpeed's default gradient bucket for stage 0 is 5e8 elements, i.e. one bucket and no
-// overlap; we use PyTorch DDP's 25 MiB so that all-reduce overlaps backward, unless the
-// config sets zero_optimization.reduce_bucket_size itself.
-constexpr int64_t kDefaultBucketBytes = 25 * 1024 * 1024;
-
-torch::ScalarType communication_dtype(const DeepSpeedConfig& c) {
-  const std::string t = c.communication_data_type.value_or(
-      c.fp16_enabled() ? "fp16" : c.bf16_enabled() ? "bf16" : "fp32");
-  if (t == "fp16") return torch::kFloat16;
-  if (t == "bf16") return torch::kBFloat16;
-  return torch::kFloat32;
-}
-
 std::function<void()> device_synchronizer(torch::Device device) {
   if (!device.is_cuda()) return {};
   return [index = device.index()] { torch::cuda::synchronize(index); };
-}
-
-void check_supported(const DeepSpeedConfig& c) {
-  if (c.zero_stage() > 0) {
-    throw ConfigError("zero_optimization.stage",
-                      fmt::format("ZeRO stage {} is not available in this version of deepspeed-cpp "
-                                  "yet; use stage 0 (plain data parallelism)",
-                                  c.zero_stage()));
-  }
-  if (c.fp16_enabled() || c.bf16_enabled()) {
-    throw ConfigError(c.fp16_enabled() ? "fp16.enabled" : "bf16.enabled",
-                      "mixed precision is not available in this version of deepspeed-cpp yet; "
-                      "train in fp32 (set enabled to false)");
-  }
 }
 
 }  // namespace
@@ -61,33 +37,33 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
       optimizer_(std::move(optimizer)),
       lr_scheduler_(std::move(lr_scheduler)),
       device_(group_->device()) {
-  check_supported(config_);
+  check_precision_and_zero(config_, optimizer_ ? optimizer_->name() : std::string(), !config_.optimizer.has_value());
+  model_dtype_ = deepspeed::model_dtype(config_);
   Logger logger(group_->rank(), config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info);
   for (const auto& w : config_.warnings) logger.warning(w);
 
   module_->to(device_);
-  for (auto& p : module_->parameters()) {
-    if (p.requires_grad()) parameters_.push_back(p);
-  }
-  // Every rank starts from rank 0's weights, whatever its own initialisation drew.
   {
     torch::NoGradGuard no_grad;
+    // fp16/bf16: the parameters (not the buffers, as DeepSpeed) take the model's dtype; the
+    // tensors stay the same objects, so the optimizer's groups still refer to them.
+    if (model_dtype_ != torch::kFloat32) {
+      for (auto& p : module_->parameters()) {
+        if (p.is_floating_point()) p.set_data(p.detach().to(model_dtype_));
+      }
+    }
+    // Every rank starts from rank 0's weights, whatever its own initialisation drew.
     for (auto& p : module_->parameters()) group_->broadcast(p, 0);
     for (auto& b : module_->buffers()) group_->broadcast(b, 0);
   }
-
-  GradientReducer::Options ro;
-  ro.comm_dtype = communication_dtype(config_);
-  const int64_t element_bytes = static_cast<int64_t>(c10::elementSize(ro.comm_dtype));
-  ro.bucket_elements = kDefaultBucketBytes / element_bytes;
-  if (config_.raw.contains("zero_optimization") && config_.raw["zero_optimization"].is_object() &&
-      config_.raw["zero_optimization"].contains("reduce_bucket_size")) {
-    ro.bucket_elements = config_.zero_optimization.reduce_bucket_size;
+  for (auto& p : module_->parameters()) {
+    if (p.requires_grad()) parameters_.push_back(p);
   }
-  ro.average = config_.gradient_allreduce_op == "mean";
-  ro.prescale = config_.prescale_gradients;
-  ro.predivide_factor = config_.gradient_predivide_factor;
-  reducer_ = std::make_unique<GradientReducer>(parameters_, group_, ro);
+  if (optimizer_ && config_.zero_stage() > 0) {
+    wrapper_ = std::make_unique<ZeroOptimizer>(parameters_, group_, config_, optimizer_);
+  } else {
+    wrapper_ = std::make_unique<DataParallelOptimizer>(parameters_, group_, config_, optimizer_);
+  }
 
   timers_ = std::make_unique<Timers>(device_synchronizer(device_));
   auto sync = config_.throughput_timer.synchronized ? device_synchronizer(device_) : std::function<void()>{};
@@ -101,6 +77,7 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
   if (logger.enabled(LogLevel::Info)) {
     logger.info(fmt::format("DeepSpeed info: version={}, git-hash={}, git-branch={}", deepspeed_version(),
                             deepspeed_git_hash(), deepspeed_git_branch()));
+    if (optimizer_) logger.info("DeepSpeed Final Optimizer = " + wrapper_->name());
     for (const auto& line : config_report_lines(config_)) logger.info(line);
     if (optimizer_) log_progress();
   }
@@ -136,52 +113,55 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
   }
   const bool wall = config_.wall_clock_breakdown;
   if (wall) timers_->start("bwd_microstep"), timers_->start("bwd");
-  auto scaled = scale_wrt_gas && config_.gradient_accumulation_steps > 1
-                    ? loss / static_cast<double>(config_.gradient_accumulation_steps)
-                    : loss;
+  auto averaged = scale_wrt_gas && config_.gradient_accumulation_steps > 1
+                      ? loss / static_cast<double>(config_.gradient_accumulation_steps)
+                      : loss;
+  const double scale = wrapper_->loss_scale();
+  auto scaled = scale != 1.0 ? averaged.to(torch::kFloat32) * scale : averaged;
   const bool boundary = is_gradient_accumulation_boundary();
-  reducer_->prepare(boundary);
+  wrapper_->before_backward(boundary);
   if (wall) timers_->start("bwd_inner_microstep"), timers_->start("bwd_inner");
   scaled.backward({}, retain_graph);
   if (wall) timers_->stop("bwd_inner_microstep"), timers_->stop("bwd_inner");
   if (wall) timers_->start("bwd_allreduce_microstep"), timers_->start("bwd_allreduce");
-  reducer_->finalize();
+  wrapper_->after_backward(boundary);
   if (wall) timers_->stop("bwd_allreduce_microstep"), timers_->stop("bwd_allreduce");
   if (wall) timers_->stop("bwd_microstep"), timers_->stop("bwd");
-  return scaled.detach();
+  return averaged.detach();
 }
 
-void Engine::zero_grad() {
-  for (auto& p : parameters_) {
-    if (p.grad().defined()) {
-      p.mutable_grad().detach_();
-      p.mutable_grad().zero_();
-    }
-  }
-}
+void Engine::zero_grad() { wrapper_->zero_grad(); }
 
 void Engine::take_model_step() {
-  torch::NoGradGuard no_grad;
-  global_grad_norm_.reset();
-  if (config_.gradient_clipping > 0.0) {
-    // Gradients are already averaged, hence equal on every rank: the local norm is global.
-    auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-    for (auto& p : parameters_) {
-      if (p.grad().defined()) total += p.grad().to(torch::kFloat64).pow(2).sum();
-    }
-    const double norm = std::sqrt(total.item<double>());
-    global_grad_norm_ = norm;
-    const double coef = config_.gradient_clipping / (norm + 1e-6);
-    if (coef < 1.0) {
-      for (auto& p : parameters_) {
-        if (p.grad().defined()) p.mutable_grad().mul_(coef);
-      }
-    }
+  auto outcome = wrapper_->step(config_.gradient_clipping);
+  if (group_->rank() == 0) {
+    const LogLevel level = config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info;
+    Logger logger(0, level);
+    for (const auto& line : outcome.messages.warning) logger.info(line);
+    for (const auto& line : outcome.messages.info) logger.log(LogLevel::Debug, line);
   }
-  optimizer_->step();
-  step_applied_ = true;
-  zero_grad();
-  if (lr_scheduler_) lr_scheduler_->step();
+  step_applied_ = outcome.applied;
+  if (outcome.applied) {
+    global_grad_norm_ = outcome.grad_norm;
+    if (lr_scheduler_) lr_scheduler_->step();
+  } else {
+    ++skipped_steps_;
+  }
+}
+
+double Engine::cur_scale() const { return wrapper_->loss_scale(); }
+
+std::string Engine::optimizer_wrapper_name() const { return wrapper_->name(); }
+
+MemoryReport Engine::memory_report() const {
+  auto r = wrapper_->memory_report();
+  for (const auto& b : module_->buffers()) r.buffers += b.numel() * static_cast<int64_t>(b.element_size());
+  return r;
+}
+
+torch::Tensor Engine::cast_input(const torch::Tensor& t) const {
+  if (!config_.fp16.auto_cast || model_dtype_ == torch::kFloat32 || !t.defined() || !t.is_floating_point()) return t;
+  return t.to(model_dtype_);
 }
 
 void Engine::step() {

@@ -107,8 +107,10 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
     optimizer = options.optimizer_factory(parameter_groups(options, *module));
   }
   if (!optimizer && config.optimizer) {
+    OptimizerOptions oo;
+    oo.cpu_offload = config.zero_optimization.offload_optimizer_enabled();
     optimizer = make_optimizer(config.optimizer->type, config.optimizer->params,
-                               parameter_groups(options, *module));
+                               parameter_groups(options, *module), oo);
   }
   std::shared_ptr<LRScheduler> scheduler = options.lr_scheduler;
   if (scheduler && !optimizer) {

@@ -1,7 +1,8 @@
 // One rank of a small training run, started by the tests' multi-process harness (or by the
 // deepspeed launcher). Trains a two-layer MLP on a synthetic regression set for --steps
 // optimizer steps with the given ds_config, prints "loss <micro_step> <value>" per micro
-// batch, and saves the final parameters to <--out>.rank<R>.pt.
+// batch (and with --report the engine's memory report after every backward), and saves the
+// final parameters (as fp32) to <--out>.rank<R>.pt.
 #include <iostream>
 
 #include <deepspeed/deepspeed.h>
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps);
   app.add_option("--samples", samples);
   app.add_option("--out", out);
+  bool report = false;
+  app.add_flag("--report", report, "print the engine's memory report after every backward");
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   try {
@@ -51,21 +54,29 @@ int main(int argc, char** argv) {
     auto net = std::make_shared<Mlp>();
     auto [engine, optimizer, loader, scheduler] =
         deepspeed::initialize(app, net, net->parameters(), SyntheticData(samples));
+    if (report) std::cout << "wrapper " << engine->optimizer_wrapper_name() << "\n";
     int64_t micro = 0;
     while (engine->global_steps() < steps) {
       for (auto batch : *loader) {
-        auto loss = torch::mse_loss(engine->forward(batch.data.to(engine->device())),
-                                     batch.target.to(engine->device()));
+        // A half-precision model takes half-precision inputs; the loss is computed in fp32.
+        auto prediction = engine->forward(batch.data.to(engine->device(), engine->model_dtype()));
+        auto loss = torch::mse_loss(prediction.to(torch::kFloat32), batch.target.to(engine->device()));
         engine->backward(loss);
+        if (report) {
+          const auto m = engine->memory_report();
+          std::cout << "memory " << micro << " parameters=" << m.parameters << " gradients=" << m.gradients
+                    << " master_weights=" << m.master_weights << " optimizer_states=" << m.optimizer_states << "\n";
+        }
         engine->step();
         std::cout << "loss " << micro++ << " " << loss.item<double>() << "\n";
         if (engine->global_steps() >= steps) break;
       }
     }
     std::cout << "lr " << engine->get_lr().at(0) << "\n";
+    std::cout << "skipped " << engine->skipped_steps() << " scale " << engine->cur_scale() << "\n";
     if (!out.empty()) {
       std::vector<torch::Tensor> params;
-      for (auto& p : net->parameters()) params.push_back(p.detach().cpu().clone());
+      for (auto& p : net->parameters()) params.push_back(p.detach().cpu().to(torch::kFloat32).clone());
       torch::save(params, out + ".rank" + std::to_string(engine->global_rank()) + ".pt");
     }
   } catch (const deepspeed::Error& e) {

@@ -16,7 +16,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr double kTol = 1e-15;
+constexpr double kScheduleTol = 1e-15;
 constexpr double kPi = 3.141592653589793;
 
 // An optimizer with `lrs.size()` groups of one tensor each.
@@ -36,7 +36,7 @@ std::unique_ptr<Optimizer> optimizer(const std::string& type, std::vector<double
 double lr0(const Optimizer& opt) { return opt.param_groups()[0].lr; }
 
 template <class F>
-ConfigError config_error(F&& f) {
+ConfigError schedule_config_error(F&& f) {
   try {
     f();
   } catch (const ConfigError& e) {
@@ -63,17 +63,17 @@ TEST(WarmupLR, LogWarmupAtEveryPhase) {
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.001);  // the constructor writes min
   const double inv_log = 1.0 / std::log(10.0);
   s->step();  // k = 0: log(1) = 0
-  EXPECT_NEAR(lr0(*opt), 0.001, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.001, kScheduleTol);
   s->step();  // k = 1
-  EXPECT_NEAR(lr0(*opt), 0.001 + 0.009 * inv_log * std::log(2.0), kTol);
+  EXPECT_NEAR(lr0(*opt), 0.001 + 0.009 * inv_log * std::log(2.0), kScheduleTol);
   s->step(9);  // k = N-1: log(10)/log(10) = 1
-  EXPECT_NEAR(lr0(*opt), 0.01, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.01, kScheduleTol);
   s->step();  // k = N
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.01);
   s->step(1000);
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.01);
   ASSERT_EQ(s->get_last_lr().size(), 1u);
-  EXPECT_NEAR(s->get_last_lr()[0], 0.01, kTol);
+  EXPECT_NEAR(s->get_last_lr()[0], 0.01, kScheduleTol);
   EXPECT_EQ(s->state_dict(), json({{"last_batch_iteration", 1000}}));
 }
 
@@ -84,9 +84,9 @@ TEST(WarmupLR, LinearAndTheMinimumOfTwoSteps) {
                               {"warmup_type", "linear"}},
                              *opt);
   s->step(1);
-  EXPECT_NEAR(lr0(*opt), 0.1 * 1 / 4, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * 1 / 4, kScheduleTol);
   s->step(3);
-  EXPECT_NEAR(lr0(*opt), 0.1 * 3 / 4, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * 3 / 4, kScheduleTol);
   s->step(4);
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.1);
 
@@ -95,11 +95,11 @@ TEST(WarmupLR, LinearAndTheMinimumOfTwoSteps) {
   one->step(0);
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.0);
   one->step(1);  // log(2)/log(2)
-  EXPECT_NEAR(lr0(*opt), 0.1, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1, kScheduleTol);
   auto one_linear = make_lr_scheduler(
       "WarmupLR", {{"warmup_max_lr", 0.1}, {"warmup_num_steps", 1}, {"warmup_type", "linear"}}, *opt);
   one_linear->step(1);
-  EXPECT_NEAR(lr0(*opt), 0.05, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.05, kScheduleTol);
 }
 
 TEST(WarmupLR, MaxDefaultsToEachGroupsLrAndListsArePerGroup) {
@@ -112,7 +112,7 @@ TEST(WarmupLR, MaxDefaultsToEachGroupsLrAndListsArePerGroup) {
   auto lists = make_lr_scheduler(
       "WarmupLR", {{"warmup_min_lr", {0.001, 0.002}}, {"warmup_max_lr", 1.0}, {"warmup_num_steps", 10}}, *opt);
   EXPECT_EQ(get_lr(*opt), (std::vector<double>{0.001, 0.002}));
-  auto bad = config_error([&] {
+  auto bad = schedule_config_error([&] {
     make_lr_scheduler("WarmupLR", {{"warmup_min_lr", {0.001}}}, *opt);
   });
   EXPECT_EQ(bad.path(), "scheduler.params.warmup_min_lr");
@@ -129,7 +129,7 @@ TEST(WarmupLR, UnknownWarmupTypeWarnsAndUsesLog) {
   EXPECT_NE(warnings.find("Using unknown warmup_type: cosine. The increasing function is set to default (log)"),
             std::string::npos);
   s->step(1);
-  EXPECT_NEAR(lr0(*opt), 0.1 * std::log(2.0) / std::log(10.0), kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * std::log(2.0) / std::log(10.0), kScheduleTol);
 }
 
 TEST(WarmupLR, BeforeTheFirstStepWarnsAndReturnsMin) {
@@ -145,7 +145,7 @@ TEST(WarmupLR, BeforeTheFirstStepWarnsAndReturnsMin) {
 TEST(WarmupLR, WarmupNumStepsMustBeAPositiveInteger) {
   auto opt = optimizer("Adam", {0.05});
   for (const json& n : {json(0), json(-5), json(2.5)}) {
-    auto e = config_error([&] { make_lr_scheduler("WarmupLR", {{"warmup_num_steps", n}}, *opt); });
+    auto e = schedule_config_error([&] { make_lr_scheduler("WarmupLR", {{"warmup_num_steps", n}}, *opt); });
     EXPECT_EQ(e.path(), "scheduler.params.warmup_num_steps");
     EXPECT_NE(std::string(e.what()).find("warmup_num_steps must be a positive integer, got"), std::string::npos);
   }
@@ -162,7 +162,7 @@ TEST(WarmupLR, ResumingDoesNotTouchTheOptimizerAndStateRoundTrips) {
   fresh->load_state_dict({{"last_batch_iteration", 6}});
   fresh->step();  // k = 7
   EXPECT_EQ(fresh->last_batch_iteration(), 7);
-  EXPECT_NEAR(lr0(*opt), 0.1 * std::log(8.0) / std::log(10.0), kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * std::log(8.0) / std::log(10.0), kScheduleTol);
   EXPECT_THROW(fresh->load_state_dict(json::object()), CheckpointError);
 }
 
@@ -177,17 +177,17 @@ TEST(WarmupDecayLR, WarmupThenLinearDecayToMin) {
   EXPECT_EQ(s->name(), "WarmupDecayLR");
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.001);
   s->step(0);
-  EXPECT_NEAR(lr0(*opt), 0.001, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.001, kScheduleTol);
   s->step(9);
-  EXPECT_NEAR(lr0(*opt), 0.01, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.01, kScheduleTol);
   s->step(10);  // (20-10)/(20-10) = 1
-  EXPECT_NEAR(lr0(*opt), 0.01, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.01, kScheduleTol);
   s->step(15);  // 0.5
-  EXPECT_NEAR(lr0(*opt), 0.001 + 0.009 * 0.5, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.001 + 0.009 * 0.5, kScheduleTol);
   s->step(20);  // 0: back to warmup_min_lr, not 0
-  EXPECT_NEAR(lr0(*opt), 0.001, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.001, kScheduleTol);
   s->step(25);  // max(0, -0.5)
-  EXPECT_NEAR(lr0(*opt), 0.001, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.001, kScheduleTol);
 }
 
 TEST(WarmupDecayLR, DefaultsAndWarnings) {
@@ -200,8 +200,8 @@ TEST(WarmupDecayLR, DefaultsAndWarnings) {
   s->step(10);  // warmup_max_lr defaults to 0.001 here; γ = max(0, (5-10)/max(1, -5)) = 0
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.0);
   s->step(9);
-  EXPECT_NEAR(lr0(*opt), 0.001, kTol);
-  EXPECT_EQ(config_error([&] { make_lr_scheduler("WarmupDecayLR", json::object(), *opt); }).path(),
+  EXPECT_NEAR(lr0(*opt), 0.001, kScheduleTol);
+  EXPECT_EQ(schedule_config_error([&] { make_lr_scheduler("WarmupDecayLR", json::object(), *opt); }).path(),
             "scheduler.params.total_num_steps");
 }
 
@@ -215,18 +215,18 @@ TEST(WarmupCosineLR, ZeroAtConstructionThenWarmupCosineAndClamp) {
   s->step();  // k = 0: ratio 0 + log(1)/log(10) = 0
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.0);
   s->step();  // k = 1
-  EXPECT_NEAR(lr0(*opt), 0.1 * (1.0 / std::log(10.0)) * std::log(2.0), kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * (1.0 / std::log(10.0)) * std::log(2.0), kScheduleTol);
   s->step(9);  // peak at N-1
-  EXPECT_NEAR(lr0(*opt), 0.1, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1, kScheduleTol);
   const double cmin = 0.0001;
   s->step(10);  // p = (10-10+1)/(20-10) = 0.1
-  EXPECT_NEAR(lr0(*opt), 0.1 * (cmin + (1 - cmin) * (1 + std::cos(kPi * 0.1)) / 2), kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * (cmin + (1 - cmin) * (1 + std::cos(kPi * 0.1)) / 2), kScheduleTol);
   s->step(14);  // p = 0.5
   EXPECT_NEAR(lr0(*opt), 0.1 * (cmin + (1 - cmin) * 0.5), 1e-15);
   s->step(19);  // p = 1
-  EXPECT_NEAR(lr0(*opt), 0.1 * cmin, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * cmin, kScheduleTol);
   s->step(35);  // clamped (DeepSpeed >= 0.19.3): stays at cos_min_ratio
-  EXPECT_NEAR(lr0(*opt), 0.1 * cmin, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * cmin, kScheduleTol);
 }
 
 TEST(WarmupCosineLR, WarmupMinRatioLinearAndTotalEqualsWarmup) {
@@ -236,13 +236,13 @@ TEST(WarmupCosineLR, WarmupMinRatioLinearAndTotalEqualsWarmup) {
                               {"warmup_type", "linear"}, {"cos_min_ratio", 0.01}},
                              *opt);
   s->step(0);
-  EXPECT_NEAR(lr0(*opt), 0.1 * 0.1, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * 0.1, kScheduleTol);
   s->step(5);  // 0.1 + 0.5*0.9
-  EXPECT_NEAR(lr0(*opt), 0.1 * 0.55, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * 0.55, kScheduleTol);
   s->step(10);  // T == N: no division by zero, straight to the floor
-  EXPECT_NEAR(lr0(*opt), 0.1 * 0.01, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * 0.01, kScheduleTol);
   s->step(11);
-  EXPECT_NEAR(lr0(*opt), 0.1 * 0.01, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1 * 0.01, kScheduleTol);
 }
 
 TEST(WarmupCosineLR, BaseIsEachGroupsLr) {
@@ -250,8 +250,8 @@ TEST(WarmupCosineLR, BaseIsEachGroupsLr) {
   auto s = make_lr_scheduler("WarmupCosineLR", {{"total_num_steps", 100}, {"warmup_num_steps", 10}}, *opt);
   EXPECT_EQ(get_lr(*opt), (std::vector<double>{0.0, 0.0}));
   s->step(9);
-  EXPECT_NEAR(opt->param_groups()[0].lr, 0.1, kTol);
-  EXPECT_NEAR(opt->param_groups()[1].lr, 0.3, kTol);
+  EXPECT_NEAR(opt->param_groups()[0].lr, 0.1, kScheduleTol);
+  EXPECT_NEAR(opt->param_groups()[1].lr, 0.3, kScheduleTol);
 }
 
 // ---------------------------------------------------------------------------- OneCycle
@@ -274,23 +274,23 @@ TEST(OneCycle, CycleThenDecayWithMomentum) {
 
   // S = 8, ρ = 0.5.
   s->step();  // k = 0: b = 1, x = 0.125, scale 0.25
-  EXPECT_NEAR(g.lr, 0.01 + 0.09 * 0.25, kTol);
-  EXPECT_NEAR(g.betas[0], 0.95 - 0.1 * 0.25, kTol);
+  EXPECT_NEAR(g.lr, 0.01 + 0.09 * 0.25, kScheduleTol);
+  EXPECT_NEAR(g.betas[0], 0.95 - 0.1 * 0.25, kScheduleTol);
   EXPECT_DOUBLE_EQ(g.betas[1], 0.99);
   s->step(3);  // x = 0.5: the peak
-  EXPECT_NEAR(g.lr, 0.1, kTol);
-  EXPECT_NEAR(g.betas[0], 0.85, kTol);
+  EXPECT_NEAR(g.lr, 0.1, kScheduleTol);
+  EXPECT_NEAR(g.betas[0], 0.85, kScheduleTol);
   s->step(5);  // x = 0.75: scale (0.75-1)/(0.5-1) = 0.5
-  EXPECT_NEAR(g.lr, 0.055, kTol);
-  EXPECT_NEAR(g.betas[0], 0.9, kTol);
+  EXPECT_NEAR(g.lr, 0.055, kScheduleTol);
+  EXPECT_NEAR(g.betas[0], 0.9, kScheduleTol);
   s->step(7);  // x = 0: back to min
-  EXPECT_NEAR(g.lr, 0.01, kTol);
-  EXPECT_NEAR(g.betas[0], 0.95, kTol);
+  EXPECT_NEAR(g.lr, 0.01, kScheduleTol);
+  EXPECT_NEAR(g.betas[0], 0.95, kScheduleTol);
   s->step(8);  // decay: d = (8-8+1)/2 = 0.5
-  EXPECT_NEAR(g.lr, 0.01 / (1 + 0.5 * 0.5), kTol);
-  EXPECT_NEAR(g.betas[0], 0.95 * (1 + 0.1 * 0.5), kTol);
+  EXPECT_NEAR(g.lr, 0.01 / (1 + 0.5 * 0.5), kScheduleTol);
+  EXPECT_NEAR(g.betas[0], 0.95 * (1 + 0.1 * 0.5), kScheduleTol);
   s->step(11);  // d = 2
-  EXPECT_NEAR(g.lr, 0.005, kTol);
+  EXPECT_NEAR(g.lr, 0.005, kScheduleTol);
   EXPECT_DOUBLE_EQ(g.betas[1], 0.99);
   EXPECT_EQ(python_repr(get_mom(*opt)), "[(" + python_repr(0.95 * 1.2) + ", 0.99)]");
 }
@@ -304,7 +304,7 @@ TEST(OneCycle, Stairs) {
   const std::vector<double> scale = {0.0, 0.5, 0.5, 1.0, 0.5, 0.5, 0.0, 0.0};
   for (int k = 0; k < 8; ++k) {
     s->step(k);
-    EXPECT_NEAR(lr0(*opt), 0.01 + 0.09 * scale[k], kTol) << "k=" << k;
+    EXPECT_NEAR(lr0(*opt), 0.01 + 0.09 * scale[k], kScheduleTol) << "k=" << k;
   }
 }
 
@@ -322,9 +322,9 @@ TEST(OneCycle, NoDecayKeepsMinAndMax) {
                                 *opt);
   EXPECT_FALSE(asym->get_mom().has_value());
   asym->step(0);  // x = 0.25 → 1/3
-  EXPECT_NEAR(lr0(*opt), 1.0 / 3.0, kTol);
+  EXPECT_NEAR(lr0(*opt), 1.0 / 3.0, kScheduleTol);
   asym->step(2);  // x = 0.75 → 1
-  EXPECT_NEAR(lr0(*opt), 1.0, kTol);
+  EXPECT_NEAR(lr0(*opt), 1.0, kScheduleTol);
 }
 
 TEST(OneCycle, OptimizerWithoutBetasDisablesMomentumWithAWarning) {
@@ -338,24 +338,24 @@ TEST(OneCycle, OptimizerWithoutBetasDisablesMomentumWithAWarning) {
             std::string::npos);
   EXPECT_FALSE(s->get_mom().has_value());
   s->step(3);
-  EXPECT_NEAR(lr0(*opt), 0.1, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.1, kScheduleTol);
   EXPECT_DOUBLE_EQ(opt->param_groups()[0].momentum, 0.9);
 }
 
 TEST(OneCycle, ParamErrors) {
   auto opt = optimizer("Adam", {0.05});
-  EXPECT_EQ(config_error([&] { make_lr_scheduler("OneCycle", {{"cycle_max_lr", 0.1}}, *opt); }).path(),
+  EXPECT_EQ(schedule_config_error([&] { make_lr_scheduler("OneCycle", {{"cycle_max_lr", 0.1}}, *opt); }).path(),
             "scheduler.params.cycle_min_lr");
   json zero = one_cycle_params();
   zero["cycle_first_step_size"] = 0;
-  EXPECT_EQ(config_error([&] { make_lr_scheduler("OneCycle", zero, *opt); }).path(),
+  EXPECT_EQ(schedule_config_error([&] { make_lr_scheduler("OneCycle", zero, *opt); }).path(),
             "scheduler.params.cycle_first_step_size");
   json negative = one_cycle_params();
   negative["cycle_second_step_size"] = -1;
-  EXPECT_EQ(config_error([&] { make_lr_scheduler("OneCycle", negative, *opt); }).path(),
+  EXPECT_EQ(schedule_config_error([&] { make_lr_scheduler("OneCycle", negative, *opt); }).path(),
             "scheduler.params.cycle_second_step_size");
   // A misspelt key is reported as such, not as the missing key it was meant to be.
-  auto typo = config_error([&] {
+  auto typo = schedule_config_error([&] {
     make_lr_scheduler("OneCycle", {{"cycle_minlr", 0.01}, {"cycle_max_lr", 0.1}}, *opt);
   });
   EXPECT_EQ(typo.path(), "scheduler.params.cycle_minlr");
@@ -371,9 +371,9 @@ TEST(LRRangeTest, ContinuousAndStaircase) {
       *opt);
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.001);
   s->step();  // interval 0.1
-  EXPECT_NEAR(lr0(*opt), 0.001 * (1 + 2.0 * 0.1), kTol);
+  EXPECT_NEAR(lr0(*opt), 0.001 * (1 + 2.0 * 0.1), kScheduleTol);
   s->step(9);  // interval 1
-  EXPECT_NEAR(lr0(*opt), 0.003, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.003, kScheduleTol);
 
   auto stairs = make_lr_scheduler(
       "LRRangeTest",
@@ -381,12 +381,12 @@ TEST(LRRangeTest, ContinuousAndStaircase) {
   stairs->step(8);
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.001);
   stairs->step(9);
-  EXPECT_NEAR(lr0(*opt), 0.002, kTol);
+  EXPECT_NEAR(lr0(*opt), 0.002, kScheduleTol);
 
   auto defaults = make_lr_scheduler("LRRangeTest", json::object(), *opt);
   defaults->step(1999);  // 1e-3 * (1 + 1.0 * 2000/2000)
-  EXPECT_NEAR(lr0(*opt), 0.002, kTol);
-  EXPECT_EQ(config_error([&] {
+  EXPECT_NEAR(lr0(*opt), 0.002, kScheduleTol);
+  EXPECT_EQ(schedule_config_error([&] {
               make_lr_scheduler("LRRangeTest", {{"lr_range_test_step_size", 0}}, *opt);
             }).path(),
             "scheduler.params.lr_range_test_step_size");
@@ -415,7 +415,7 @@ TEST(StepLR, TorchSemantics) {
   restored->step();
   EXPECT_EQ(restored->last_batch_iteration(), 7);
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.025);
-  EXPECT_EQ(config_error([&] { make_lr_scheduler("StepLR", json::object(), *opt); }).path(),
+  EXPECT_EQ(schedule_config_error([&] { make_lr_scheduler("StepLR", json::object(), *opt); }).path(),
             "scheduler.params.step_size");
 }
 
@@ -423,22 +423,22 @@ TEST(StepLR, TorchSemantics) {
 
 TEST(MakeLrScheduler, UnknownTypeAndParams) {
   auto opt = optimizer("Adam", {0.05});
-  auto type = config_error([&] { make_lr_scheduler("WarmUpLR", json::object(), *opt); });
+  auto type = schedule_config_error([&] { make_lr_scheduler("WarmUpLR", json::object(), *opt); });
   EXPECT_EQ(type.path(), "scheduler.type");
   EXPECT_NE(std::string(type.what()).find("DeepSpeed does not recognize LR scheduler WarmUpLR"),
             std::string::npos);
   EXPECT_NE(std::string(type.what()).find("did you mean 'WarmupLR'"), std::string::npos);
 
-  auto key = config_error([&] {
+  auto key = schedule_config_error([&] {
     make_lr_scheduler("WarmupLR", {{"warmup_num_step", 10}, {"warmup_min_lr", 0.5}}, *opt);
   });
   EXPECT_EQ(key.path(), "scheduler.params.warmup_num_step");
   EXPECT_NE(std::string(key.what()).find("did you mean 'warmup_num_steps'"), std::string::npos);
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.05);  // a rejected config leaves the optimizer alone
 
-  EXPECT_EQ(config_error([&] { make_lr_scheduler("WarmupLR", {{"warmup_type", 3}}, *opt); }).path(),
+  EXPECT_EQ(schedule_config_error([&] { make_lr_scheduler("WarmupLR", {{"warmup_type", 3}}, *opt); }).path(),
             "scheduler.params.warmup_type");
-  EXPECT_EQ(config_error([&] { make_lr_scheduler("WarmupLR", json::array(), *opt); }).path(),
+  EXPECT_EQ(schedule_config_error([&] { make_lr_scheduler("WarmupLR", json::array(), *opt); }).path(),
             "scheduler.params");
   // "auto" and null mean the default.
   EXPECT_NO_THROW(make_lr_scheduler("WarmupLR", {{"warmup_max_lr", "auto"}, {"warmup_min_lr", nullptr}}, *opt));
@@ -453,9 +453,9 @@ TEST(MakeLrScheduler, EngineOrderOptimizerStepNUsesKNMinus2) {
     used.push_back(lr0(*opt));  // what optimizer step n uses
     s->step();
   }
-  EXPECT_NEAR(used[0], 0.1, kTol);        // construction value
-  EXPECT_NEAR(used[1], 0.1 * 2.0, kTol);  // k = 0
-  EXPECT_NEAR(used[2], 0.1 * 3.0, kTol);  // k = 1
+  EXPECT_NEAR(used[0], 0.1, kScheduleTol);        // construction value
+  EXPECT_NEAR(used[1], 0.1 * 2.0, kScheduleTol);  // k = 0
+  EXPECT_NEAR(used[2], 0.1 * 3.0, kScheduleTol);  // k = 1
 }
 
 }  // namespace

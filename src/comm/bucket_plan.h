@@ -1,0 +1,50 @@
+// How gradients travel between ranks: in buckets, each a flat buffer filled with parameters
+// in reverse registration order (roughly the order in which backward produces their
+// gradients), so that a bucket's collective can start while backward goes on.
+//
+// Parameters of one optimizer group share buckets; groups never mix, so a rank's slices of
+// a group's buckets concatenate into that group's flat partition (ZeRO). A group's flat space
+// (its parameters, last first, padded with zeros to a multiple of `partitions`) is cut into
+// buckets of `bucket_elements` (rounded down to a multiple of `partitions`): every bucket
+// splits into `partitions` equal slices, a parameter may straddle two buckets, and rank r's
+// share of a group is exactly ceil(numel / partitions) elements.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace deepspeed {
+
+struct BucketPlan {
+  // A run of one parameter's elements inside one bucket.
+  struct Entry {
+    int64_t param = 0;           // index into the parameter list
+    int64_t param_offset = 0;    // first element, in the parameter's flattened order
+    int64_t bucket_offset = 0;   // where it sits in the bucket's buffer
+    int64_t length = 0;
+  };
+  struct Bucket {
+    int64_t group = 0;
+    int64_t group_offset = 0;    // where the bucket starts in its group's flat space
+    int64_t size = 0;            // elements, a multiple of partitions (padding included)
+    int64_t slice = 0;           // size / partitions: what each rank owns of it
+    std::vector<Entry> entries;  // in buffer order
+  };
+
+  int64_t partitions = 1;
+  std::vector<Bucket> buckets;                       // in launch order
+  std::vector<std::vector<int64_t>> buckets_of;      // parameter -> buckets holding it
+  std::vector<int64_t> group_size;                   // padded flat size of each group
+
+  // Elements of group g that each rank owns: group_size[g] / partitions.
+  int64_t partition_size(int64_t group) const { return group_size[group] / partitions; }
+};
+
+// numels[i] and groups[i]: parameter i's element count and optimizer group (0-based,
+// dense). bucket_elements < partitions is taken as partitions. Buckets are numbered in the
+// order they fill up during a reverse walk over the parameters; each group's last (partly
+// filled) bucket follows, in group order. The same inputs give the same plan on every rank.
+BucketPlan plan_buckets(const std::vector<int64_t>& numels, const std::vector<int64_t>& groups,
+                        int64_t bucket_elements, int64_t partitions);
+
+}  // namespace deepspeed

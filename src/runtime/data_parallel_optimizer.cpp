@@ -1,0 +1,131 @@
+#include "runtime/data_parallel_optimizer.h"
+
+#include <cmath>
+#include <unordered_map>
+
+#include <deepspeed/errors.h>
+
+#include "runtime/precision.h"
+
+namespace deepspeed {
+
+DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> parameters,
+                                             std::shared_ptr<comm::ProcessGroup> group,
+                                             const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer)
+    : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Plain,
+                                           /*fused=*/!optimizer || optimizer->name() != "Lamb")),
+      parameters_(std::move(parameters)),
+      group_(std::move(group)),
+      optimizer_(std::move(optimizer)),
+      fp16_(config.fp16_enabled()),
+      check_overflow_(config.fp16_enabled() || (config.bf16_enabled() && config.bf16.check_grad_overflow)) {
+  auto options = reducer_options(config);
+  const std::vector<int64_t> groups(parameters_.size(), 0);
+  std::vector<int64_t> numels;
+  for (const auto& p : parameters_) numels.push_back(p.numel());
+  reducer_ = std::make_unique<GradientReducer>(parameters_, group_, options,
+                                               plan_buckets(numels, groups, bucket_elements(config, options.comm_dtype), 1));
+
+  if (model_dtype(config) == torch::kFloat32 || !optimizer_) return;
+  // Half-precision model: the optimizer steps fp32 copies (made from the half values, as
+  // DeepSpeed makes them after module.half()).
+  std::unordered_map<const void*, int64_t> index;
+  for (int64_t i = 0; i < static_cast<int64_t>(parameters_.size()); ++i) {
+    index[parameters_[i].unsafeGetTensorImpl()] = i;
+  }
+  torch::NoGradGuard no_grad;
+  masters_.resize(parameters_.size());
+  for (auto& g : optimizer_->param_groups()) {
+    for (auto& p : g.params) {
+      auto it = index.find(p.unsafeGetTensorImpl());
+      if (it == index.end()) {
+        throw EngineError("the optimizer holds a tensor that is not a trainable parameter of the model; with fp16/bf16 "
+                          "every optimizer parameter must be one of the module's parameters");
+      }
+      auto& m = masters_[it->second];
+      if (!m.defined()) m = parameters_[it->second].detach().to(torch::kFloat32).clone();
+      p = m;
+    }
+  }
+}
+
+std::string DataParallelOptimizer::name() const {
+  if (masters_.empty()) return optimizer_ ? optimizer_->class_name() : "None";
+  if (!fp16_) return "BF16_Optimizer";
+  return loss_scaler().options().fused ? "FP16_Optimizer" : "FP16_UnfusedOptimizer";
+}
+
+OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clipping) {
+  torch::NoGradGuard no_grad;
+  StepOutcome out;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : parameters_) grads.push_back(p.grad());
+
+  const bool overflow = check_overflow_ && has_inf_or_nan(grads);
+  // DeepSpeed unscales with the scale after its update (on a growth step, the doubled one),
+  // but reports the norm in terms of the scale the gradients were computed with.
+  const double prev_scale = scaler_.scale();
+  out.messages = scaler_.update(overflow);
+  if (overflow) {
+    zero_grad();
+    return out;
+  }
+  const double scale = scaler_.scale();
+  const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
+  double divisor = scale;
+  if (need_norm) {
+    // Gradients are already averaged, hence equal on every rank: the local norm is global.
+    const double scaled_norm = std::sqrt(squared_norm(grads, group_->device()).item<double>());
+    out.grad_norm = scaled_norm / prev_scale;
+    divisor = unscale_and_clip_divisor(scaled_norm, scale, gradient_clipping);
+  }
+  if (masters_.empty()) {
+    if (divisor != 1.0) {
+      for (auto& g : grads) {
+        if (g.defined()) g.mul_(1.0 / divisor);
+      }
+    }
+    optimizer_->step();
+  } else {
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      auto& m = masters_[i];
+      if (!grads[i].defined()) {
+        m.mutable_grad().reset();
+        continue;
+      }
+      if (!m.grad().defined()) m.mutable_grad() = torch::empty_like(m);
+      m.mutable_grad().copy_(grads[i]).mul_(1.0 / divisor);
+    }
+    optimizer_->step();
+    for (size_t i = 0; i < parameters_.size(); ++i) parameters_[i].detach().copy_(masters_[i]);
+  }
+  out.applied = true;
+  zero_grad();
+  return out;
+}
+
+void DataParallelOptimizer::zero_grad() {
+  for (auto& p : parameters_) {
+    if (p.grad().defined()) {
+      p.mutable_grad().detach_();
+      p.mutable_grad().zero_();
+    }
+  }
+}
+
+MemoryReport DataParallelOptimizer::memory_report() const {
+  MemoryReport r;
+  for (const auto& p : parameters_) {
+    r.parameters += p.numel() * static_cast<int64_t>(p.element_size());
+    if (p.grad().defined()) r.gradients += p.grad().numel() * static_cast<int64_t>(p.grad().element_size());
+  }
+  for (const auto& m : masters_) {
+    r.master_weights += m.numel() * static_cast<int64_t>(m.element_size());
+    if (m.grad().defined()) r.gradients += m.grad().numel() * static_cast<int64_t>(m.grad().element_size());
+  }
+  if (optimizer_) r.optimizer_states = optimizer_state_bytes(*optimizer_);
+  r.communication_buffers = reducer_->buffer_bytes();
+  return r;
+}
+
+}  // namespace deepspeed

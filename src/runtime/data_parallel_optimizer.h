@@ -1,0 +1,51 @@
+// ZeRO stage 0: every rank holds everything; gradients are all-reduced in buckets while
+// backward runs (GradientReducer), and every rank applies the same update.
+//
+// fp32: the user's optimizer steps the module's parameters directly (DeepSpeed's raw
+// optimizer). fp16/bf16 (DeepSpeed's FP16_Optimizer, and its bf16 use): the module holds
+// half-precision parameters, the optimizer steps fp32 master copies, one per parameter, and
+// the result is copied back; fp16 scales the loss (spec §4 B, "Plain").
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <deepspeed/comm.h>
+#include <deepspeed/config.h>
+#include <deepspeed/optimizer.h>
+
+#include "comm/gradient_reducer.h"
+#include "runtime/optimizer_wrapper.h"
+
+namespace deepspeed {
+
+class DataParallelOptimizer final : public OptimizerWrapper {
+ public:
+  // `parameters`: the module's trainable parameters, in registration order, already in the
+  // model's dtype. The optimizer's groups must hold exactly these tensors; with a
+  // half-precision model they are replaced by their fp32 masters.
+  DataParallelOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
+                        const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer);
+
+  std::string name() const override;
+  void before_backward(bool boundary) override { reducer_->prepare(boundary); }
+  void after_backward(bool /*boundary*/) override { reducer_->finalize(); }
+  StepOutcome step(double gradient_clipping) override;
+  void zero_grad() override;
+  MemoryReport memory_report() const override;
+  double last_communication_wait() const override { return reducer_->last_wait_seconds(); }
+
+  // fp32 masters, parallel to the module's parameters (empty for an fp32 model).
+  const std::vector<torch::Tensor>& masters() const { return masters_; }
+
+ private:
+  std::vector<torch::Tensor> parameters_;
+  std::shared_ptr<comm::ProcessGroup> group_;
+  std::shared_ptr<Optimizer> optimizer_;
+  std::unique_ptr<GradientReducer> reducer_;
+  std::vector<torch::Tensor> masters_;
+  bool fp16_ = false;
+  bool check_overflow_ = false;
+};
+
+}  // namespace deepspeed

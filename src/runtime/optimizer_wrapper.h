@@ -1,0 +1,58 @@
+// What stands between the engine and the user's optimizer (DeepSpeed's "optimizer wrapper":
+// the raw optimizer, FP16_Optimizer, BF16_Optimizer, the ZeRO optimizer). It owns how
+// gradients are reduced across ranks, in which precision the update is computed, and how
+// parameters and optimizer state are partitioned. The engine only calls these methods, in
+// this order: before_backward, (autograd), after_backward for every micro batch, then step
+// at each accumulation boundary.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <deepspeed/engine.h>
+
+#include "runtime/loss_scaler.h"
+
+namespace deepspeed {
+
+class OptimizerWrapper {
+ public:
+  virtual ~OptimizerWrapper() = default;
+
+  // DeepSpeed's class name for the log line ("FP16_Optimizer", "DeepSpeedZeroOptimizer", ...).
+  virtual std::string name() const = 0;
+  // The scale backward multiplies the loss by (1.0 without fp16).
+  double loss_scale() const { return scaler_.scale(); }
+  LossScaler& loss_scaler() { return scaler_; }
+  const LossScaler& loss_scaler() const { return scaler_; }
+
+  virtual void before_backward(bool boundary) = 0;
+  virtual void after_backward(bool boundary) = 0;
+
+  struct StepOutcome {
+    bool applied = false;                 // false: overflow, the step was skipped
+    std::optional<double> grad_norm;      // unscaled global norm, when one was computed
+    LossScaler::Messages messages;        // what the loss scaler has to say (rank 0 logs it)
+  };
+  // At an accumulation boundary: unscale, check overflow, clip, update, clear gradients.
+  virtual StepOutcome step(double gradient_clipping) = 0;
+  // Clears the gradients of the current accumulation (the module's and any partitions').
+  virtual void zero_grad() = 0;
+  virtual MemoryReport memory_report() const = 0;
+  // Seconds the last after_backward waited for communication.
+  virtual double last_communication_wait() const { return 0.0; }
+
+ protected:
+  explicit OptimizerWrapper(LossScalerOptions scaler) : scaler_(scaler) {}
+  LossScaler scaler_;
+};
+
+// Bytes of per-element optimizer state (exp_avg, exp_avg_sq, ...: state tensors as large as
+// the tensor they belong to); scalar counters such as `step` are not counted.
+int64_t optimizer_state_bytes(const Optimizer& optimizer);
+
+}  // namespace deepspeed

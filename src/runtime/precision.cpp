@@ -1,0 +1,150 @@
+#include "runtime/precision.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <deepspeed/errors.h>
+
+namespace deepspeed {
+namespace {
+
+// Stage 0 default: DeepSpeed's is 5e8 elements, i.e. one bucket and no overlap; we use
+// PyTorch DDP's 25 MiB so that the all-reduce overlaps backward.
+constexpr int64_t kStage0BucketBytes = 25 * 1024 * 1024;
+
+torch::ScalarType dtype_named(const std::string& name, const std::string& key) {
+  if (name == "fp32" || name == "float32" || name == "float" || name == "torch.float32" || name == "torch.float") {
+    return torch::kFloat32;
+  }
+  if (name == "fp16" || name == "float16" || name == "half" || name == "torch.float16" || name == "torch.half") {
+    return torch::kFloat16;
+  }
+  if (name == "bf16" || name == "bfloat16" || name == "torch.bfloat16") return torch::kBFloat16;
+  throw ConfigError(key, "unknown data type '" + name + "' (expected fp32, fp16 or bf16)");
+}
+
+const char* python_dtype(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat16: return "torch.float16";
+    case torch::kBFloat16: return "torch.bfloat16";
+    default: return "torch.float32";
+  }
+}
+
+}  // namespace
+
+torch::ScalarType model_dtype(const DeepSpeedConfig& config) {
+  if (config.fp16_enabled()) return torch::kFloat16;
+  if (config.bf16_enabled()) return torch::kBFloat16;
+  return torch::kFloat32;
+}
+
+torch::ScalarType communication_dtype(const DeepSpeedConfig& config) {
+  if (config.communication_data_type) return dtype_named(*config.communication_data_type, "communication_data_type");
+  return model_dtype(config);
+}
+
+void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& optimizer_name,
+                              bool client_optimizer) {
+  const int stage = config.zero_stage();
+  if (config.amp.enabled) {
+    throw ConfigError("amp.enabled",
+                      stage > 0 ? "Amp and ZeRO are not currently compatible, please use (legacy) fp16 mode which "
+                                  "performs similar to amp opt_mode=O2"
+                                : "NVIDIA Apex AMP is a Python library and is not available to C++; use the fp16 or "
+                                  "bf16 section instead");
+  }
+  if (config.fp16_enabled() && config.bf16_enabled()) {
+    throw ConfigError("bf16.enabled", "fp16 and bf16 cannot both be enabled");
+  }
+  const auto model = model_dtype(config);
+  const auto accum = config.data_types.grad_accum_dtype
+                         ? dtype_named(*config.data_types.grad_accum_dtype, "data_types.grad_accum_dtype")
+                         : model;
+  if (stage == 0 && accum != model) {
+    throw ConfigError("data_types.grad_accum_dtype",
+                      fmt::format("unsupported mix of model_dtype={} and grad_accum_dtype={} without ZeRO "
+                                  "(use ZeRO stage 1 or above, or the model's dtype)",
+                                  python_dtype(model), python_dtype(accum)));
+  }
+  if (stage >= 3) {
+    throw ConfigError("zero_optimization.stage",
+                      "ZeRO stage 3 is not available in this version of deepspeed-cpp yet; use stage 0, 1 or 2");
+  }
+  if (config.zero_optimization.offload_param_enabled()) {
+    throw ConfigError("zero_optimization.offload_param", "parameter offload needs ZeRO stage 3");
+  }
+  if (config.zero_optimization.offload_optimizer_enabled()) {
+    const auto& device = config.zero_optimization.offload_optimizer->device;
+    if (stage == 0) {
+      throw ConfigError("zero_optimization.offload_optimizer", "optimizer offload needs ZeRO stage 1, 2 or 3");
+    }
+    if (device != "cpu") {
+      throw ConfigError("zero_optimization.offload_optimizer.device",
+                        "device '" + device + "' is not available in this version of deepspeed-cpp; use \"cpu\"");
+    }
+  }
+  if (stage > 0 && !optimizer_name.empty() && !config.zero_allow_untested_optimizer) {
+    // DeepSpeed's ZERO_SUPPORTED_OPTIMIZERS, by algorithm: Adam/AdamW (torch, Fused, CPU),
+    // Adagrad (torch, CPU), Lion (Fused, CPU). A client optimizer counts by what it is.
+    const bool supported = optimizer_name == "Adam" || optimizer_name == "AdamW" || optimizer_name == "Adagrad" ||
+                           optimizer_name == "Lion";
+    if (!supported) {
+      throw ConfigError(client_optimizer ? "zero_allow_untested_optimizer" : "optimizer.type",
+                        "You are using an untested ZeRO Optimizer (" + optimizer_name +
+                            "). Please add <\"zero_allow_untested_optimizer\": true> in the configuration file to "
+                            "use it.");
+    }
+  }
+}
+
+GradientReducer::Options reducer_options(const DeepSpeedConfig& config) {
+  GradientReducer::Options o;
+  o.comm_dtype = communication_dtype(config);
+  o.average = config.gradient_allreduce_op == "mean";
+  o.prescale = config.prescale_gradients;
+  o.predivide_factor = config.gradient_predivide_factor;
+  return o;
+}
+
+int64_t bucket_elements(const DeepSpeedConfig& config, torch::ScalarType comm_dtype) {
+  const bool set = config.raw.contains("zero_optimization") && config.raw["zero_optimization"].is_object() &&
+                   config.raw["zero_optimization"].contains("reduce_bucket_size");
+  if (config.zero_stage() > 0 || set) return std::max<int64_t>(1, config.zero_optimization.reduce_bucket_size);
+  return kStage0BucketBytes / static_cast<int64_t>(c10::elementSize(comm_dtype));
+}
+
+bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor any;
+  for (const auto& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    // sum() of a tensor with an inf or nan is inf or nan; cheaper than isfinite().all().
+    auto s = t.sum(torch::kFloat32);
+    any = any.defined() ? any + s : s;
+  }
+  return any.defined() && !std::isfinite(any.item<float>());
+}
+
+torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  for (const auto& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    auto n = at::linalg_vector_norm(t, 2, c10::nullopt, false, torch::kFloat32);
+    total += n * n;
+  }
+  return total;
+}
+
+double unscale_and_clip_divisor(double scaled_norm, double loss_scale, double gradient_clipping) {
+  double divisor = loss_scale;
+  if (gradient_clipping > 0.0) {
+    const double clip = (scaled_norm / loss_scale + 1e-6) / gradient_clipping;
+    if (clip > 1.0) divisor = clip * loss_scale;
+  }
+  return divisor;
+}
+
+}  // namespace deepspeed

@@ -1,0 +1,41 @@
+// Precision decisions shared by the optimizer wrappers: which dtype the model, the gradient
+// communication and the master weights use, which (stage, dtype) combinations DeepSpeed
+// supports (spec §1.6), and the arithmetic of overflow checks, norms and clipping (§3.4).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <deepspeed/config.h>
+
+#include "comm/gradient_reducer.h"
+
+namespace deepspeed {
+
+// fp16 -> Half, bf16 -> BFloat16, else Float.
+torch::ScalarType model_dtype(const DeepSpeedConfig& config);
+// communication_data_type, or the model's dtype when unset.
+torch::ScalarType communication_dtype(const DeepSpeedConfig& config);
+// Throws ConfigError for what DeepSpeed refuses at initialize (amp, a stage-0 mix of model and
+// gradient-accumulation dtypes, ZeRO with an untested optimizer, ...). `optimizer_name` is
+// Optimizer::name() ("" without an optimizer); `client_optimizer`: the user built it.
+void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& optimizer_name,
+                              bool client_optimizer);
+
+// The reduction settings of the config (averaging, prescale, predivide factor, dtype).
+GradientReducer::Options reducer_options(const DeepSpeedConfig& config);
+// Elements per gradient bucket: zero_optimization.reduce_bucket_size for ZeRO; for stage 0
+// PyTorch DDP's 25 MiB unless the config sets reduce_bucket_size itself.
+int64_t bucket_elements(const DeepSpeedConfig& config, torch::ScalarType comm_dtype);
+
+// True when any element of any defined tensor is inf or nan (one device sync).
+bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors);
+// Sum of squares of every defined tensor, accumulated in fp32 on the device, as a tensor.
+torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device);
+// DeepSpeed's unscale-and-clip divisor (spec §3.4 e): the loss scale, times the clip factor
+// when clipping is on and the unscaled norm exceeds it.
+double unscale_and_clip_divisor(double scaled_norm, double loss_scale, double gradient_clipping);
+
+}  // namespace deepspeed

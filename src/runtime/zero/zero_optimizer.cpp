@@ -1,0 +1,212 @@
+#include "runtime/zero/zero_optimizer.h"
+
+#include <cmath>
+#include <deque>
+#include <unordered_map>
+
+#include <torch/cuda.h>
+
+#include <deepspeed/errors.h>
+
+#include "runtime/precision.h"
+
+namespace deepspeed {
+namespace {
+
+torch::Tensor flat_view(const torch::Tensor& t) { return t.detach().view(-1); }
+
+}  // namespace
+
+ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
+                             const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer)
+    : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Zero)),
+      group_(std::move(group)),
+      optimizer_(std::move(optimizer)),
+      stage_(config.zero_stage()),
+      check_overflow_(!config.bf16_enabled() || config.bf16.check_grad_overflow),
+      offload_(config.zero_optimization.offload_optimizer_enabled()),
+      model_dtype_(model_dtype(config)) {
+  if (!optimizer_) throw EngineError("ZeRO needs an optimizer");
+  const auto device = group_->device();
+  master_device_ = offload_ ? torch::Device(torch::kCPU) : device;
+
+  // The managed parameters are the optimizer's, in the module's registration order.
+  std::unordered_map<const void*, int64_t> group_of;
+  for (int64_t g = 0; g < static_cast<int64_t>(optimizer_->param_groups().size()); ++g) {
+    for (const auto& p : optimizer_->param_groups()[g].params) {
+      if (!group_of.emplace(p.unsafeGetTensorImpl(), g).second) {
+        throw EngineError("a tensor appears twice in the optimizer's parameter groups");
+      }
+    }
+  }
+  std::vector<int64_t> groups;
+  std::vector<int64_t> numels;
+  for (auto& p : parameters) {
+    auto it = group_of.find(p.unsafeGetTensorImpl());
+    if (it == group_of.end()) continue;
+    parameters_.push_back(p);
+    groups.push_back(it->second);
+    numels.push_back(p.numel());
+    group_of.erase(it);
+  }
+  if (!group_of.empty()) {
+    throw EngineError("the optimizer holds a tensor that is not a trainable parameter of the model; under ZeRO "
+                      "every optimizer parameter must be one of the module's parameters");
+  }
+  for (const auto& p : parameters_) {
+    if (!p.is_contiguous()) throw EngineError("ZeRO needs contiguous parameters");
+  }
+
+  auto options = reducer_options(config);
+  options.mode = GradientReducer::Mode::ReduceScatter;
+  options.release_gradients = true;
+  // overlap_comm: keep one bucket in flight while backward goes on; off: wait for each.
+  options.max_in_flight = config.zero_optimization.overlap_comm_enabled() ? 2 : 0;
+  const int64_t n = group_->size();
+  auto plan = plan_buckets(numels, groups, bucket_elements(config, options.comm_dtype), n);
+
+  // This rank's fp32 partition of each group, from the (rank-0 broadcast) parameters.
+  const int64_t group_count = static_cast<int64_t>(optimizer_->param_groups().size());
+  auto master_options = torch::TensorOptions().dtype(torch::kFloat32).device(master_device_);
+  const bool pin = offload_ && device.is_cuda() && config.zero_optimization.offload_optimizer->pin_memory;
+  if (pin) master_options = master_options.pinned_memory(true);
+  for (int64_t g = 0; g < group_count; ++g) {
+    const int64_t size = g < static_cast<int64_t>(plan.group_size.size()) ? plan.partition_size(g) : 0;
+    masters_.push_back(torch::zeros({size}, master_options));
+    master_grads_.push_back(torch::zeros({size}, master_options));
+  }
+  for (int64_t g = 0; g < group_count; ++g) {
+    auto& params = optimizer_->param_groups()[g].params;
+    params.clear();
+    params.push_back(masters_[g]);
+    masters_[g].mutable_grad() = master_grads_[g];
+  }
+  reducer_ = std::make_unique<GradientReducer>(
+      parameters_, group_, options, std::move(plan),
+      [this](int64_t bucket, const torch::Tensor& slice) { accumulate_slice(bucket, slice); });
+  refresh_partitions_from_parameters();
+}
+
+void ZeroOptimizer::refresh_partitions_from_parameters() {
+  torch::NoGradGuard no_grad;
+  const auto& plan = reducer_->plan();
+  const int64_t rank = group_->rank();
+  for (const auto& b : plan.buckets) {
+    const int64_t lo = rank * b.slice;
+    const int64_t hi = lo + b.slice;
+    auto dst = masters_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice);
+    dst.zero_();
+    for (const auto& e : b.entries) {
+      const int64_t a = std::max(lo, e.bucket_offset);
+      const int64_t z = std::min(hi, e.bucket_offset + e.length);
+      if (a >= z) continue;
+      auto src = flat_view(parameters_[e.param]).narrow(0, e.param_offset + (a - e.bucket_offset), z - a);
+      dst.narrow(0, a - lo, z - a).copy_(src);
+    }
+  }
+}
+
+void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice) {
+  const auto& plan = reducer_->plan();
+  const auto& b = plan.buckets[bucket];
+  auto dst = master_grads_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice);
+  if (slice.device() == dst.device() && slice.scalar_type() == dst.scalar_type()) {
+    dst.add_(slice);
+  } else {
+    dst.add_(slice.to(dst.device(), torch::kFloat32));
+  }
+}
+
+void ZeroOptimizer::before_backward(bool boundary) { reducer_->prepare(stage_ >= 2 || boundary); }
+
+void ZeroOptimizer::after_backward(bool /*boundary*/) { reducer_->finalize(); }
+
+OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
+  torch::NoGradGuard no_grad;
+  StepOutcome out;
+  const auto device = group_->device();
+  bool overflow = false;
+  if (check_overflow_) {
+    auto flag = torch::tensor({has_inf_or_nan(master_grads_) ? 1.0f : 0.0f},
+                              torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    group_->all_reduce(flag, comm::ReduceOp::Max);
+    overflow = flag.item<float>() > 0.0f;
+  }
+  // DeepSpeed unscales with the scale after its update (on a growth step, the doubled one),
+  // but reports the norm in terms of the scale the gradients were computed with.
+  const double prev_scale = scaler_.scale();
+  out.messages = scaler_.update(overflow);
+  if (overflow) {
+    zero_grad();
+    return out;
+  }
+  auto sq = squared_norm(master_grads_, master_device_).to(device).reshape({1});
+  group_->all_reduce(sq);
+  const double scale = scaler_.scale();
+  const double scaled_norm = std::sqrt(sq.item<double>());
+  out.grad_norm = scaled_norm / prev_scale;
+  const double divisor = unscale_and_clip_divisor(scaled_norm, scale, gradient_clipping);
+  if (divisor != 1.0) {
+    for (auto& g : master_grads_) g.mul_(1.0 / divisor);
+  }
+  optimizer_->step();
+  zero_grad();
+  gather_parameters();
+  out.applied = true;
+  return out;
+}
+
+void ZeroOptimizer::gather_parameters() {
+  torch::NoGradGuard no_grad;
+  const auto& plan = reducer_->plan();
+  const int64_t rank = group_->rank();
+  const auto device = group_->device();
+  struct Pending {
+    int64_t bucket;
+    torch::Tensor buffer;
+    compat::WorkPtr work;
+  };
+  std::deque<Pending> pending;
+  auto finish = [&] {
+    auto& f = pending.front();
+    if (f.work) f.work->wait();
+    for (const auto& e : plan.buckets[f.bucket].entries) {
+      flat_view(parameters_[e.param]).narrow(0, e.param_offset, e.length).copy_(f.buffer.narrow(0, e.bucket_offset, e.length));
+    }
+    pending.pop_front();
+  };
+  for (int64_t i = 0; i < static_cast<int64_t>(plan.buckets.size()); ++i) {
+    const auto& b = plan.buckets[i];
+    auto buffer = torch::empty({b.size}, torch::TensorOptions().dtype(model_dtype_).device(device));
+    buffer.narrow(0, rank * b.slice, b.slice).copy_(masters_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice));
+    compat::WorkPtr work;
+    if (group_->size() > 1) work = group_->all_gather_async(buffer);
+    pending.push_back({i, buffer, work});
+    if (pending.size() > 2) finish();
+  }
+  while (!pending.empty()) finish();
+}
+
+void ZeroOptimizer::zero_grad() {
+  for (auto& g : master_grads_) g.zero_();
+  for (auto& p : parameters_) {
+    if (p.grad().defined()) p.mutable_grad().reset();
+  }
+}
+
+MemoryReport ZeroOptimizer::memory_report() const {
+  MemoryReport r;
+  for (const auto& p : parameters_) {
+    r.parameters += p.numel() * static_cast<int64_t>(p.element_size());
+    if (p.grad().defined()) r.gradients += p.grad().numel() * static_cast<int64_t>(p.grad().element_size());
+  }
+  for (size_t g = 0; g < masters_.size(); ++g) {
+    r.master_weights += masters_[g].numel() * static_cast<int64_t>(masters_[g].element_size());
+    r.gradients += master_grads_[g].numel() * static_cast<int64_t>(master_grads_[g].element_size());
+  }
+  r.optimizer_states = optimizer_state_bytes(*optimizer_);
+  r.communication_buffers = reducer_->buffer_bytes();
+  return r;
+}
+
+}  // namespace deepspeed

@@ -1,0 +1,75 @@
+// ZeRO stages 1 and 2 (DeepSpeed's DeepSpeedZeroOptimizer): each of N data-parallel ranks
+// owns 1/N of every optimizer group's flattened parameters, holds the fp32 master weights and
+// the optimizer state of that partition only, and steps it; the updated partitions are then
+// all-gathered into every rank's (full) model parameters.
+//
+// Stage 1: gradients accumulate in the module's .grad across micro batches and are
+// reduce-scattered at the accumulation boundary. Stage 2: every micro batch's gradients are
+// reduce-scattered as backward produces them, .grad is released as soon as its bucket has it,
+// and each rank accumulates only its own partition of the gradients.
+//
+// Layout (BucketPlan): a group's parameters, last first, padded to a multiple of N, cut into
+// buckets; rank r owns slice r of every bucket, and its partition of a group is those slices
+// concatenated: ceil(numel / N) elements. The user's optimizer sees one flat fp32 tensor per
+// group (elementwise optimizers give the same result as on the full tensors).
+//
+// offload_optimizer {device: cpu}: the masters, their gradients and the optimizer state live
+// in (pinned, with CUDA) CPU memory and the step runs there (ZeRO-Offload).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <deepspeed/comm.h>
+#include <deepspeed/config.h>
+#include <deepspeed/optimizer.h>
+
+#include "comm/gradient_reducer.h"
+#include "runtime/optimizer_wrapper.h"
+
+namespace deepspeed {
+
+class ZeroOptimizer final : public OptimizerWrapper {
+ public:
+  // `parameters`: the module's trainable parameters in registration order, in the model's
+  // dtype. Every tensor of the optimizer's groups must be one of them; the groups' tensors
+  // are replaced by this rank's flat fp32 partitions.
+  ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
+                const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer);
+
+  std::string name() const override { return "DeepSpeedZeroOptimizer"; }
+  void before_backward(bool boundary) override;
+  void after_backward(bool boundary) override;
+  StepOutcome step(double gradient_clipping) override;
+  void zero_grad() override;
+  MemoryReport memory_report() const override;
+  double last_communication_wait() const override { return reducer_->last_wait_seconds(); }
+
+  int stage() const { return stage_; }
+  const BucketPlan& plan() const { return reducer_->plan(); }
+  // This rank's fp32 partition of each optimizer group (what the optimizer steps).
+  const std::vector<torch::Tensor>& partitions() const { return masters_; }
+  // The managed parameters (the optimizer's), in registration order; plan() indexes them.
+  const std::vector<torch::Tensor>& parameters() const { return parameters_; }
+  // Writes the masters into the model's parameters on every rank (collective).
+  void gather_parameters();
+  // Sets this rank's partitions from the model's parameters (after loading weights).
+  void refresh_partitions_from_parameters();
+
+ private:
+  void accumulate_slice(int64_t bucket, const torch::Tensor& slice);
+
+  std::vector<torch::Tensor> parameters_;
+  std::shared_ptr<comm::ProcessGroup> group_;
+  std::shared_ptr<Optimizer> optimizer_;
+  std::unique_ptr<GradientReducer> reducer_;
+  std::vector<torch::Tensor> masters_;       // per group, flat fp32
+  std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
+  int stage_ = 1;
+  bool check_overflow_ = false;
+  bool offload_ = false;
+  torch::ScalarType model_dtype_ = torch::kFloat32;
+  torch::Device master_device_ = torch::kCPU;
+};
+
+}  // namespace deepspeed
