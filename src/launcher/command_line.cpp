@@ -26,7 +26,6 @@ constexpr Unsupported kUnsupported[] = {
     {"--elastic_training", "elastic training is not supported by deepspeed-cpp", false},
     {"--min_elastic_nodes", "elastic training is not supported by deepspeed-cpp", true},
     {"--max_elastic_nodes", "elastic training is not supported by deepspeed-cpp", true},
-    {"--comment", "slurm --comment is not supported; pass it in --launcher_args", true},
     {"--no_ssh_check_all", "not a deepspeed-cpp flag", false},
 };
 
@@ -84,6 +83,7 @@ CommandLine parse_runner(const std::vector<std::string>& args) {
   app.add_option("--bind_core_list", o.bind_core_list, "Cores to share out, e.g. 0-7,16-23");
   app.add_option("--ssh_port", o.ssh_port, "ssh port for the ssh check, pdsh and the ssh runner");
   app.add_option("--venv_script", o.venv_script, "pdsh/ssh: script sourced on each node before the launch");
+  app.add_option("--comment", o.comment, "slurm: passed to srun as --comment");
   app.add_option("--term_grace", o.term_grace_s, "Seconds between SIGTERM and SIGKILL when stopping ranks")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--log_level", log_level, "Launcher log level: debug, info, warning, error, critical")->capture_default_str();
   app.add_flag("-q,--quiet", quiet, "Same as --log_level=error");

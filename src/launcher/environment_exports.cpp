@@ -73,7 +73,10 @@ EnvList read_deepspeed_env_files(const Environ& environ, const std::string& home
                                  const std::string& cwd) {
   namespace fs = std::filesystem;
   auto it = environ.find("DS_ENV_FILE");
-  const std::string name = it != environ.end() && !it->second.empty() ? it->second : ".deepspeed_env";
+  const std::string name = it != environ.end() ? it->second : ".deepspeed_env";
+  // DeepSpeed joins each directory with the name: an empty DS_ENV_FILE names the
+  // directories themselves, which are not files, so nothing is read.
+  if (name.empty()) return {};
   std::vector<fs::path> paths;
   if (fs::path(name).is_absolute()) {
     paths.push_back(name);

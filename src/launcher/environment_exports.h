@@ -35,8 +35,12 @@ using Environ = std::map<std::string, std::string>;
 // Parses one .deepspeed_env file (`path` for messages); appends to `out`.
 void parse_deepspeed_env(std::istream& in, const std::string& path, EnvList& out);
 
-// Reads <home>/<name> then <cwd>/<name> where they exist; name = DS_ENV_FILE from `environ`
-// or ".deepspeed_env". An absolute DS_ENV_FILE is read once.
+// Reads <home>/<name> then <cwd>/<name> where they exist (regular files), later lines
+// overriding earlier ones; name = DS_ENV_FILE from `environ`, ".deepspeed_env" when unset.
+// Exactly DeepSpeed's runner.py: a relative DS_ENV_FILE (even "dir/file") is looked up in both
+// directories, an absolute one is the one file (DeepSpeed reads it twice, to the same
+// effect), a set-but-empty one reads nothing. No other file is read by the runner (the
+// node launcher reads /dlts-runtime/env/pod.env: pod_env.h).
 EnvList read_deepspeed_env_files(const Environ& environ, const std::string& home,
                                  const std::string& cwd);
 

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include "deepspeed/errors.h"
+#include "launcher/flag_checks.h"
 #include "launcher/hostfile.h"
 #include "launcher/local_launcher.h"
+#include "launcher/pod_env.h"
 #include "launcher/resource_filter.h"
 #include "launcher/runners/multinode_runner.h"
 #include "launcher/shell_quote.h"
@@ -82,6 +84,7 @@ LaunchPlan plan_launch(const RunnerOptions& o, const SystemProbe& system) {
   plan.world_info = encode_world_info(active);
   plan.master_port = o.master_port;
   plan.multi_node = (o.force_multi || active.size() > 1) && !o.no_ssh;
+  for (auto& note : check_flag_use(o, plan.multi_node)) plan.notes.push_back(std::move(note));
 
   // Environment for the ranks: exported prefixes (multi-node only; locally they are
   // inherited anyway) and .deepspeed_env (every run, also single-node: ours).
@@ -113,9 +116,7 @@ LaunchPlan plan_launch(const RunnerOptions& o, const SystemProbe& system) {
   // Multi-node.
   plan.launcher = o.launcher;
   const auto ssh_args = o.launcher == "ssh" ? shell_split(o.launcher_args) : std::vector<std::string>{};
-  if (!o.dry_run && !system.have_program(backend_probe_program(o.launcher)))
-    throw LaunchError(fmt::format("--launcher={}: launcher '{}' not installed ({} not found in PATH).",
-                                  o.launcher, o.launcher, backend_probe_program(o.launcher)));
+  if (!o.dry_run) check_backend_installed(o.launcher, system);
   const std::string& first_host = active.front().host;
   const bool ssh_based = o.launcher == "pdsh" || o.launcher == "ssh";
   if (ssh_based && !o.no_ssh_check && !o.dry_run && !system.ssh_reachable(first_host, o.ssh_port, ssh_args)) {
@@ -145,13 +146,42 @@ LaunchPlan plan_launch(const RunnerOptions& o, const SystemProbe& system) {
   plan.exports = exports;
 
   MultiNodeContext ctx{o, *pool, active, exports, plan.world_info, master_addr, o.master_port,
-                       cwd, system.self_exe(), system.runner_pid()};
+                       cwd, system.self_exe(), system.runner_pid(), env, {}, {}};
+  if (o.launcher == "impi" && o.bind_cores_to_rank) {
+    // DeepSpeed computes impi's per-rank numactl on the runner machine.
+    ctx.numa = system.numa_topology();
+    if (o.bind_core_list.empty()) ctx.default_cores = system.default_cores();
+  }
   plan.commands = multinode_commands(ctx);
   for (auto& c : plan.commands) c.unset_env = unset_env;
-  if (o.launcher == "mvapich") plan.files.push_back(kMvapichHostfile);
-  if (ssh_based) plan.ranks = all_rank_environments(active, master_addr, o.master_port);
+  if (o.launcher == "pdsh") {
+    plan.cleanup = pdsh_kill_command(ctx);
+    plan.cleanup->unset_env = unset_env;
+  }
+  if (o.launcher == "mvapich") plan.files.push_back({kMvapichHostfile, mvapich_hostfile_content(ctx)});
+  if (ssh_based) {
+    plan.ranks = all_rank_environments(active, master_addr, o.master_port);
+    if (o.bind_cores_to_rank && o.dry_run)
+      plan.notes.push_back("each node binds its ranks with its own cores and NUMA layout; the ranks above show this machine's");
+  }
   return plan;
 }
+
+namespace {
+
+nlohmann::ordered_json command_json(const Command& c) {
+  nlohmann::ordered_json cj;
+  if (!c.host.empty()) cj["host"] = c.host;
+  cj["argv"] = c.argv;
+  cj["shell"] = shell_join(c.argv);
+  nlohmann::ordered_json ej = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : c.env) ej[k] = v;
+  cj["env"] = ej;
+  if (!c.unset_env.empty()) cj["unset_env"] = c.unset_env;
+  return cj;
+}
+
+}  // namespace
 
 nlohmann::ordered_json plan_to_json(const LaunchPlan& plan, const RunnerOptions& o, const SystemProbe& system) {
   nlohmann::ordered_json j;
@@ -183,13 +213,16 @@ nlohmann::ordered_json plan_to_json(const LaunchPlan& plan, const RunnerOptions&
     lo.each_rank_log_dir = o.enable_each_rank_log;
     lo.bind_cores_to_rank = o.bind_cores_to_rank;
     lo.bind_core_list = o.bind_core_list;
-    const bool numactl = o.bind_cores_to_rank && system.have_program("numactl");
+    lo.node_env = read_pod_env();
+    CoreBinder binder;
+    binder.numactl = o.bind_cores_to_rank && system.have_program("numactl");
+    if (binder.numactl) binder.numa = system.numa_topology();
     int last_node = -1;
     std::vector<ChildSpec> children;
     for (const auto& r : plan.ranks) {
       if (r.node_rank != last_node) {
         lo.node_rank = r.node_rank;
-        children = build_rank_children(lo, numactl, "<YYYYmmddHHMMSS>");
+        children = build_rank_children(lo, binder, "<YYYYmmddHHMMSS>");
         last_node = r.node_rank;
       }
       const auto& child = children.at(static_cast<size_t>(r.local_rank));
@@ -209,18 +242,14 @@ nlohmann::ordered_json plan_to_json(const LaunchPlan& plan, const RunnerOptions&
   }
   j["ranks"] = ranks;
   nlohmann::ordered_json cmds = nlohmann::ordered_json::array();
-  for (const auto& c : plan.commands) {
-    nlohmann::ordered_json cj;
-    if (!c.host.empty()) cj["host"] = c.host;
-    cj["argv"] = c.argv;
-    cj["shell"] = shell_join(c.argv);
-    nlohmann::ordered_json ej = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : c.env) ej[k] = v;
-    cj["env"] = ej;
-    if (!c.unset_env.empty()) cj["unset_env"] = c.unset_env;
-    cmds.push_back(cj);
-  }
+  for (const auto& c : plan.commands) cmds.push_back(command_json(c));
   j["commands"] = cmds;
+  if (plan.cleanup) j["cleanup"] = command_json(*plan.cleanup);
+  if (!plan.files.empty()) {
+    nlohmann::ordered_json files = nlohmann::ordered_json::array();
+    for (const auto& f : plan.files) files.push_back({{"path", f.path}, {"content", f.content}});
+    j["files"] = files;
+  }
   j["notes"] = plan.notes;
   return j;
 }

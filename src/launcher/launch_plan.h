@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,15 @@ struct Command {
   std::vector<std::pair<std::string, std::string>> env;  // set on top of the runner's environment
   std::vector<std::string> unset_env;                    // removed from it
   std::string host;                                      // ssh runner: the host it reaches
+  // Stopped with SIGINT, then SIGTERM 100 ms later, whatever stops the job (DeepSpeed's
+  // runner does this to pdsh); otherwise it gets the signal the other processes get.
+  bool interrupt_before_term = false;
+};
+
+// A file execute_plan writes before starting the commands (mvapich's host list).
+struct PlannedFile {
+  std::string path;
+  std::string content;
 };
 
 struct LaunchPlan {
@@ -37,7 +47,10 @@ struct LaunchPlan {
   EnvList exports;       // carried to every node's ranks
   std::vector<RankEnvironment> ranks;  // empty for MPI/slurm backends (the MPI runtime assigns ranks)
   std::vector<Command> commands;
-  std::vector<std::string> files;  // written by execute_plan (mvapich's host list)
+  // Run by execute_plan after the commands when the job ended by a signal or failed: stops
+  // what may be left on the hosts (pdsh: DeepSpeed's pkill -f of the node launchers).
+  std::optional<Command> cleanup;
+  std::vector<PlannedFile> files;  // written by execute_plan before the commands
   std::vector<std::string> notes;  // said before running (warnings, decisions)
 };
 
@@ -48,7 +61,9 @@ nlohmann::ordered_json plan_to_json(const LaunchPlan& plan, const RunnerOptions&
                                     const SystemProbe& system);
 
 // Runs the plan: a single-node plan replaces this process by the node launcher (execve);
-// multi-node plans run their commands under a ProcessSupervisor. Returns the exit code.
+// multi-node plans write their files, run their commands under a ProcessSupervisor and, when
+// that ends with a non-zero code (a signal to the runner gives 1), run the cleanup command.
+// Returns the exit code of the commands.
 int execute_plan(const LaunchPlan& plan, const RunnerOptions& options);
 
 }  // namespace deepspeed::launcher

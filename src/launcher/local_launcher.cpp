@@ -4,12 +4,15 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 
 #include "deepspeed/errors.h"
 #include "launcher/core_binding.h"
+#include "launcher/pod_env.h"
 #include "launcher/rank_environment.h"
 
 namespace deepspeed::launcher {
@@ -57,7 +60,7 @@ bool program_in_path(const std::string& name) {
   }
 }
 
-std::vector<ChildSpec> build_rank_children(const LocalLaunchOptions& o, bool have_numactl,
+std::vector<ChildSpec> build_rank_children(const LocalLaunchOptions& o, const CoreBinder& binder,
                                            const std::string& timestamp) {
   if (o.module && o.no_python)
     throw LaunchError("--no_python and --module are mutually exclusive (a module needs python)");
@@ -77,8 +80,8 @@ std::vector<ChildSpec> build_rank_children(const LocalLaunchOptions& o, bool hav
   for (size_t i = 0; i < ranks.size(); ++i) {
     const auto& r = ranks[i];
     ChildSpec c;
-    if (!cores.empty() && have_numactl) {
-      c.argv = {"numactl", "-C", compress_core_list(cores[i])};
+    if (!cores.empty() && binder.numactl) {
+      c.argv = numactl_command(binder.numa, cores[i]);
     } else if (!cores.empty()) {
       c.cpu_affinity = cores[i];
     }
@@ -91,6 +94,7 @@ std::vector<ChildSpec> build_rank_children(const LocalLaunchOptions& o, bool hav
     if (!o.no_local_rank) c.argv.push_back(fmt::format("--local_rank={}", r.local_rank));
     c.argv.insert(c.argv.end(), o.program_args.begin(), o.program_args.end());
     for (const auto& [k, v] : r.env) c.env.emplace_back(k, v);
+    c.env.insert(c.env.end(), o.node_env.begin(), o.node_env.end());
     if (!cores.empty()) c.env.emplace_back("OMP_NUM_THREADS", std::to_string(cores[i].size()));
     if (!o.each_rank_log_dir.empty()) {
       c.log_file = (std::filesystem::path(o.each_rank_log_dir) / fmt::format("{}_rank{}.log", timestamp, r.rank)).string();
@@ -103,10 +107,62 @@ std::vector<ChildSpec> build_rank_children(const LocalLaunchOptions& o, bool hav
   return out;
 }
 
-int run_local_launch(const LocalLaunchOptions& o) {
-  LauncherLog log(o.log_level);
-  const bool have_numactl = o.bind_cores_to_rank && program_in_path("numactl");
-  auto children = build_rank_children(o, have_numactl, now_timestamp());
+CoreBinder choose_core_binder(const LocalLaunchOptions& o, std::vector<BindingNote>& notes) {
+  CoreBinder binder;
+  if (!o.bind_cores_to_rank) return binder;
+  if (!program_in_path("numactl")) {
+    notes.push_back({LogLevel::kInfo, "numactl not found; binding ranks to cores with sched_setaffinity (no memory binding)"});
+    return binder;
+  }
+  binder.numactl = true;
+  binder.numa = read_numa_topology();
+  // The numactl words of each rank's command: everything up to the core list after -C.
+  auto numactl_parts = [&](const CoreBinder& b) {
+    std::vector<std::vector<std::string>> parts;
+    for (const auto& child : build_rank_children(o, b, "probe")) {
+      auto c = std::find(child.argv.begin(), child.argv.end(), "-C");
+      if (c != child.argv.end() && c + 1 != child.argv.end()) parts.emplace_back(child.argv.begin(), c + 2);
+    }
+    return parts;
+  };
+  // First failure among the ranks' numactl commands: {command, message}, or nothing.
+  auto first_failure = [&](const CoreBinder& b) -> std::optional<std::pair<std::string, std::string>> {
+    for (const auto& part : numactl_parts(b))
+      if (auto err = numactl_error(part)) return std::make_pair(fmt::format("{}", fmt::join(part, " ")), *err);
+    return std::nullopt;
+  };
+  auto failure = first_failure(binder);
+  if (!failure) {
+    notes.push_back({LogLevel::kInfo, binder.numa.empty()
+                                          ? "binding ranks to cores with numactl -C (no NUMA information)"
+                                          : "binding ranks to cores with numactl (and to the memory of their NUMA node)"});
+    return binder;
+  }
+  if (!is_numa_permission_error(failure->second))
+    throw LaunchError(fmt::format("--bind_cores_to_rank: '{}' failed: {}", failure->first, failure->second));
+  CoreBinder cpus_only{true, {}};
+  auto cpu_failure = first_failure(cpus_only);
+  if (!cpu_failure) {
+    notes.push_back({LogLevel::kWarning,
+                     fmt::format("'{}' failed ({}); binding ranks to cores with numactl -C, without NUMA memory binding",
+                                 failure->first, failure->second)});
+    return cpus_only;
+  }
+  if (!is_numa_permission_error(cpu_failure->second))
+    throw LaunchError(fmt::format("--bind_cores_to_rank: '{}' failed: {}", cpu_failure->first, cpu_failure->second));
+  notes.push_back({LogLevel::kWarning, fmt::format("'{}' failed ({}); binding ranks to cores with sched_setaffinity",
+                                                   cpu_failure->first, cpu_failure->second)});
+  return CoreBinder{};
+}
+
+int run_local_launch(const LocalLaunchOptions& options) {
+  LauncherLog log(options.log_level);
+  LocalLaunchOptions o = options;
+  auto pod_env = read_pod_env();
+  o.node_env.insert(o.node_env.end(), pod_env.begin(), pod_env.end());
+  std::vector<BindingNote> binding_notes;
+  const CoreBinder binder = choose_core_binder(o, binding_notes);
+  auto children = build_rank_children(o, binder, now_timestamp());
   // A missing program is reported once, before anything starts.
   std::string program = o.program;
   if (!o.module && (o.no_python || !ends_with(program, ".py"))) {
@@ -115,9 +171,13 @@ int run_local_launch(const LocalLaunchOptions& o) {
     if (!std::filesystem::is_regular_file(program))
       throw LaunchError(fmt::format("python script '{}' not found", program));
   }
-  if (o.bind_cores_to_rank)
-    log.info(have_numactl ? "binding ranks to cores with numactl -C"
-                          : "numactl not found; binding ranks to cores with sched_setaffinity");
+  for (const auto& [level, note] : binding_notes) {
+    if (level == LogLevel::kWarning) {
+      log.warning(note);
+    } else {
+      log.info(note);
+    }
+  }
   if (!o.each_rank_log_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.each_rank_log_dir, ec);

@@ -9,12 +9,49 @@
 
 #include "deepspeed/errors.h"
 #include "launcher/launch_plan.h"
+#include "launcher/local_launcher.h"
 #include "launcher/process_supervisor.h"
 #include "launcher/runners/multinode_runner.h"
+#include "launcher/shell_quote.h"
 
 extern char** environ;
 
 namespace deepspeed::launcher {
+namespace {
+
+ChildSpec child_of(const Command& c) {
+  ChildSpec child;
+  child.argv = c.argv;
+  child.env = c.env;
+  child.interrupt_before_term = c.interrupt_before_term;
+  return child;
+}
+
+// The cleanup after a stopped or failed pdsh job: DeepSpeed's kill command. Its output
+// (pkill finding nothing on a host is exit code 1, which pdsh reports) is only shown with
+// --log_level debug; its exit code does not change the job's.
+void run_cleanup(const Command& cleanup, std::chrono::milliseconds grace, const LauncherLog& log) {
+  const std::string shell = shell_join(cleanup.argv);
+  if (!program_in_path(cleanup.argv.at(0))) {
+    log.error(fmt::format("cannot stop the node launchers left on the hosts: {} is not in PATH any more; run `{}` "
+                          "yourself", cleanup.argv[0], shell));
+    return;
+  }
+  log.info(fmt::format("stopping this job's node launchers on every host: {}", shell));
+  ChildSpec child = child_of(cleanup);
+  const bool debug = log.level() <= LogLevel::kDebug;
+  if (!debug) child.log_file = "/dev/null";
+  try {
+    // Its "exits with return code" message would read as a failure; only shown when debugging.
+    const LauncherLog quiet(debug ? log.level() : LogLevel::kCritical);
+    const int rc = ProcessSupervisor({grace, false, quiet}).run({child});
+    log.debug(fmt::format("kill command exit code {} (1: nothing left to stop on some host)", rc));
+  } catch (const LaunchError& e) {
+    log.error(fmt::format("the kill command failed: {}; run `{}` yourself", e.what(), shell));
+  }
+}
+
+}  // namespace
 
 int execute_plan(const LaunchPlan& plan, const RunnerOptions& o) {
   LauncherLog log(o.log_level);
@@ -40,18 +77,15 @@ int execute_plan(const LaunchPlan& plan, const RunnerOptions& o) {
   }
 
   for (const auto& f : plan.files) {
-    if (f == kMvapichHostfile) {
-      std::ofstream out(f);
-      for (const auto& h : plan.resources) out << h.host << "\n";
-      if (!out) throw LaunchError(fmt::format("cannot write {}", f));
-    }
+    std::ofstream out(f.path, std::ios::trunc);
+    out << f.content;
+    out.close();
+    if (!out) throw LaunchError(fmt::format("cannot write {}: {}", f.path, std::strerror(errno)));
   }
   std::vector<ChildSpec> children;
   for (const auto& c : plan.commands) {
     for (const auto& k : c.unset_env) ::unsetenv(k.c_str());
-    ChildSpec child;
-    child.argv = c.argv;
-    child.env = c.env;
+    ChildSpec child = child_of(c);
     if (!c.host.empty()) {
       child.output_prefix = c.host + ": ";
       child.stdin_hold_open = true;
@@ -61,8 +95,10 @@ int execute_plan(const LaunchPlan& plan, const RunnerOptions& o) {
   log.info(fmt::format("launching {} on {} host(s) with {}, master {}:{}", o.program, plan.resources.size(),
                        plan.launcher, plan.master_addr, plan.master_port));
   for (const auto& c : plan.commands) log.debug(fmt::format("cmd = {}", fmt::join(c.argv, " ")));
-  ProcessSupervisor supervisor({std::chrono::milliseconds(static_cast<long>(o.term_grace_s * 1000)), false, log});
-  return supervisor.run(children);
+  const std::chrono::milliseconds grace(static_cast<long>(o.term_grace_s * 1000));
+  const int rc = ProcessSupervisor({grace, false, log}).run(children);
+  if (rc != 0 && plan.cleanup) run_cleanup(*plan.cleanup, grace, log);
+  return rc;
 }
 
 }  // namespace deepspeed::launcher

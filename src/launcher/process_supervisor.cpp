@@ -232,7 +232,25 @@ int ProcessSupervisor::run(const std::vector<ChildSpec>& specs) {
   };
   auto begin_termination = [&](int signo) {
     terminating = true;
-    signal_all(signo);
+    bool interrupted = false;
+    for (size_t i = 0; i < children.size(); ++i) {
+      if (!children[i].running) continue;
+      if (specs[i].interrupt_before_term && signo != SIGKILL) {
+        ::killpg(children[i].pid, SIGINT);
+        interrupted = true;
+      } else {
+        ::killpg(children[i].pid, signo);
+      }
+    }
+    if (interrupted) {
+      // DeepSpeed's runner waits 0.1 s between pdsh's SIGINT and SIGTERM. SIGCHLDs and
+      // signals meanwhile wait in the self-pipe.
+      struct timespec pause {0, 100 * 1000 * 1000};
+      while (::nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+      }
+      for (size_t i = 0; i < children.size(); ++i)
+        if (children[i].running && specs[i].interrupt_before_term) ::killpg(children[i].pid, SIGTERM);
+    }
     kill_deadline = std::chrono::steady_clock::now() + options_.term_grace;
   };
 

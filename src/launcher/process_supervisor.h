@@ -5,6 +5,7 @@
 //   and has PR_SET_PDEATHSIG=SIGKILL, so even a SIGKILLed launcher leaves no child behind;
 // - the first child to exit non-zero (or by a signal) stops the job: the others get SIGTERM,
 //   then SIGKILL after `term_grace`; run() returns that child's code (128+N for signal N);
+//   a child with interrupt_before_term gets SIGINT and, 100 ms later, SIGTERM instead;
 // - SIGINT/SIGTERM/SIGHUP to the launcher are forwarded to every child (a second one sends
 //   SIGKILL at once); run() then returns 1, as DeepSpeed's launch.py;
 // - with watch_stdin, end-of-file on the launcher's stdin counts as SIGTERM: a remote
@@ -37,6 +38,9 @@ struct ChildSpec {
   // stdin from a pipe the supervisor holds open and never writes: the child sees EOF only
   // when the supervisor is gone (how ssh tells a remote launcher that the runner died).
   bool stdin_hold_open = false;
+  // Stopped with SIGINT, then SIGTERM 100 ms later, instead of the signal the job is stopped
+  // with (pdsh: SIGINT makes it report the hosts still running, SIGTERM ends it).
+  bool interrupt_before_term = false;
 };
 
 struct SupervisorOptions {

@@ -33,6 +33,7 @@ struct RunnerOptions {
   std::string bind_core_list;
   int ssh_port = -1;
   std::string venv_script;
+  std::string comment;       // slurm: srun --comment
   double term_grace_s = 30;  // ours: SIGTERM -> SIGKILL grace (DeepSpeed: fixed 30 s)
   LogLevel log_level = LogLevel::kInfo;
   bool dry_run = false;

@@ -10,12 +10,13 @@
 #include <regex>
 #include <sstream>
 
+#include "launcher/core_binding.h"
 #include "launcher/local_launcher.h"
 #include "launcher/process_supervisor.h"
 
 namespace deepspeed::launcher {
 
-int run_and_capture(const std::vector<std::string>& argv, std::string& output) {
+int run_and_capture(const std::vector<std::string>& argv, std::string& output, bool include_stderr) {
   output.clear();
   std::string path;
   try {
@@ -34,8 +35,8 @@ int run_and_capture(const std::vector<std::string>& argv, std::string& output) {
   if (pid == 0) {
     int null_fd = ::open("/dev/null", O_RDWR);
     ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(null_fd, STDERR_FILENO);
     ::dup2(p[1], STDOUT_FILENO);
+    ::dup2(include_stderr ? p[1] : null_fd, STDERR_FILENO);
     ::execv(path.c_str(), args.data());
     ::_exit(127);
   }
@@ -89,6 +90,14 @@ int RealSystemProbe::local_gpu_count() const {
 }
 
 bool RealSystemProbe::have_program(const std::string& name) const { return program_in_path(name); }
+
+int RealSystemProbe::run_program(const std::vector<std::string>& argv, std::string& output) const {
+  return run_and_capture(argv, output);
+}
+
+NumaTopology RealSystemProbe::numa_topology() const { return read_numa_topology(); }
+
+std::vector<int> RealSystemProbe::default_cores() const { return default_core_list(); }
 
 namespace {
 std::vector<std::string> ssh_argv(const std::string& host, int port, const std::vector<std::string>& ssh_args) {

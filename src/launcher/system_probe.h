@@ -1,11 +1,13 @@
 // The runner's view of the machine and the network, behind an interface so tests can
-// replace it (c10d-style seam): environment, directories, GPUs, installed programs, and
-// the two ssh queries DeepSpeed's runner makes.
+// replace it (c10d-style seam): environment, directories, GPUs, cores and NUMA nodes,
+// installed programs (and their output), and the two ssh queries DeepSpeed's runner makes.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "launcher/environment_exports.h"
+#include "launcher/numa_binding.h"
 
 namespace deepspeed::launcher {
 
@@ -21,6 +23,12 @@ class SystemProbe {
   // GPUs of this machine: /dev/nvidia[0-9]* entries, else lines of `nvidia-smi -L`.
   virtual int local_gpu_count() const = 0;
   virtual bool have_program(const std::string& name) const = 0;
+  // Runs argv (stdin /dev/null, stderr discarded): its exit code (-1: could not run) and stdout.
+  virtual int run_program(const std::vector<std::string>& argv, std::string& output) const = 0;
+  // `numactl --hardware`'s nodes; empty without numactl.
+  virtual NumaTopology numa_topology() const = 0;
+  // The cores --bind_cores_to_rank shares out without --bind_core_list (default_core_list()).
+  virtual std::vector<int> default_cores() const = 0;
   // `ssh -o PasswordAuthentication=no [-p port] <ssh_args> host hostname` succeeds.
   virtual bool ssh_reachable(const std::string& host, int port, const std::vector<std::string>& ssh_args) const = 0;
   // First address of `ssh [-p port] <ssh_args> host hostname -I`; empty on failure.
@@ -36,12 +44,16 @@ class RealSystemProbe : public SystemProbe {
   int runner_pid() const override;
   int local_gpu_count() const override;
   bool have_program(const std::string& name) const override;
+  int run_program(const std::vector<std::string>& argv, std::string& output) const override;
+  NumaTopology numa_topology() const override;
+  std::vector<int> default_cores() const override;
   bool ssh_reachable(const std::string& host, int port, const std::vector<std::string>& ssh_args) const override;
   std::string ssh_first_address(const std::string& host, int port, const std::vector<std::string>& ssh_args) const override;
 };
 
-// Runs argv (PATH lookup), stdin from /dev/null, stderr discarded; returns the exit code
-// (-1 if it could not run) and fills `output` with its stdout.
-int run_and_capture(const std::vector<std::string>& argv, std::string& output);
+// Runs argv (PATH lookup), stdin from /dev/null; returns the exit code (-1 if it could not
+// run) and fills `output` with its stdout, and its stderr too when include_stderr (else
+// stderr is discarded).
+int run_and_capture(const std::vector<std::string>& argv, std::string& output, bool include_stderr = false);
 
 }  // namespace deepspeed::launcher

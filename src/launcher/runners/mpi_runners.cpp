@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "deepspeed/errors.h"
+#include "launcher/core_binding.h"
 #include "launcher/runners/multinode_runner.h"
 #include "launcher/shell_quote.h"
 
@@ -84,16 +85,28 @@ std::vector<Command> mpich_commands(const MultiNodeContext& ctx) {
   return {c};
 }
 
-// mpirun -ppn P <launcher_args> -genv K V ... -genv MASTER_ADDR a ... -genv I_MPI_PIN 0 -hosts h1,h2
-//        -n 1 -env RANK 0 -env LOCAL_RANK 0 PROGRAM ARGS : -n 1 -env RANK 1 ...
+// mpirun -ppn P <launcher_args> -genv K V ... [-genv OMP_NUM_THREADS c] -genv MASTER_ADDR a ...
+//        -genv I_MPI_PIN 0 -hosts h1,h2
+//        -n 1 -env RANK 0 -env LOCAL_RANK 0 [numactl ...] PROGRAM ARGS : -n 1 -env RANK 1 ...
+// With --bind_cores_to_rank each rank's numactl is computed here, from this machine's cores
+// and NUMA layout, as DeepSpeed does (the hosts are expected to be alike); I_MPI_PIN 0 keeps
+// Intel MPI's own pinning out of the way.
 std::vector<Command> impi_commands(const MultiNodeContext& ctx) {
   refuse_filters(ctx, "IMPI");
   const int per_host = uniform_slots(ctx, "Intel MPI");
   const int total = total_slots(ctx.pool);
+  const auto& o = ctx.options;
+  std::vector<std::vector<int>> cores;  // per local rank
+  if (o.bind_cores_to_rank) {
+    if (ctx.environ.count("KMP_AFFINITY"))
+      throw LaunchError("--bind_cores_to_rank: KMP_AFFINITY is set and would override the binding; unset it");
+    cores = assign_cores(o.bind_core_list.empty() ? ctx.default_cores : parse_core_list(o.bind_core_list), per_host);
+  }
   Command c;
   c.argv = {"mpirun", "-ppn", std::to_string(per_host)};
   for (auto& a : shell_split(ctx.options.launcher_args)) c.argv.push_back(a);
   for (const auto& [k, v] : ctx.exports.items()) c.argv.insert(c.argv.end(), {"-genv", k, v});
+  if (!cores.empty()) c.argv.insert(c.argv.end(), {"-genv", "OMP_NUM_THREADS", std::to_string(cores[0].size())});
   c.argv.insert(c.argv.end(), {"-genv", "MASTER_ADDR", ctx.master_addr, "-genv", "MASTER_PORT",
                                std::to_string(ctx.master_port), "-genv", "WORLD_SIZE", std::to_string(total),
                                "-genv", "LOCAL_SIZE", std::to_string(per_host), "-genv", "I_MPI_PIN", "0",
@@ -101,24 +114,47 @@ std::vector<Command> impi_commands(const MultiNodeContext& ctx) {
   const auto prog = mpi_program_argv(ctx.options);
   for (int r = 0; r < total; ++r) {
     if (r > 0) c.argv.push_back(":");
+    const int local_rank = r % per_host;
     c.argv.insert(c.argv.end(), {"-n", "1", "-env", "RANK", std::to_string(r), "-env", "LOCAL_RANK",
-                                 std::to_string(r % per_host)});
+                                 std::to_string(local_rank)});
+    if (!cores.empty()) {
+      const auto numactl = numactl_command(ctx.numa, cores[static_cast<size_t>(local_rank)]);
+      c.argv.insert(c.argv.end(), numactl.begin(), numactl.end());
+    }
     c.argv.insert(c.argv.end(), prog.begin(), prog.end());
   }
   return {c};
 }
 
+EnvList mvapich_default_exports(const Environ& environ) {
+  auto acc = environ.find("DS_ACCELERATOR");
+  const bool cuda = acc == environ.end() || acc->second.empty() || acc->second == "cuda";
+  EnvList out;
+  out.set("MV2_SMP_USE_CMA", "0");           // the CMA kernel module is missing on Ubuntu
+  out.set("MV2_DEBUG_SHOW_BACKTRACE", "1");  // a failing rank prints a backtrace
+  if (cuda) out.set("MV2_USE_CUDA", "1");    // CUDA-aware communication
+  out.set("MV2_SUPPORT_DL", "1");            // deep-learning framework support
+  out.set("MV2_ENABLE_AFFINITY", "0");       // needed for MPI_THREAD_MULTIPLE
+  out.set("MV2_INTER_ALLGATHER_TUNING", "5");  // allgather tuning
+  out.set("MV2_CUDA_USE_NAIVE", "0");
+  return out;
+}
+
+std::string mvapich_hostfile_content(const MultiNodeContext& ctx) {
+  std::string out;
+  for (const auto& h : ctx.pool) out += h.host + "\n";
+  return out;
+}
+
 // mpirun -np T -ppn P --hostfile /tmp/deepspeed_mvapich_hostfile <launcher_args> -env K=V ... PROGRAM ARGS
+// The host list (one host per line, the whole hostfile) is written by execute_plan from
+// mvapich_hostfile_content(). The MV2_* defaults come first; the user's MV2* variables and
+// .deepspeed_env lines override them, as DeepSpeed's exports dict does.
 std::vector<Command> mvapich_commands(const MultiNodeContext& ctx) {
   refuse_filters(ctx, "mvapich");
   const int per_host = uniform_slots(ctx, "MVAPICH");
   const int total = total_slots(ctx.pool);
-  EnvList exports;
-  for (const auto& [k, v] : std::initializer_list<std::pair<const char*, const char*>>{
-           {"MV2_SMP_USE_CMA", "0"}, {"MV2_DEBUG_SHOW_BACKTRACE", "1"}, {"MV2_USE_CUDA", "1"},
-           {"MV2_SUPPORT_DL", "1"}, {"MV2_ENABLE_AFFINITY", "0"}, {"MV2_INTER_ALLGATHER_TUNING", "5"},
-           {"MV2_CUDA_USE_NAIVE", "0"}})
-    exports.set(k, v);
+  EnvList exports = mvapich_default_exports(ctx.environ);
   for (const auto& [k, v] : ctx.exports.items()) exports.set(k, v);
   exports.set("MASTER_ADDR", ctx.master_addr);
   exports.set("MASTER_PORT", std::to_string(ctx.master_port));

@@ -61,12 +61,4 @@ std::vector<Command> multinode_commands(const MultiNodeContext& ctx) {
   throw LaunchError(fmt::format("--launcher: Unknown launcher {}", l));
 }
 
-std::string backend_probe_program(const std::string& launcher) {
-  if (launcher == "openmpi") return "ompi_info";
-  if (launcher == "mpich" || launcher == "impi") return "mpirun";
-  if (launcher == "mvapich") return "mpiname";
-  if (launcher == "slurm") return "sinfo";
-  return launcher;  // pdsh, ssh
-}
-
 }  // namespace deepspeed::launcher

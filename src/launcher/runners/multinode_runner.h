@@ -1,6 +1,8 @@
 // Command builders of the multi-node backends (spec §7.7). Each takes what the runner
 // resolved and returns the command(s) it would run; none runs anything.
-//   pdsh     one pdsh for all hosts; each host runs the node launcher with --node_rank=%n
+//   pdsh     one pdsh for all hosts; each host runs the node launcher with --node_rank=%n;
+//            plus the kill command (pkill -f of those node launchers, through pdsh) that the
+//            runner runs when the job is stopped or fails
 //   ssh      one ssh per host, in parallel (ours, for machines without pdsh)
 //   openmpi  mpirun starts every rank; ranks read OMPI_COMM_WORLD_*
 //   mpich    mpirun + `deepspeed --mpi_helper=mpich` mapping PMI_RANK etc. to RANK/LOCAL_RANK
@@ -14,8 +16,10 @@
 
 #include "launcher/environment_exports.h"
 #include "launcher/launch_plan.h"
+#include "launcher/numa_binding.h"
 #include "launcher/resources.h"
 #include "launcher/runner_options.h"
+#include "launcher/system_probe.h"
 
 namespace deepspeed::launcher {
 
@@ -30,6 +34,9 @@ struct MultiNodeContext {
   std::string cwd;
   std::string self_exe;
   int runner_pid = 0;
+  Environ environ;                 // the runner's environment (PDSH_SSH_ARGS_APPEND, DS_ACCELERATOR)
+  NumaTopology numa;               // the runner machine's, for impi's per-rank numactl (as DeepSpeed)
+  std::vector<int> default_cores;  // impi --bind_cores_to_rank without --bind_core_list
 };
 
 // The node launcher's command line (`deepspeed --launch ...`), for node_rank given as text
@@ -46,6 +53,15 @@ std::string remote_shell_prefix(const MultiNodeContext& ctx);
 std::vector<std::string> mpi_program_argv(const RunnerOptions& options);
 
 std::vector<Command> pdsh_commands(const MultiNodeContext& ctx);
+// DeepSpeed's PDSHRunner kill command: the same pdsh invocation running `pkill -f PATTERN` on
+// every host, PATTERN matching this job's node launchers (pdsh_kill_pattern).
+Command pdsh_kill_command(const MultiNodeContext& ctx);
+// An extended regex for `pkill -f` that matches the command line of this job's node launchers
+// (`<self_exe> --launch --world_info=<b64> --node_rank=<n> --master_addr=<a> --master_port=<p> `)
+// and not the remote shell running pkill itself (its first character is bracketed, the
+// `grep [f]oo` trick). DeepSpeed's pattern, `python -u -m deepspeed.launcher.launc`, matches
+// every DeepSpeed job of the user on the host; this one only the job the runner started.
+std::string pdsh_kill_pattern(const MultiNodeContext& ctx);
 std::vector<Command> ssh_commands(const MultiNodeContext& ctx);
 std::vector<Command> openmpi_commands(const MultiNodeContext& ctx);
 std::vector<Command> mpich_commands(const MultiNodeContext& ctx);
@@ -60,7 +76,18 @@ std::vector<Command> multinode_commands(const MultiNodeContext& ctx);
 // mpiname, sinfo).
 std::string backend_probe_program(const std::string& launcher);
 
-// Where mvapich's host list goes, as DeepSpeed.
+// DeepSpeed's backend_exists(): the probe program is in PATH and, for mvapich, `mpiname`
+// reports MVAPICH2-GDR. LaunchError "launcher 'X' not installed ..." saying what is missing.
+void check_backend_installed(const std::string& launcher, const SystemProbe& system);
+
+// The MV2_* variables DeepSpeed's MVAPICHRunner exports, in its order. MV2_USE_CUDA=1 only
+// for CUDA (DeepSpeed: when the accelerator is cuda): left out when DS_ACCELERATOR in
+// `environ` names another accelerator.
+EnvList mvapich_default_exports(const Environ& environ);
+
+// Where mvapich's host list goes, as DeepSpeed, and what it holds: the hostfile's hosts, one
+// per line.
 inline constexpr const char* kMvapichHostfile = "/tmp/deepspeed_mvapich_hostfile";
+std::string mvapich_hostfile_content(const MultiNodeContext& ctx);
 
 }  // namespace deepspeed::launcher

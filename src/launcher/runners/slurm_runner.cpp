@@ -26,8 +26,8 @@ std::string hosts_of_filter(const std::string& filter, const std::string& flag) 
 
 }  // namespace
 
-// srun -n T <launcher_args> [--nodelist=hosts] [--exclude=hosts] [--nodes N] [--gpus G]
-//      --export=ALL,K=V,... PROGRAM ARGS
+// srun -n T <launcher_args> [--comment C] [--nodelist=hosts] [--exclude=hosts] [--nodes N]
+//      [--gpus G] --export=ALL,K=V,... PROGRAM ARGS
 // DeepSpeed passes --include/--exclude through, which srun does not know; srun's own
 // --nodelist/--exclude are used here. Ranks read SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS.
 std::vector<Command> slurm_commands(const MultiNodeContext& ctx) {
@@ -35,6 +35,7 @@ std::vector<Command> slurm_commands(const MultiNodeContext& ctx) {
   Command c;
   c.argv = {"srun", "-n", std::to_string(total_slots(ctx.active))};
   for (auto& a : shell_split(o.launcher_args)) c.argv.push_back(a);
+  if (!o.comment.empty()) c.argv.insert(c.argv.end(), {"--comment", o.comment});
   if (!o.include.empty()) c.argv.push_back("--nodelist=" + hosts_of_filter(o.include, "--include"));
   if (!o.exclude.empty()) c.argv.push_back("--exclude=" + hosts_of_filter(o.exclude, "--exclude"));
   if (o.num_nodes > 0) c.argv.insert(c.argv.end(), {"--nodes", std::to_string(o.num_nodes)});

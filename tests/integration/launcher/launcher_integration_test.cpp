@@ -237,6 +237,88 @@ TEST(LauncherJob, SigkillOfTheLauncherStillEndsEveryRank) {
   expect_all_gone(rank_pids);
 }
 
+// A stand-in for pdsh where every host is this machine: it logs its arguments (one line per
+// call, arguments separated by \x1f), then runs its command (the last argument) once per -w
+// host with %n replaced by the host's index, each in a new session as on a remote host, so
+// the runner's signals to pdsh never reach what it started; it exits with the largest code.
+constexpr const char* kFakePdsh = R"sh(#!/bin/sh
+for a in "$@"; do printf '%s\037' "$a" >> "$FAKE_PDSH_LOG"; done; printf '\n' >> "$FAKE_PDSH_LOG"
+hosts=
+while [ $# -gt 1 ]; do
+  case $1 in -w) hosts=$2; shift 2;; -f) shift 2;; *) shift;; esac
+done
+i=0; pids=
+for h in $(echo "$hosts" | tr , ' '); do
+  setsid sh -c "$(printf '%s' "$1" | sed "s/%n/$i/g")" </dev/null & pids="$pids $!"
+  i=$((i+1))
+done
+rc=0
+for p in $pids; do wait $p; r=$?; [ $r -gt $rc ] && rc=$r; done
+exit $rc
+)sh";
+
+TEST(LauncherPdsh, SigtermRunsTheKillCommandOnEveryHost) {
+  // Two "hosts" through the fake pdsh: their node launchers are out of the runner's reach, so
+  // only the kill command (pkill -f through pdsh, as DeepSpeed's runner) can stop them.
+  TempDir dir, pids;
+  const auto fake = dir.write("pdsh", kFakePdsh);
+  fs::permissions(fake, fs::perms::owner_all);
+  const auto hf = dir.write("hostfile", "h1 slots=1\nh2 slots=1\n");
+  const std::string log = dir.str() + "/pdsh.log";
+  const std::string port = std::to_string(test_port() + 1);
+  auto argv = ds({"-H", hf, "--no_ssh_check", "--master_addr", "127.0.0.1", "--master_port", port, kProbe,
+                  "--pid-dir", pids.str(), "--sleep-ms", "60000"});
+  const std::string path = dir.str() + ":" + std::getenv("PATH");
+  pid_t runner = ::fork();
+  ASSERT_GE(runner, 0);
+  if (runner == 0) {
+    ::setenv("PATH", path.c_str(), 1);
+    ::setenv("FAKE_PDSH_LOG", log.c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, STDOUT_FILENO);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (read_pids(pids.str()).size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto rank_pids = read_pids(pids.str());
+  ASSERT_EQ(rank_pids.size(), 2u);
+  ASSERT_EQ(::kill(runner, SIGTERM), 0);
+  int status = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (::waitpid(runner, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(10)) {
+      ::kill(runner, SIGKILL);
+      ::waitpid(runner, &status, 0);
+      for (pid_t p : rank_pids) ::kill(p, SIGKILL);
+      FAIL() << "runner did not exit within 10 s of SIGTERM";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  expect_all_gone(rank_pids);
+  for (pid_t p : rank_pids) ::kill(p, SIGKILL);  // never leave one behind, even on failure
+
+  std::vector<std::vector<std::string>> calls;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> words;
+    std::stringstream ss(line);
+    for (std::string w; std::getline(ss, w, '\x1f');) words.push_back(w);
+    calls.push_back(words);
+  }
+  ASSERT_EQ(calls.size(), 2u);  // the launch, then the kill
+  const std::vector<std::string> head = {"-S", "-f", "1024", "-w", "h1,h2"};
+  EXPECT_EQ(std::vector<std::string>(calls[1].begin(), calls[1].end() - 1), head);
+  EXPECT_EQ(calls[1].back().rfind("pkill -f '[/]", 0), 0u) << calls[1].back();
+  EXPECT_NE(calls[1].back().find(" --master_port=" + port + " '"), std::string::npos) << calls[1].back();
+}
+
 TEST(LauncherJob, DeepspeedEnvValuesReachTheRanks) {
   TempDir cwd;
   cwd.write(".deepspeed_env", "DS_TEST_SPACES=a value with  spaces\nDS_TEST_QUOTES=it's \"quoted\" $HOME\n");

@@ -49,6 +49,17 @@ TEST(CommandLine, Errors) {
   expect_launch_error([] { parse_command_line({"--log_level", "loud", "prog"}); }, "--log_level");
 }
 
+TEST(CommandLine, SlurmComment) {
+  EXPECT_EQ(parse_command_line({"--comment", "run 42", "prog"}).runner.comment, "run 42");
+  EXPECT_EQ(parse_command_line({"prog"}).runner.comment, "");
+}
+
+TEST(CommandLine, ElasticFlagsAreRefusedByName) {
+  expect_launch_error([] { parse_command_line({"--min_elastic_nodes", "1", "prog"}); },
+                      "--min_elastic_nodes is not supported: elastic training is not supported by deepspeed-cpp");
+  expect_launch_error([] { parse_command_line({"--max_elastic_nodes=2", "prog"}); }, "--max_elastic_nodes is not supported");
+}
+
 TEST(CommandLine, QuietAndHelp) {
   EXPECT_EQ(parse_command_line({"-q", "prog"}).runner.log_level, LogLevel::kError);
   const auto help = parse_command_line({"--help"});

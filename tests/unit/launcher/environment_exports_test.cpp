@@ -57,6 +57,27 @@ TEST(DeepspeedEnv, DsEnvFileOverridesTheName) {
   EXPECT_EQ(*env.find("A"), "absolute");
 }
 
+TEST(DeepspeedEnv, DsEnvFileRelativePathIsLookedUpInHomeThenCwd) {
+  TempDir home, cwd;
+  std::filesystem::create_directory(home.path() / "conf");
+  std::filesystem::create_directory(cwd.path() / "conf");
+  home.write("conf/env", "A=home\nB=home\n");
+  cwd.write("conf/env", "B=cwd\n");
+  cwd.write(".deepspeed_env", "C=not read\n");
+  const auto env = read_deepspeed_env_files({{"DS_ENV_FILE", "conf/env"}}, home.path().string(), cwd.path().string());
+  const std::vector<std::pair<std::string, std::string>> expected = {{"A", "home"}, {"B", "cwd"}};
+  EXPECT_EQ(env.items(), expected);
+}
+
+TEST(DeepspeedEnv, EmptyDsEnvFileReadsNothing) {
+  // DeepSpeed: os.getenv("DS_ENV_FILE", ".deepspeed_env") is "" -> os.path.join(dir, "") is a
+  // directory, never a file.
+  TempDir home, cwd;
+  home.write(".deepspeed_env", "A=1\n");
+  cwd.write(".deepspeed_env", "B=1\n");
+  EXPECT_TRUE(read_deepspeed_env_files({{"DS_ENV_FILE", ""}}, home.path().string(), cwd.path().string()).empty());
+}
+
 TEST(DeepspeedEnv, NoFilesGivesEmpty) {
   TempDir home, cwd;
   EXPECT_TRUE(read_deepspeed_env_files({}, home.path().string(), cwd.path().string()).empty());

@@ -1,9 +1,12 @@
-// A SystemProbe for planner tests: no GPUs unless told, programs present as listed, ssh
-// answers scripted, cwd/home are temporary directories.
+// A SystemProbe for planner tests: no GPUs unless told, programs present as listed (their
+// output scripted), ssh answers scripted, cwd/home are temporary directories.
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "launcher/system_probe.h"
 #include "test_util.h"
@@ -19,6 +22,10 @@ class FakeSystem : public SystemProbe {
   bool reachable = true;
   std::string address = "10.1.2.3";
   mutable int ssh_calls = 0;
+  // argv joined by spaces -> {exit code, stdout}; anything else exits 127.
+  std::map<std::string, std::pair<int, std::string>> outputs = {{"mpiname", {0, "MVAPICH2-GDR 2.3.7\n"}}};
+  NumaTopology numa;
+  std::vector<int> cores = {0, 1, 2, 3};
 
   Environ environ() const override { return env; }
   std::string cwd() const override { return cwd_dir.path().string(); }
@@ -27,6 +34,16 @@ class FakeSystem : public SystemProbe {
   int runner_pid() const override { return 4242; }
   int local_gpu_count() const override { return gpus; }
   bool have_program(const std::string& name) const override { return programs.count(name) > 0; }
+  int run_program(const std::vector<std::string>& argv, std::string& output) const override {
+    std::string key;
+    for (const auto& a : argv) key += (key.empty() ? "" : " ") + a;
+    auto it = outputs.find(key);
+    if (it == outputs.end()) return 127;
+    output = it->second.second;
+    return it->second.first;
+  }
+  NumaTopology numa_topology() const override { return numa; }
+  std::vector<int> default_cores() const override { return cores; }
   bool ssh_reachable(const std::string&, int, const std::vector<std::string>&) const override {
     ++ssh_calls;
     return reachable;

@@ -1,6 +1,9 @@
 #include "launcher/launch_plan.h"
 
+#include <functional>
+
 #include "fake_system.h"
+#include "launcher/shell_quote.h"
 #include "launcher/world_info.h"
 
 namespace deepspeed::launcher {
@@ -158,6 +161,124 @@ TEST(LaunchPlan, MultiNodePdshWithSshCheckAndAddress) {
   EXPECT_EQ(plan.ranks.size(), 2u);
 }
 
+TEST(LaunchPlan, PdshPlanCarriesTheKillCommand) {
+  FakeSystem sys;
+  auto hf = sys.cwd_dir.write("hostfile", "a slots=1\nb slots=1\n");
+  const auto plan = plan_launch(opts(hf), sys);
+  ASSERT_TRUE(plan.cleanup.has_value());
+  const std::string wi = encode_world_info({{"a", {0}}, {"b", {0}}});
+  const std::vector<std::string> expected = {
+      "pdsh", "-S", "-f", "1024", "-w", "a,b",
+      "pkill -f '[/]opt/ds/bin/deepspeed --launch --world_info=" + wi +
+          " --node_rank=[0-9]+ --master_addr=10\\.1\\.2\\.3 --master_port=29500 '"};
+  EXPECT_EQ(plan.cleanup->argv, expected);
+  EXPECT_EQ(plan.cleanup->env, plan.commands[0].env);
+  EXPECT_TRUE(plan.commands[0].interrupt_before_term);
+  // The other backends have nothing to clean up after (mpirun/srun/ssh stop their ranks).
+  for (const std::string l : {"ssh", "openmpi", "slurm"}) {
+    auto o = opts(hf);
+    o.launcher = l;
+    EXPECT_FALSE(plan_launch(o, sys).cleanup.has_value()) << l;
+  }
+}
+
+TEST(LaunchPlan, MvapichNeedsMvapich2Gdr) {
+  FakeSystem sys;
+  auto hf = sys.cwd_dir.write("hostfile", "a slots=2\nb slots=2\n");
+  auto o = opts(hf);
+  o.launcher = "mvapich";
+  const auto plan = plan_launch(o, sys);  // mpiname says MVAPICH2-GDR
+  ASSERT_EQ(plan.files.size(), 1u);
+  EXPECT_EQ(plan.files[0].path, "/tmp/deepspeed_mvapich_hostfile");
+  EXPECT_EQ(plan.files[0].content, "a\nb\n");
+  EXPECT_FALSE(plan.cleanup.has_value());
+
+  sys.outputs["mpiname"] = {0, "MVAPICH2 2.3.7\n"};
+  expect_launch_error([&] { plan_launch(o, sys); },
+                      "launcher 'mvapich' not installed: expected MVAPICH2-GDR as return for mpiname but received "
+                      "'MVAPICH2 2.3.7'");
+  sys.outputs["mpiname"] = {1, ""};
+  expect_launch_error([&] { plan_launch(o, sys); }, "`mpiname` failed with exit code 1");
+  sys.programs.erase("mpiname");
+  expect_launch_error([&] { plan_launch(o, sys); },
+                      "launcher 'mvapich' not installed (mpiname not found in PATH; mvapich is not installed properly)");
+}
+
+TEST(LaunchPlan, UnsupportedFlagCombinationsNameTheFlag) {
+  FakeSystem sys;
+  auto hf = sys.cwd_dir.write("hostfile", "a slots=1\nb slots=1\n");
+  struct Case {
+    std::string launcher;
+    std::function<void(RunnerOptions&)> set;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"openmpi", [](RunnerOptions& o) { o.save_pid = true; },
+       "--save_pid is not supported with --launcher=openmpi: mpirun starts the ranks"},
+      {"slurm", [](RunnerOptions& o) { o.enable_each_rank_log = "/logs"; },
+       "--enable_each_rank_log is not supported with --launcher=slurm: srun starts the ranks"},
+      {"mpich", [](RunnerOptions& o) { o.bind_cores_to_rank = true; },
+       "--bind_cores_to_rank is not supported with --launcher=mpich"},
+      {"mvapich", [](RunnerOptions& o) { o.venv_script = "/v.sh"; },
+       "--venv_script is not supported with --launcher=mvapich"},
+      {"openmpi", [](RunnerOptions& o) { o.ssh_port = 2222; },
+       "--ssh_port is not supported with --launcher=openmpi: mpirun makes its own connections (give its option in "
+       "--launcher_args, e.g. --mca plm_rsh_args '-p 2222')"},
+      {"pdsh", [](RunnerOptions& o) { o.node_rank = 1; }, "--node_rank=1 is only used with --no_ssh"},
+      {"pdsh", [](RunnerOptions& o) { o.bind_core_list = "0-3"; },
+       "--bind_core_list is only used with --bind_cores_to_rank"},
+      {"pdsh", [](RunnerOptions& o) { o.comment = "c"; }, "--comment is only passed to srun"},
+  };
+  for (const auto& c : cases) {
+    auto o = opts(hf);
+    o.launcher = c.launcher;
+    c.set(o);
+    expect_launch_error([&] { plan_launch(o, sys); }, c.message);
+  }
+  // Supported: impi binds cores, pdsh/ssh take all of them, slurm takes --comment.
+  auto o = opts(hf);
+  o.launcher = "impi";
+  o.bind_cores_to_rank = true;
+  EXPECT_NO_THROW(plan_launch(o, sys));
+  o = opts(hf);
+  o.launcher = "ssh";
+  o.save_pid = o.bind_cores_to_rank = true;
+  o.enable_each_rank_log = "/logs";
+  o.venv_script = "/v.sh";
+  o.ssh_port = 2222;
+  EXPECT_NO_THROW(plan_launch(o, sys));
+  o = opts(hf);
+  o.launcher = "slurm";
+  o.comment = "c";
+  EXPECT_NO_THROW(plan_launch(o, sys));
+}
+
+TEST(LaunchPlan, RemoteLaunchFlagsOfASingleNodeRunAreNoted) {
+  FakeSystem sys;
+  auto o = opts();
+  o.launcher_args = "-R ssh";
+  o.venv_script = "/v.sh";
+  o.ssh_port = 2222;
+  const auto plan = plan_launch(o, sys);
+  const std::vector<std::string> expected = {
+      "--launcher_args is not used: this is a single-node run (no remote launch)",
+      "--venv_script is not used: this is a single-node run (no remote launch)",
+      "--ssh_port is not used: this is a single-node run (no remote launch)"};
+  EXPECT_EQ(plan.notes, expected);
+}
+
+TEST(LaunchPlan, ImpiBindingUsesThisMachinesCoresAndNuma) {
+  FakeSystem sys;
+  sys.cores = {0, 1, 2, 3};
+  sys.numa = {{0, {0, 1}}, {1, {2, 3}}};
+  auto hf = sys.cwd_dir.write("hostfile", "a slots=2\nb slots=2\n");
+  auto o = opts(hf);
+  o.launcher = "impi";
+  o.bind_cores_to_rank = true;
+  const std::string joined = shell_join(plan_launch(o, sys).commands[0].argv);
+  EXPECT_NE(joined.find("-env RANK 3 -env LOCAL_RANK 1 numactl -m 1 -C 2-3 ./train"), std::string::npos) << joined;
+}
+
 TEST(LaunchPlan, SshUnreachable) {
   FakeSystem sys;
   sys.reachable = false;
@@ -228,6 +349,37 @@ TEST(LaunchPlan, DryRunJson) {
   EXPECT_EQ(j["ranks"][1]["env"]["RANK"], "1");
   EXPECT_EQ(j["ranks"][1]["command"], nlohmann::ordered_json::array({"./train", "--local_rank=1", "--epochs", "2"}));
   EXPECT_EQ(j["commands"][0]["argv"][1], "--launch");
+  EXPECT_FALSE(j.contains("cleanup"));
+}
+
+TEST(LaunchPlan, DryRunJsonShowsTheKillCommandAndFiles) {
+  FakeSystem sys;
+  auto hf = sys.cwd_dir.write("hostfile", "a slots=1\nb slots=1\n");
+  auto o = opts(hf);
+  o.dry_run = true;
+  auto j = plan_to_json(plan_launch(o, sys), o, sys);
+  ASSERT_TRUE(j.contains("cleanup"));
+  EXPECT_EQ(j["cleanup"]["argv"][0], "pdsh");
+  EXPECT_EQ(j["cleanup"]["shell"].get<std::string>().rfind("pdsh -S -f 1024 -w a,b 'pkill -f '\\''[/]opt/ds/bin/deepspeed", 0), 0u)
+      << j["cleanup"]["shell"];
+  o.launcher = "mvapich";
+  j = plan_to_json(plan_launch(o, sys), o, sys);
+  EXPECT_EQ(j["files"][0]["path"], "/tmp/deepspeed_mvapich_hostfile");
+  EXPECT_EQ(j["files"][0]["content"], "a\nb\n");
+}
+
+TEST(LaunchPlan, DryRunRanksShowNumaBinding) {
+  FakeSystem sys;
+  sys.programs.insert("numactl");
+  sys.numa = {{0, {0, 1}}, {1, {2, 3}}};
+  auto o = opts();
+  o.num_gpus = 2;
+  o.bind_cores_to_rank = true;
+  o.bind_core_list = "0-3";
+  const auto j = plan_to_json(plan_launch(o, sys), o, sys);
+  EXPECT_EQ(j["ranks"][1]["command"],
+            nlohmann::ordered_json::array({"numactl", "-m", "1", "-C", "2-3", "./train", "--local_rank=1", "--epochs", "2"}));
+  EXPECT_EQ(j["ranks"][1]["env"]["OMP_NUM_THREADS"], "2");
 }
 
 }  // namespace
