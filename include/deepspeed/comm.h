@@ -85,6 +85,9 @@ class ProcessGroup {
   compat::WorkPtr reduce_scatter_async(torch::Tensor& flat);
   // all_gather: afterwards every slice r holds what rank r had in its slice.
   compat::WorkPtr all_gather_async(torch::Tensor& flat);
+  // Whether collectives take tensors of this dtype. Gloo in LibTorch 1.13 has no bfloat16:
+  // callers then communicate in fp32 (broadcast and all_reduce do so themselves).
+  bool supports(torch::ScalarType dtype) const { return !(backend_name_ == "gloo" && dtype == torch::kBFloat16); }
   // True where reduce_scatter_async is a real reduce-scatter (not the all-reduce fallback).
   bool has_native_reduce_scatter() const { return backend_name_ == "nccl"; }
 

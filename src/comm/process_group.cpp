@@ -48,12 +48,24 @@ compat::WorkPtr ProcessGroup::all_reduce_async(torch::Tensor& tensor, ReduceOp o
 
 void ProcessGroup::all_reduce(torch::Tensor& tensor, ReduceOp op) {
   if (size() == 1) return;
+  if (!supports(tensor.scalar_type())) {
+    auto wide = tensor.to(torch::kFloat32);
+    all_reduce(wide, op);
+    tensor.copy_(wide);
+    return;
+  }
   auto work = all_reduce_async(tensor, op);
   guarded("all_reduce", rank(), [&] { return work->wait(); });
 }
 
 void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root) {
   if (size() == 1) return;
+  if (!supports(tensor.scalar_type())) {
+    auto wide = tensor.to(torch::kFloat32);  // exact: every bfloat16 is a float
+    broadcast(wide, root);
+    tensor.copy_(wide);
+    return;
+  }
   guarded("broadcast", rank(), [&] {
     std::vector<at::Tensor> tensors{tensor};
     c10d::BroadcastOptions opts;

@@ -20,6 +20,7 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> paramete
       fp16_(config.fp16_enabled()),
       check_overflow_(config.fp16_enabled() || (config.bf16_enabled() && config.bf16.check_grad_overflow)) {
   auto options = reducer_options(config);
+  if (!group_->supports(options.comm_dtype)) options.comm_dtype = torch::kFloat32;
   const std::vector<int64_t> groups(parameters_.size(), 0);
   std::vector<int64_t> numels;
   for (const auto& p : parameters_) numels.push_back(p.numel());
@@ -89,6 +90,7 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
   } else {
     for (size_t i = 0; i < parameters_.size(); ++i) {
       auto& m = masters_[i];
+      if (!m.defined()) continue;  // a trainable parameter the optimizer does not hold
       if (!grads[i].defined()) {
         m.mutable_grad().reset();
         continue;
@@ -97,11 +99,18 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
       m.mutable_grad().copy_(grads[i]).mul_(1.0 / divisor);
     }
     optimizer_->step();
-    for (size_t i = 0; i < parameters_.size(); ++i) parameters_[i].detach().copy_(masters_[i]);
+    copy_masters_to_parameters();
   }
   out.applied = true;
   zero_grad();
   return out;
+}
+
+void DataParallelOptimizer::copy_masters_to_parameters() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (masters_[i].defined()) parameters_[i].detach().copy_(masters_[i]);
+  }
 }
 
 void DataParallelOptimizer::zero_grad() {

@@ -37,6 +37,8 @@ class DataParallelOptimizer final : public OptimizerWrapper {
 
   // fp32 masters, parallel to the module's parameters (empty for an fp32 model).
   const std::vector<torch::Tensor>& masters() const { return masters_; }
+  // Writes the masters into the module's parameters (after a checkpoint set the masters).
+  void copy_masters_to_parameters();
 
  private:
   std::vector<torch::Tensor> parameters_;

@@ -137,7 +137,7 @@ void Engine::take_model_step() {
   if (group_->rank() == 0) {
     const LogLevel level = config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info;
     Logger logger(0, level);
-    for (const auto& line : outcome.messages.warning) logger.info(line);
+    for (const auto& line : outcome.messages.skip) logger.info(line);
     for (const auto& line : outcome.messages.info) logger.log(LogLevel::Debug, line);
   }
   step_applied_ = outcome.applied;

@@ -22,6 +22,8 @@
 #include "checkpoint/rng_state.h"
 #include "checkpoint/tag_validation.h"
 #include "runtime/logger.h"
+#include "runtime/precision.h"
+#include "runtime/wrapper_checkpoint.h"
 
 namespace deepspeed {
 namespace {
@@ -68,6 +70,14 @@ c10::IValue param_shapes(const torch::nn::Module& module, const Optimizer* optim
   return groups;
 }
 
+// DeepSpeed names the shards bf16_zero_pp_rank_* when its BF16_Optimizer runs them: bf16
+// with fp32 gradient accumulation at stage 1 without offload (spec §1.6).
+bool bf16_optimizer_files(const DeepSpeedConfig& c) {
+  return c.bf16_enabled() && c.zero_stage() == 1 && !c.zero_optimization.offload_optimizer_enabled() &&
+         c.data_types.grad_accum_dtype && (*c.data_types.grad_accum_dtype == "fp32" || *c.data_types.grad_accum_dtype == "float32" ||
+                                         *c.data_types.grad_accum_dtype == "torch.float32" || *c.data_types.grad_accum_dtype == "float");
+}
+
 LogLevel level_of(const DeepSpeedConfig& c) { return c.log_level ? parse_log_level(*c.log_level) : LogLevel::Info; }
 
 }  // namespace
@@ -81,10 +91,6 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   if (!validate_tag(*group_, tag, parse_tag_validation(config_.checkpoint.tag_validation))) {
     logger.log(LogLevel::Warning, inconsistent_tag_message(group_->rank(), tag), /*all_ranks=*/true);
   }
-  if (config_.zero_stage() != 0) {
-    throw CheckpointError("save_checkpoint: ZeRO stage " + std::to_string(config_.zero_stage()) +
-                          " checkpoints are not available in this version of deepspeed-cpp");
-  }
   const auto rng_states = gather_rng_states(*group_, device_);
   const int64_t rank = group_->rank();
   const auto path = std::filesystem::path(save_dir) / tag;
@@ -92,14 +98,23 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
 
   auto make_files = [&] {
   std::vector<FileToWrite> files;
-  for (const auto& name : files_written_by(config_.zero_stage(), rank, /*mp_rank=*/0, config_.bf16_enabled())) {
-    // Stage 0: the one file is the model states, written by DP rank 0.
+  for (const auto& name : files_written_by(config_.zero_stage(), rank, /*mp_rank=*/0, bf16_optimizer_files(config_))) {
+    if (name != model_states_file_name(0)) {
+      // A ZeRO rank's optimizer shard.
+      const auto* zero = dynamic_cast<const ZeroOptimizer*>(wrapper_.get());
+      if (!zero) throw CheckpointError("save_checkpoint: ZeRO stage without a ZeRO optimizer (no optimizer configured?)");
+      files.push_back({name, to_pickle_bytes(zero_optim_states(*zero, *optimizer_, config_))});
+      continue;
+    }
+    // The model states, written by DP rank 0.
     ModelStates s;
     s.module = module_state_dict(*module_);
     auto buffers = make_list();
     for (const auto& b : buffer_names(*module_)) buffers.push_back(b);
     s.buffer_names = buffers;
-    s.optimizer = optimizer_ ? optimizer_state_dict(*optimizer_) : c10::IValue();
+    if (const auto* dp = dynamic_cast<const DataParallelOptimizer*>(wrapper_.get()); dp && optimizer_) {
+      s.optimizer = stage0_optimizer_state(*dp, *optimizer_, config_.gradient_clipping);
+    }
     s.param_shapes = param_shapes(*module_, optimizer_.get());
     s.lr_scheduler = lr_scheduler_ ? to_ivalue(lr_scheduler_->state_dict()) : c10::IValue();
     s.data_sampler = training_dataloader_ ? loader_position(*training_dataloader_) : c10::IValue();
@@ -154,10 +169,14 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
   std::optional<CheckpointReader> reader;
   std::optional<c10::impl::GenericDict> states;
   std::string file;
+  std::vector<c10::impl::GenericDict> zero_files;
+  std::vector<std::string> zero_names;
   run_phase(*group_, "reading the checkpoint " + (std::filesystem::path(load_dir) / *tag).string(), [&] {
     reader.emplace(storage, load_dir, *tag);
     const auto& m = reader->manifest();
-    if (m.zero_stage != config_.zero_stage()) {
+    // Stages 1 and 2 share one layout; 0 and ZeRO do not.
+    if (m.zero_stage != config_.zero_stage() && !(m.zero_stage > 0 && config_.zero_stage() > 0 &&
+                                                   m.zero_stage < 3 && config_.zero_stage() < 3)) {
       throw CheckpointError(fmt::format("checkpoint {} was saved with ZeRO stage {}; this engine runs stage {}",
                                         reader->dir().string(), m.zero_stage, config_.zero_stage()));
     }
@@ -167,6 +186,15 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     const auto name = model_states_file_name(0);
     file = (reader->dir() / name).string();
     states = reader->read_dict(name);
+    if (config_.zero_stage() > 0 && !load_module_only) {
+      // Every saved rank's shard: this run may have another world size.
+      for (int64_t r = 0; r < m.dp_world_size; ++r) {
+        std::string shard = zero_optim_states_file_name(r, 0, false);
+        if (!m.files.count(shard)) shard = zero_optim_states_file_name(r, 0, true);
+        zero_names.push_back((reader->dir() / shard).string());
+        zero_files.push_back(reader->read_dict(shard));
+      }
+    }
   });
 
   const auto& sd = *states;
@@ -176,8 +204,17 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     if (!module.isGenericDict()) throw CheckpointError(file + ": 'module' is not a state dict");
     load_module_state(*module_, module.toGenericDict(), load_module_strict, file);
     zero_grad();
-    if (load_module_only) return;
-    if (load_optimizer_states && optimizer_) load_optimizer_state(*optimizer_, dict_at(sd, "optimizer", file), file);
+    auto* zero = dynamic_cast<ZeroOptimizer*>(wrapper_.get());
+    if (load_module_only) {
+      if (zero) zero->refresh_partitions_from_parameters();
+      return;
+    }
+    if (zero) {
+      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, load_optimizer_states);
+    } else if (load_optimizer_states && optimizer_) {
+      load_stage0_optimizer_state(dynamic_cast<DataParallelOptimizer&>(*wrapper_), *optimizer_,
+                                  dict_at(sd, "optimizer", file), file);
+    }
     if (load_lr_scheduler_states && lr_scheduler_) {
       const auto lr = dict_at(sd, "lr_scheduler", file);
       if (!lr.isNone()) lr_scheduler_->load_state_dict(to_json(lr, file + ": lr_scheduler"));

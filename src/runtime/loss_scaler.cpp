@@ -156,7 +156,7 @@ LossScaler::Messages LossScaler::update(bool overflow) {
       const char* colon = o.fused ? ":" : "";
       m.info.push_back(fmt::format("Grad overflow on iteration{} {}", colon, cur_iter_));
       m.info.push_back(fmt::format("Using static loss scale of{} {}", colon, python_repr(cur_scale_)));
-      m.warning.push_back(plain_overflow_line(o.fused, previous, cur_scale_));
+      m.skip.push_back(plain_overflow_line(o.fused, previous, cur_scale_));
     }
     ++cur_iter_;
     return m;
@@ -165,7 +165,7 @@ LossScaler::Messages LossScaler::update(bool overflow) {
   if (overflow) {
     if (!plain && !(o.hysteresis == 1 || cur_hysteresis_ == 1)) {
       // Zero: this overflow only consumes hysteresis; the scale stays.
-      m.warning.push_back(fmt::format(
+      m.skip.push_back(fmt::format(
           "[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: {}, but hysteresis is {}. "
           "Reducing hysteresis to {}",
           python_int(cur_scale_), cur_hysteresis_, cur_hysteresis_ - 1));
@@ -181,9 +181,9 @@ LossScaler::Messages LossScaler::update(bool overflow) {
         m.info.push_back(fmt::format("Grad overflow on iteration{} {}", o.fused ? "" : ":", cur_iter_));
         m.info.push_back(
             fmt::format("Reducing dynamic loss scale from {} to {}", python_repr(previous), python_repr(next)));
-        m.warning.push_back(plain_overflow_line(o.fused, previous, next));
+        m.skip.push_back(plain_overflow_line(o.fused, previous, next));
       } else {
-        m.warning.push_back(fmt::format("[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: {}, "
+        m.skip.push_back(fmt::format("[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: {}, "
                                         "reducing to {}",
                                         python_int(cur_scale_), python_int(next)));
       }

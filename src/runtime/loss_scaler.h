@@ -13,7 +13,7 @@
 //                                                           : LossScaleAlgorithm::Plain));
 //   const double scale = scaler.scale();   // backward of loss * scale, then check for inf/nan
 //   auto lines = scaler.update(overflow);   // may throw EngineError (Zero, at the minimum)
-//   for (auto& l : lines.info) log.info(l); for (auto& l : lines.warning) log.warning(l);
+//   for (auto& l : lines.info) log.debug(l); for (auto& l : lines.skip) log.info(l);
 //   if (!overflow) { unscale the gradients; step; }
 // On a step where the scale grows, scale() after update() is already the next step's: the
 // gradients were made with `scale`. (DeepSpeed divides by the new one there, and by the old
@@ -69,15 +69,16 @@ class LossScaler {
   int64_t cur_hysteresis() const { return cur_hysteresis_; }
 
   // Lines DeepSpeed logs for one update, with its exact text and number formats (Plain
-  // prints the scale as a Python float, "65536.0"; Zero as int(scale), "65536"). `warning`
-  // holds the per-overflow "Skipping step" line, `info` the rest (DeepSpeed logs both at
-  // INFO, the verbose ones only with verbose=True, its default). In DeepSpeed's output the
-  // info lines of an update come before its warning line. Zero's static scale logs nothing;
+  // prints the scale as a Python float, "65536.0"; Zero as int(scale), "65536"). `skip`
+  // holds the per-overflow "Skipping step" line, `info` the verbose rest (DeepSpeed logs the
+  // skip line at INFO and the verbose ones only with verbose=True; the engine logs them at
+  // INFO and DEBUG). In DeepSpeed's output the info lines of an update come before its skip
+  // line. Zero's static scale logs nothing;
   // Zero's growth logs nothing; FP16_Optimizer's leading "\n" before "Grad overflow on
   // iteration N" is left out.
   struct Messages {
     std::vector<std::string> info;
-    std::vector<std::string> warning;
+    std::vector<std::string> skip;
   };
   // Records one boundary step (call it once per boundary, before applying the step).
   // Throws EngineError("Current loss scale already at minimum - cannot decrease scale

@@ -58,12 +58,15 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   }
 
   auto options = reducer_options(config);
+  if (!group_->supports(options.comm_dtype)) options.comm_dtype = torch::kFloat32;
   options.mode = GradientReducer::Mode::ReduceScatter;
   options.release_gradients = true;
   // overlap_comm: keep one bucket in flight while backward goes on; off: wait for each.
   options.max_in_flight = config.zero_optimization.overlap_comm_enabled() ? 2 : 0;
   const int64_t n = group_->size();
-  auto plan = plan_buckets(numels, groups, bucket_elements(config, options.comm_dtype), n);
+  groups_ = groups;
+  bucket_elements_ = deepspeed::bucket_elements(config, options.comm_dtype);
+  auto plan = plan_buckets(numels, groups, bucket_elements_, n);
 
   // This rank's fp32 partition of each group, from the (rank-0 broadcast) parameters.
   const int64_t group_count = static_cast<int64_t>(optimizer_->param_groups().size());
@@ -104,6 +107,22 @@ void ZeroOptimizer::refresh_partitions_from_parameters() {
       dst.narrow(0, a - lo, z - a).copy_(src);
     }
   }
+}
+
+void ZeroOptimizer::load_partitions(const std::vector<torch::Tensor>& partitions) {
+  if (partitions.size() != masters_.size()) {
+    throw EngineError("load_partitions: expected " + std::to_string(masters_.size()) + " groups, got " +
+                      std::to_string(partitions.size()));
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t g = 0; g < masters_.size(); ++g) {
+    if (partitions[g].numel() != masters_[g].numel()) {
+      throw EngineError("load_partitions: group " + std::to_string(g) + " has " + std::to_string(partitions[g].numel()) +
+                        " elements, this rank's partition " + std::to_string(masters_[g].numel()));
+    }
+    masters_[g].copy_(partitions[g].reshape(-1));
+  }
+  gather_parameters();
 }
 
 void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice) {
@@ -167,6 +186,7 @@ void ZeroOptimizer::gather_parameters() {
     compat::WorkPtr work;
   };
   std::deque<Pending> pending;
+  const auto gather_dtype = group_->supports(model_dtype_) ? model_dtype_ : torch::kFloat32;
   auto finish = [&] {
     auto& f = pending.front();
     if (f.work) f.work->wait();
@@ -177,7 +197,7 @@ void ZeroOptimizer::gather_parameters() {
   };
   for (int64_t i = 0; i < static_cast<int64_t>(plan.buckets.size()); ++i) {
     const auto& b = plan.buckets[i];
-    auto buffer = torch::empty({b.size}, torch::TensorOptions().dtype(model_dtype_).device(device));
+    auto buffer = torch::empty({b.size}, torch::TensorOptions().dtype(gather_dtype).device(device));
     buffer.narrow(0, rank * b.slice, b.slice).copy_(masters_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice));
     compat::WorkPtr work;
     if (group_->size() > 1) work = group_->all_gather_async(buffer);

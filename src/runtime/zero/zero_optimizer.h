@@ -46,13 +46,21 @@ class ZeroOptimizer final : public OptimizerWrapper {
   double last_communication_wait() const override { return reducer_->last_wait_seconds(); }
 
   int stage() const { return stage_; }
+  int64_t rank() const { return group_->rank(); }
   const BucketPlan& plan() const { return reducer_->plan(); }
   // This rank's fp32 partition of each optimizer group (what the optimizer steps).
   const std::vector<torch::Tensor>& partitions() const { return masters_; }
   // The managed parameters (the optimizer's), in registration order; plan() indexes them.
   const std::vector<torch::Tensor>& parameters() const { return parameters_; }
+  // Optimizer group of each managed parameter, and the bucket size the plan was made with:
+  // with parameters()' sizes, what rebuilds plan() for any world size (checkpoints).
+  const std::vector<int64_t>& parameter_groups() const { return groups_; }
+  int64_t bucket_elements() const { return bucket_elements_; }
   // Writes the masters into the model's parameters on every rank (collective).
   void gather_parameters();
+  // Replaces this rank's partitions (one flat fp32 tensor per group, as partitions()) and
+  // writes them into the model's parameters (collective).
+  void load_partitions(const std::vector<torch::Tensor>& partitions);
   // Sets this rank's partitions from the model's parameters (after loading weights).
   void refresh_partitions_from_parameters();
 
@@ -65,6 +73,8 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::unique_ptr<GradientReducer> reducer_;
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
   std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
+  std::vector<int64_t> groups_;
+  int64_t bucket_elements_ = 0;
   int stage_ = 1;
   bool check_overflow_ = false;
   bool offload_ = false;

@@ -101,9 +101,9 @@ int python(const std::string& code, TempDir& dir) {
 
 // 20 steps straight == 10 steps, save, a new process loads, 10 more steps: every loss, the
 // final parameters, the optimizer state and the LR identical to the bit.
-TEST(CheckpointResume, BitExactInANewProcess) {
+void check_bit_exact_resume(const std::string& extra) {
   TempDir dir;
-  const auto cfg = config(4, 2);
+  const auto cfg = config(4, 2, extra);
   const std::vector<std::string> common = {"--dropout", "0.1", "--steps", "20"};
   auto args = [&](std::vector<std::string> extra) {
     auto a = common;
@@ -132,14 +132,26 @@ TEST(CheckpointResume, BitExactInANewProcess) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
 }
 
+TEST(CheckpointResume, BitExactInANewProcess) { check_bit_exact_resume(""); }
+// ZeRO: every rank's shard of masters and optimizer state; bf16: the fp32 masters too.
+TEST(CheckpointResume, BitExactInANewProcessZeroStage2) {
+  check_bit_exact_resume(R"(, "zero_optimization": {"stage": 2, "reduce_bucket_size": 100})");
+}
+TEST(CheckpointResume, BitExactInANewProcessZeroStage1OffloadBf16) {
+  check_bit_exact_resume(
+      R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": 1, "offload_optimizer": {"device": "cpu"}})");
+}
+TEST(CheckpointResume, BitExactInANewProcessBf16Stage0) { check_bit_exact_resume(R"(, "bf16": {"enabled": true})"); }
+
 // Saved on 2 ranks, resumed on 1 and on 3 with the same global batch: the same losses as
 // the uninterrupted 2-rank run (up to float summation order).
-TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThree) {
+void check_resharding(const std::string& extra) {
   TempDir dir;
-  auto straight = run(2, config(3, 2), dir, {"--steps", "20"});
-  run(2, config(3, 2), dir, {"--steps", "10", "--save_dir", dir.file("ckpt"), "--save_every", "10"});
+  auto straight = run(2, config(3, 2, extra), dir, {"--steps", "20"});
+  run(2, config(3, 2, extra), dir, {"--steps", "10", "--save_dir", dir.file("ckpt"), "--save_every", "10"});
   for (int world : {1, 3}) {
-    auto resumed = run(world, config(6 / world, 2), dir, {"--steps", "20", "--save_dir", dir.file("ckpt"), "--load"});
+    auto resumed =
+        run(world, config(6 / world, 2, extra), dir, {"--steps", "20", "--save_dir", dir.file("ckpt"), "--load"});
     EXPECT_NE(resumed.ranks[0].output.find("step 10 global_steps 10"), std::string::npos) << resumed.output();
     EXPECT_NE(resumed.ranks[0].output.find("saved on 2 data-parallel ranks onto " + std::to_string(world)),
               std::string::npos)
@@ -152,6 +164,15 @@ TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThree) {
       EXPECT_NEAR(x, y, 1e-5 * std::abs(x) + 1e-7) << "world " << world << " micro step " << micro;
     }
   }
+}
+
+TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThree) { check_resharding(""); }
+// ZeRO partitions are cut again for the new world size (small buckets: parameters straddle).
+TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThreeZeroStage1) {
+  check_resharding(R"(, "zero_optimization": {"stage": 1, "reduce_bucket_size": 50})");
+}
+TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThreeZeroStage2) {
+  check_resharding(R"(, "zero_optimization": {"stage": 2})");
 }
 
 // A rank killed in the middle of a save (while writing the model states, the manifest, or

@@ -359,10 +359,10 @@ TEST(LossScalerMessages, StaticPlainFused) {
   LossScaler scaler = make(fp16_static(128.0), kPlain, /*fused=*/true);
   LossScaler::Messages m = scaler.update(true);
   EXPECT_EQ(m.info, (Lines{"Grad overflow on iteration: 0", "Using static loss scale of: 128.0"}));
-  EXPECT_EQ(m.warning, (Lines{"Overflow detected. Skipping step. Attempted loss scale: 128.0, reducing to 128.0"}));
+  EXPECT_EQ(m.skip, (Lines{"Overflow detected. Skipping step. Attempted loss scale: 128.0, reducing to 128.0"}));
   m = scaler.update(false);
   EXPECT_TRUE(m.info.empty());
-  EXPECT_TRUE(m.warning.empty());
+  EXPECT_TRUE(m.skip.empty());
   m = scaler.update(true);
   EXPECT_EQ(m.info.at(0), "Grad overflow on iteration: 2");
 }
@@ -372,7 +372,7 @@ TEST(LossScalerMessages, StaticPlainUnfused) {
   LossScaler scaler = make(fp16_static(0.5), kPlain, /*fused=*/false);
   const LossScaler::Messages m = scaler.update(true);
   EXPECT_EQ(m.info, (Lines{"Grad overflow on iteration 0", "Using static loss scale of 0.5"}));
-  EXPECT_EQ(m.warning, (Lines{"[deepspeed] fp16 dynamic loss scale overflow! Skipping step. Attempted loss "
+  EXPECT_EQ(m.skip, (Lines{"[deepspeed] fp16 dynamic loss scale overflow! Skipping step. Attempted loss "
                               "scale: 0.5, reducing to 0.5"}));
 }
 
@@ -381,7 +381,7 @@ TEST(LossScalerMessages, StaticZeroLogsNothing) {
   LossScaler scaler = make(fp16_static(128.0), kZero);
   const LossScaler::Messages m = scaler.update(true);
   EXPECT_TRUE(m.info.empty());
-  EXPECT_TRUE(m.warning.empty());
+  EXPECT_TRUE(m.skip.empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -394,15 +394,15 @@ TEST(LossScalerMessages, ZeroOverflowLines) {
   LossScaler scaler = make(fp16(16, 1000, 2), kZero);
   LossScaler::Messages m = scaler.update(true);
   EXPECT_TRUE(m.info.empty());
-  EXPECT_EQ(m.warning, (Lines{"[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 65536, but "
+  EXPECT_EQ(m.skip, (Lines{"[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 65536, but "
                               "hysteresis is 2. Reducing hysteresis to 1"}));
   m = scaler.update(true);
   EXPECT_TRUE(m.info.empty());
-  EXPECT_EQ(m.warning,
+  EXPECT_EQ(m.skip,
             (Lines{"[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 65536, reducing to 32768"}));
   m = scaler.update(false);
   EXPECT_TRUE(m.info.empty());
-  EXPECT_TRUE(m.warning.empty());
+  EXPECT_TRUE(m.skip.empty());
 }
 
 // int() of a float prints every digit: int(2.0**70) = 1180591620717411303424, 2**69 =
@@ -410,7 +410,7 @@ TEST(LossScalerMessages, ZeroOverflowLines) {
 TEST(LossScalerMessages, ZeroPrintsLargeScalesAsPythonInts) {
   LossScaler scaler = make(fp16(70, 1000, 1), kZero);
   const LossScaler::Messages m = scaler.update(true);
-  EXPECT_EQ(m.warning, (Lines{"[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: "
+  EXPECT_EQ(m.skip, (Lines{"[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: "
                               "1180591620717411303424, reducing to 590295810358705651712"}));
 }
 
@@ -422,12 +422,12 @@ TEST(LossScalerMessages, ZeroGrowthAndConsecutiveHysteresis) {
   const LossScaler::Messages growth = grows.update(false);
   EXPECT_EQ(grows.scale(), 131072.0);
   EXPECT_TRUE(growth.info.empty());
-  EXPECT_TRUE(growth.warning.empty());
+  EXPECT_TRUE(growth.skip.empty());
 
   LossScaler consecutive = make(fp16(16, 1000, 3, 1.0, true), kZero);
   const LossScaler::Messages m = consecutive.update(false);
   EXPECT_EQ(m.info, (Lines{"Consecutive hysteresis is enabled. Restoring hysteresis to 3"}));
-  EXPECT_TRUE(m.warning.empty());
+  EXPECT_TRUE(m.skip.empty());
 }
 
 // FP16_Optimizer (fused), window 2, 2^16 (a float: 65536.0):
@@ -440,16 +440,16 @@ TEST(LossScalerMessages, PlainFusedLines) {
   LossScaler scaler = make(fp16(16, 2), kPlain, /*fused=*/true);
   LossScaler::Messages m = scaler.update(true);
   EXPECT_EQ(m.info, (Lines{"Grad overflow on iteration 0", "Reducing dynamic loss scale from 65536.0 to 32768.0"}));
-  EXPECT_EQ(m.warning, (Lines{"Overflow detected. Skipping step. Attempted loss scale: 65536.0, reducing to 32768.0"}));
+  EXPECT_EQ(m.skip, (Lines{"Overflow detected. Skipping step. Attempted loss scale: 65536.0, reducing to 32768.0"}));
   for (int i = 0; i < 2; ++i) {
     m = scaler.update(false);
     EXPECT_TRUE(m.info.empty());
-    EXPECT_TRUE(m.warning.empty());
+    EXPECT_TRUE(m.skip.empty());
   }
   m = scaler.update(false);
   EXPECT_EQ(m.info,
             (Lines{"No Grad overflow for 2 iterations", "Increasing dynamic loss scale from 32768.0 to 65536.0"}));
-  EXPECT_TRUE(m.warning.empty());
+  EXPECT_TRUE(m.skip.empty());
 }
 
 // FP16_UnfusedOptimizer: "Grad overflow on iteration: 0" (with a colon) and its own overflow line.
@@ -457,7 +457,7 @@ TEST(LossScalerMessages, PlainUnfusedLines) {
   LossScaler scaler = make(fp16(16, 2), kPlain, /*fused=*/false);
   const LossScaler::Messages m = scaler.update(true);
   EXPECT_EQ(m.info, (Lines{"Grad overflow on iteration: 0", "Reducing dynamic loss scale from 65536.0 to 32768.0"}));
-  EXPECT_EQ(m.warning, (Lines{"[deepspeed] fp16 dynamic loss scale overflow! Skipping step. Attempted loss scale: "
+  EXPECT_EQ(m.skip, (Lines{"[deepspeed] fp16 dynamic loss scale overflow! Skipping step. Attempted loss scale: "
                               "65536.0, reducing to 32768.0"}));
 }
 
@@ -465,13 +465,13 @@ TEST(LossScalerMessages, PlainUnfusedLines) {
 // '5.764607523034235e+17'; at the minimum, max(1.0 / 2, 1.0) == 1.0.
 TEST(LossScalerMessages, PlainPrintsPythonFloats) {
   LossScaler big = make(fp16(60, 1000), kPlain);
-  EXPECT_EQ(big.update(true).warning,
+  EXPECT_EQ(big.update(true).skip,
             (Lines{"Overflow detected. Skipping step. Attempted loss scale: 1.152921504606847e+18, reducing to "
                    "5.764607523034235e+17"}));
   LossScaler at_min = make(fp16(0, 1000), kPlain);
   const LossScaler::Messages m = at_min.update(true);
   EXPECT_EQ(m.info.at(1), "Reducing dynamic loss scale from 1.0 to 1.0");
-  EXPECT_EQ(m.warning.at(0), "Overflow detected. Skipping step. Attempted loss scale: 1.0, reducing to 1.0");
+  EXPECT_EQ(m.skip.at(0), "Overflow detected. Skipping step. Attempted loss scale: 1.0, reducing to 1.0");
 }
 
 // ---------------------------------------------------------------------------------------------
