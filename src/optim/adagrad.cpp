@@ -1,10 +1,44 @@
 #include "optim/adagrad.h"
 
+#include <deepspeed/ops_config.h>
+
 #include "deepspeed/errors.h"
 #include "optim/optimizer_common.h"
 #include "optim/params_reader.h"
 
+#if DEEPSPEED_OP_CPU_ADAGRAD_BUILT
+#include "cpu/common/torch_bridge.h"
+#include "cpu/cpu_adagrad/cpu_adagrad.h"
+#endif
+
 namespace deepspeed {
+namespace {
+
+// The cpu_adagrad op for an fp32 CPU tensor (ops/cpu/cpu_adagrad/cpu_adagrad.h): the same
+// update as the expression in Adagrad::step, in one pass over memory. `clr` is the step's
+// learning rate after lr_decay. False, having touched nothing, where the op does not apply.
+bool update_with_cpu_adagrad([[maybe_unused]] torch::Tensor& p,
+                             [[maybe_unused]] const torch::Tensor& grad,
+                             [[maybe_unused]] torch::Tensor& sum,
+                             [[maybe_unused]] const ParamGroup& group,
+                             [[maybe_unused]] double clr) {
+#if DEEPSPEED_OP_CPU_ADAGRAD_BUILT
+  if (!ops::cpu_op_can_update({&p, &grad, &sum})) return false;
+  ops::AdagradStep s;
+  s.lr = clr;
+  s.eps = group.eps;
+  s.weight_decay = group.weight_decay;
+  ops::adagrad_step(p.data_ptr<float>(), grad.data_ptr<float>(), sum.data_ptr<float>(),
+                    p.numel(), s);
+  ops::mark_written(p);
+  ops::mark_written(sum);
+  return true;
+#else
+  return false;  // DS_BUILD_CPU_ADAGRAD=0: the torch expression does it
+#endif
+}
+
+}  // namespace
 
 std::unique_ptr<Optimizer> Adagrad::create(const nlohmann::json& params,
                                            std::vector<ParamGroup> groups,
@@ -63,10 +97,11 @@ void Adagrad::step() {
         state["sum"] = torch::full_like(p, initial, torch::MemoryFormat::Preserve);
       }
       const double step = increment_step(state);
+      const double clr = group.lr / (1.0 + (step - 1.0) * lr_decay);
+      if (update_with_cpu_adagrad(p, grad, state["sum"], group, clr)) continue;
       torch::Tensor w = math_view(p);
       torch::Tensor sum = math_view(state["sum"]);
       if (group.weight_decay != 0.0) grad = grad.add(w, group.weight_decay);
-      const double clr = group.lr / (1.0 + (step - 1.0) * lr_decay);
       sum.addcmul_(grad, grad, 1.0);
       w.addcdiv_(grad, sum.sqrt().add_(group.eps), -clr);
       write_back(p, w);

@@ -3,6 +3,10 @@
 //
 // Per tensor, t the step: g += wd·p; clr = lr / (1 + (t-1)·lr_decay); sum += g²;
 // p -= clr · g / (sqrt(sum) + eps). Defaults lr 1e-2, eps 1e-10.
+// An fp32 CPU tensor (contiguous, with fp32 gradient and sum) is updated by the cpu_adagrad
+// op (ops/cpu/cpu_adagrad/cpu_adagrad.h: SIMD, OpenMP, one pass over memory), the same
+// arithmetic up to float rounding; everything else, and every tensor when
+// DS_BUILD_CPU_ADAGRAD=0, runs the torch expression. The state is the same either way.
 #pragma once
 
 #include <memory>

@@ -2,11 +2,53 @@
 
 #include <cmath>
 
+#include <deepspeed/ops_config.h>
+
 #include "deepspeed/errors.h"
 #include "optim/optimizer_common.h"
 #include "optim/params_reader.h"
 
+#if DEEPSPEED_OP_CPU_ADAM_BUILT
+#include "cpu/common/torch_bridge.h"
+#include "cpu/cpu_adam/cpu_adam.h"
+#endif
+
 namespace deepspeed {
+namespace {
+
+// The cpu_adam op for an fp32 CPU tensor (ops/cpu/cpu_adam/cpu_adam.h): the same update as
+// the FusedAdam expression in Adam::step, in one pass over memory instead of about ten.
+// False, having touched nothing, where the op does not apply.
+bool update_with_cpu_adam([[maybe_unused]] torch::Tensor& p,
+                          [[maybe_unused]] const torch::Tensor& grad,
+                          [[maybe_unused]] torch::Tensor& exp_avg,
+                          [[maybe_unused]] torch::Tensor& exp_avg_sq,
+                          [[maybe_unused]] const ParamGroup& group,
+                          [[maybe_unused]] bool adamw_mode, [[maybe_unused]] bool bias_correction,
+                          [[maybe_unused]] double step) {
+#if DEEPSPEED_OP_CPU_ADAM_BUILT
+  if (!ops::cpu_op_can_update({&p, &grad, &exp_avg, &exp_avg_sq})) return false;
+  ops::AdamStep s;
+  s.lr = group.lr;
+  s.beta1 = group.betas[0];
+  s.beta2 = group.betas[1];
+  s.eps = group.eps;
+  s.weight_decay = group.weight_decay;
+  s.adamw_mode = adamw_mode;
+  s.bias_correction = bias_correction;
+  s.step = static_cast<int64_t>(step);
+  ops::adam_step(p.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),
+                 exp_avg_sq.data_ptr<float>(), p.numel(), s);
+  ops::mark_written(p);
+  ops::mark_written(exp_avg);
+  ops::mark_written(exp_avg_sq);
+  return true;
+#else
+  return false;  // DS_BUILD_CPU_ADAM=0: the torch expression does it
+#endif
+}
+
+}  // namespace
 
 Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
     : Optimizer(std::move(groups)), options_(options) {}
@@ -85,6 +127,11 @@ void Adam::step() {
         state["exp_avg_sq"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
       }
       const double step = increment_step(state);
+      if (!options_.torch_adam &&
+          update_with_cpu_adam(p, grad, state["exp_avg"], state["exp_avg_sq"], group,
+                               options_.adamw_mode, bias_correction, step)) {
+        continue;
+      }
       torch::Tensor w = math_view(p);
       torch::Tensor exp_avg = math_view(state["exp_avg"]);
       torch::Tensor exp_avg_sq = math_view(state["exp_avg_sq"]);

@@ -10,6 +10,11 @@
 //   p -= lr·update
 // torch_adam runs torch's ordering of the same arithmetic (AdamW: p *= 1 - lr·wd first;
 // p -= lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps)).
+// Without torch_adam, an fp32 CPU tensor (contiguous, with fp32 gradient and states) is
+// updated by the cpu_adam op (ops/cpu/cpu_adam/cpu_adam.h: SIMD, OpenMP, one pass over
+// memory); it computes the same update in DeepSpeedCPUAdam's order, equal up to float
+// rounding. Everything else, and every tensor when DS_BUILD_CPU_ADAM=0, runs the torch
+// expression. The state ("step", "exp_avg", "exp_avg_sq") is the same either way.
 #pragma once
 
 #include <memory>

@@ -1,10 +1,44 @@
 #include "optim/lion.h"
 
+#include <deepspeed/ops_config.h>
+
 #include "deepspeed/errors.h"
 #include "optim/optimizer_common.h"
 #include "optim/params_reader.h"
 
+#if DEEPSPEED_OP_CPU_LION_BUILT
+#include "cpu/common/torch_bridge.h"
+#include "cpu/cpu_lion/cpu_lion.h"
+#endif
+
 namespace deepspeed {
+namespace {
+
+// The cpu_lion op for an fp32 CPU tensor (ops/cpu/cpu_lion/cpu_lion.h): the same update as
+// the expression in Lion::step, in one pass over memory. False, having touched nothing,
+// where the op does not apply.
+bool update_with_cpu_lion([[maybe_unused]] torch::Tensor& p,
+                          [[maybe_unused]] const torch::Tensor& grad,
+                          [[maybe_unused]] torch::Tensor& exp_avg,
+                          [[maybe_unused]] const ParamGroup& group) {
+#if DEEPSPEED_OP_CPU_LION_BUILT
+  if (!ops::cpu_op_can_update({&p, &grad, &exp_avg})) return false;
+  ops::LionStep s;
+  s.lr = group.lr;
+  s.beta1 = group.betas[0];
+  s.beta2 = group.betas[1];
+  s.weight_decay = group.weight_decay;
+  ops::lion_step(p.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),
+                 p.numel(), s);
+  ops::mark_written(p);
+  ops::mark_written(exp_avg);
+  return true;
+#else
+  return false;  // DS_BUILD_CPU_LION=0: the torch expression does it
+#endif
+}
+
+}  // namespace
 
 std::unique_ptr<Optimizer> Lion::create(const nlohmann::json& params,
                                         std::vector<ParamGroup> groups,
@@ -41,6 +75,7 @@ void Lion::step() {
         state["exp_avg"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
       }
       increment_step(state);
+      if (update_with_cpu_lion(p, grad, state["exp_avg"], group)) continue;
       torch::Tensor w = math_view(p);
       torch::Tensor exp_avg = math_view(state["exp_avg"]);
       torch::Tensor c = exp_avg.mul(beta1).add_(grad, 1.0 - beta1);

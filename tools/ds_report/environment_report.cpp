@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "cpu/common/simd_level.h"
 #include "deepspeed/version.h"
 
 #if DEEPSPEED_HAVE_NCCL_BUILD && __has_include(<nccl.h>)
@@ -51,6 +52,20 @@ std::string read_file(const std::string& path) {
 }
 
 std::string or_none(const char* s) { return s && *s ? std::string(s) : std::string("None"); }
+
+// The SIMD level the CPU optimizer ops (cpu_adam, cpu_adagrad, cpu_lion) run at here, asked
+// of their own dispatcher so that it cannot disagree with what they do.
+std::string cpu_ops_simd() {
+  const std::string built = "built: " + ops::join(ops::built_simd_levels());
+  try {
+    const char* forced = std::getenv(ops::kSimdLevelEnv);
+    const bool overridden = forced && *forced;
+    return fmt::format("{} ({}{})", ops::to_string(ops::selected_simd_level()),
+                       overridden ? fmt::format("{}={}; ", ops::kSimdLevelEnv, forced) : "", built);
+  } catch (const ops::SimdError& e) {
+    return fmt::format("[FAIL] {} ({})", e.what(), built);
+  }
+}
 
 std::string self_dir() {
   std::error_code ec;
@@ -147,6 +162,7 @@ EnvironmentReport environment_report() {
     std::string joined;
     for (const auto& f : feats) joined += (joined.empty() ? "" : " ") + f;
     add("cpu simd features", joined.empty() ? "none of interest" : joined);
+    add("cpu simd", cpu_ops_simd());
     add("cpus online", std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)));
     const char* omp = std::getenv("OMP_NUM_THREADS");
     add("OpenMP threads", omp ? fmt::format("{} (OMP_NUM_THREADS)", omp)

@@ -1,6 +1,6 @@
 // The "general environment" part of ds_report: this build (version, git hash, compiler,
 // LibTorch, C++ ABI, CUDA/cuDNN/NCCL it was built with) and this machine (GPUs, CPU SIMD
-// features, OpenMP threads, /dev/shm size).
+// features, the SIMD level of the CPU optimizer ops, OpenMP threads, /dev/shm size).
 #pragma once
 
 #include <string>
