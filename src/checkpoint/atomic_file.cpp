@@ -1,6 +1,7 @@
 #include "checkpoint/atomic_file.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,15 +94,28 @@ std::vector<char> read_whole_file(const std::filesystem::path& path) {
   return out;
 }
 
+int remove_tree(const std::filesystem::path& path) {
+  static thread_local int first_error;
+  first_error = 0;
+  const int rc = ::nftw(
+      path.c_str(),
+      [](const char* p, const struct stat*, int, struct FTW*) {
+        if (::remove(p) != 0 && first_error == 0) first_error = errno;
+        return 0;
+      },
+      16, FTW_DEPTH | FTW_PHYS);
+  if (rc != 0 && errno != ENOENT && first_error == 0) first_error = errno;
+  return first_error;
+}
+
 void replace_directory(const std::filesystem::path& staging, const std::filesystem::path& target) {
   std::error_code ec;
   if (!std::filesystem::exists(target, ec)) {
     if (::rename(staging.c_str(), target.c_str()) != 0) fail("rename into place", target, errno);
   } else if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
-    std::filesystem::remove_all(staging, ec);  // the old checkpoint; failing to remove it is harmless
+    remove_tree(staging);  // the old checkpoint; failing to remove it is harmless
   } else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
-    std::filesystem::remove_all(target, ec);
-    if (ec) fail("remove the old", target, ec.value());
+    if (const int err = remove_tree(target)) fail("remove the old", target, err);
     if (::rename(staging.c_str(), target.c_str()) != 0) fail("rename into place", target, errno);
   } else {
     fail("swap in", target, errno);

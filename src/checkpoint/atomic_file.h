@@ -16,6 +16,11 @@ std::vector<char> read_whole_file(const std::filesystem::path& path);
 // Makes a rename or a new file in `dir` durable.
 void fsync_directory(const std::filesystem::path& dir);
 
+// Removes a file or a folder with everything in it; returns 0 or the first errno. Not
+// std::filesystem::remove_all: a PyTorch 2.x wheel's libtorch.so exports its own copy, which
+// the dynamic linker may bind first and which crashes when called from our code.
+int remove_tree(const std::filesystem::path& path);
+
 // Puts the finished folder `staging` in place of `target`. When `target` exists the two
 // are swapped in one step (renameat2 RENAME_EXCHANGE) and the old content, now at
 // `staging`, is removed; on a file system without that call the old folder is removed

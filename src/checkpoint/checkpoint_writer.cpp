@@ -3,6 +3,8 @@
 #include <deepspeed/errors.h>
 
 #include "checkpoint/atomic_file.h"
+
+#include <cstring>
 #include "checkpoint/layout.h"
 #include "checkpoint/rank_exchange.h"
 
@@ -19,8 +21,10 @@ void write_checkpoint(comm::ProcessGroup& group, CheckpointStorage& storage, con
     std::error_code ec;
     std::filesystem::create_directories(save_dir, ec);
     if (ec) throw CheckpointError("save_checkpoint: cannot create " + save_dir.string() + ": " + ec.message());
-    std::filesystem::remove_all(staging, ec);  // left by a save that did not finish
-    if (ec) throw CheckpointError("save_checkpoint: cannot clear " + staging.string() + ": " + ec.message());
+    // Left by a save that did not finish.
+    if (const int err = remove_tree(staging)) {
+      throw CheckpointError("save_checkpoint: cannot clear " + staging.string() + ": " + std::strerror(err));
+    }
     std::filesystem::create_directory(staging, ec);
     if (ec) throw CheckpointError("save_checkpoint: cannot create " + staging.string() + ": " + ec.message());
   });
