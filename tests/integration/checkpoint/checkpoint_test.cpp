@@ -150,6 +150,11 @@ void check_resharding(const std::string& extra) {
   auto straight = run(2, config(3, 2, extra), dir, {"--steps", "20"});
   run(2, config(3, 2, extra), dir, {"--steps", "10", "--save_dir", dir.file("ckpt"), "--save_every", "10"});
   for (int world : {1, 3}) {
+    // With NCCL every rank needs a GPU of its own.
+    if (torch::cuda::is_available() && static_cast<int>(torch::cuda::device_count()) < world) {
+      std::cout << "[  SKIPPED ] resuming on " << world << " ranks needs " << world << " GPUs\n";
+      continue;
+    }
     auto resumed =
         run(world, config(6 / world, 2, extra), dir, {"--steps", "20", "--save_dir", dir.file("ckpt"), "--load"});
     EXPECT_NE(resumed.ranks[0].output.find("step 10 global_steps 10"), std::string::npos) << resumed.output();

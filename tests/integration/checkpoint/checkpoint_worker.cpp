@@ -121,8 +121,9 @@ int main(int argc, char** argv) {
     auto group = engine->process_group();
     while (engine->global_steps() < steps) {
       for (auto batch : *loader) {
-        auto loss = torch::mse_loss(engine->forward(batch.data.to(engine->model_dtype())).to(torch::kFloat32),
-                                    batch.target);
+        auto loss = torch::mse_loss(
+            engine->forward(batch.data.to(engine->device(), engine->model_dtype())).to(torch::kFloat32),
+            batch.target.to(engine->device()));
         engine->backward(loss);
         engine->step();
         auto mean = loss.detach().clone().to(engine->device());
@@ -145,13 +146,13 @@ int main(int argc, char** argv) {
     std::printf("final_lr %a\n", engine->get_lr().at(0));
     if (!out.empty() && rank == 0) {
       std::vector<torch::Tensor> state;
-      for (auto& p : net->parameters()) state.push_back(p.detach().clone());
+      for (auto& p : net->parameters()) state.push_back(p.detach().cpu().clone());
       // What the optimizer steps: the fp32 masters with bf16/fp16, the partitions with ZeRO.
       for (const auto& g : optimizer->param_groups()) {
-        for (const auto& p : g.params) state.push_back(p.detach().clone());
+        for (const auto& p : g.params) state.push_back(p.detach().cpu().clone());
       }
       for (const auto& per_tensor : optimizer->state()) {
-        for (const auto& [key, t] : per_tensor) state.push_back(t.clone());
+        for (const auto& [key, t] : per_tensor) state.push_back(t.cpu().clone());
       }
       torch::save(state, out);
     }

@@ -97,7 +97,8 @@ void run_injected(int stage, const std::set<int>& overflow, int steps) {
   for (int step = 0; step < steps; ++step) {
     const auto before = snapshot(*net);
     const double lr_before = engine->get_lr()[0];
-    auto loss = torch::mse_loss(engine->forward(x.to(torch::kFloat16)).to(torch::kFloat32), y);
+    auto loss = torch::mse_loss(engine->forward(x.to(engine->device(), torch::kFloat16)).to(torch::kFloat32),
+                                y.to(engine->device()));
     if (overflow.count(step)) loss = loss * std::numeric_limits<float>::infinity();
     engine->backward(loss);
     engine->step();
@@ -137,7 +138,7 @@ TEST(MixedPrecision, CheckpointKeepsTheLossScalerAndMasters) {
     torch::manual_seed(1);
     auto net = std::make_shared<Elementwise>();
     auto a = start(net, config).engine;
-    auto x = torch::randn({4, 4}).to(torch::kFloat16);
+    auto x = torch::randn({4, 4}).to(a->device(), torch::kFloat16);
     auto train = [&](Engine& e, bool overflow) {
       auto loss = e.forward(x).to(torch::kFloat32).pow(2).mean();
       if (overflow) loss = loss * std::numeric_limits<float>::infinity();
@@ -165,7 +166,7 @@ TEST(MixedPrecision, ZeroOverflowAtTheMinimumScaleIsAnError) {
   auto config = base_config(1);
   config["fp16"] = {{"enabled", true}, {"initial_scale_power", 1}, {"hysteresis", 1}, {"min_loss_scale", 1}};
   auto [engine, optimizer, loader, scheduler] = start(net, config);
-  auto x = torch::randn({4, 4}).to(torch::kFloat16);
+  auto x = torch::randn({4, 4}).to(engine->device(), torch::kFloat16);
   auto step = [&] {
     auto loss = engine->forward(x).to(torch::kFloat32).sum() * std::numeric_limits<float>::infinity();
     engine->backward(loss);
@@ -192,7 +193,7 @@ TEST(MixedPrecision, Fp16MastersKeepUpdatesBelowHalfPrecision) {
   EXPECT_EQ(engine->cur_scale(), 128.0);
   for (int i = 0; i < 40; ++i) {
     // d(sum(w))/dw = 1 for every weight: SGD subtracts lr each step.
-    auto loss = engine->forward(torch::ones({1, 4}, torch::kFloat16)).to(torch::kFloat32).sum();
+    auto loss = engine->forward(torch::ones({1, 4}, torch::kFloat16).to(engine->device())).to(torch::kFloat32).sum();
     engine->backward(loss);
     engine->step();
   }
@@ -208,7 +209,7 @@ TEST(MixedPrecision, AutoCastCastsFloatingInputs) {
   auto config = base_config(0);
   config["fp16"] = {{"enabled", true}, {"auto_cast", true}};
   auto [engine, optimizer, loader, scheduler] = start(net, config);
-  auto out = engine->forward(torch::randn({2, 4}));
+  auto out = engine->forward(torch::randn({2, 4}).to(engine->device()));
   EXPECT_EQ(out.scalar_type(), torch::kFloat16);
 }
 
@@ -221,8 +222,8 @@ std::vector<double> losses(const nlohmann::json& config, int steps) {
   auto y = torch::matmul(x, torch::randn({8}, gen));
   std::vector<double> out;
   for (int s = 0; s < steps; ++s) {
-    auto xb = x.narrow(0, (s * 4) % 64, 4).to(engine->model_dtype());
-    auto loss = torch::mse_loss(engine->forward(xb).to(torch::kFloat32), y.narrow(0, (s * 4) % 64, 4));
+    auto xb = x.narrow(0, (s * 4) % 64, 4).to(engine->device(), engine->model_dtype());
+    auto loss = torch::mse_loss(engine->forward(xb).to(torch::kFloat32), y.narrow(0, (s * 4) % 64, 4).to(engine->device()));
     engine->backward(loss);
     engine->step();
     out.push_back(loss.item<double>());
