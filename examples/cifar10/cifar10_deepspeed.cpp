@@ -41,6 +41,9 @@ struct Options {
   std::optional<std::size_t> test_samples;
   int64_t log_interval = 2000;
   uint64_t seed = 0;
+  std::string save_dir;  // checkpoint at the end of every epoch (tag "epoch<N>")
+  std::string load_dir;  // resume from a checkpoint (the one `latest` names, or --ckpt_id)
+  std::optional<std::string> ckpt_id;
 };
 
 void add_arguments(CLI::App& app, Options& o) {
@@ -62,6 +65,9 @@ void add_arguments(CLI::App& app, Options& o) {
   app.add_option("--log_interval", o.log_interval, "print the loss every N mini-batches (default: 2000, as the tutorial)")
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", o.seed, "seed of the initial weights and of the data order (default: 0)");
+  app.add_option("--save_dir", o.save_dir, "save a checkpoint here at the end of every epoch");
+  app.add_option("--load_dir", o.load_dir, "resume from the checkpoint in this folder (its `latest`, or --ckpt_id)");
+  app.add_option("--ckpt_id", o.ckpt_id, "the checkpoint tag to resume from (default: the one `latest` names)");
 }
 
 // -b: the config file with train_batch_size replaced (and the micro batch left for DeepSpeed's
@@ -146,17 +152,31 @@ int run(const CLI::App& app, Options o) {
   std::optional<WeightEma> ema;
   if (o.use_ema) ema.emplace(*engine->module(), o.ema_decay);
 
+  // Getting Started's checkpoint loop: the epoch travels in the client state, the engine
+  // restores the model, optimizer, schedule, counters and the data loader's position.
+  int64_t first_epoch = 0;
+  if (!o.load_dir.empty()) {
+    auto [load_path, client_sd] = engine->load_checkpoint(o.load_dir, o.ckpt_id);
+    if (load_path) {
+      first_epoch = client_sd.at("epoch").to<int64_t>();
+      if (rank0) std::printf("Resumed from %s after epoch %lld\n", load_path->c_str(), static_cast<long long>(first_epoch));
+    }
+  }
+
   const auto device = engine->device();
+  const auto dtype = engine->model_dtype();
   auto criterion = torch::nn::CrossEntropyLoss();
+  const int64_t samples_before = engine->global_samples();
   const auto start = std::chrono::steady_clock::now();
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+  for (int64_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
     engine->train();
     ProgressBar bar(rank0, trainloader->size(), "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs));
     auto running_loss = torch::zeros({}, torch::TensorOptions().device(device));
     int64_t i = 0;
     for (auto batch : *trainloader) {
-      auto outputs = engine->forward(batch.data.to(device));
-      auto loss = criterion(outputs, batch.target.to(device));
+      // A bf16/fp16 model takes inputs of its dtype; the loss is computed in fp32.
+      auto outputs = engine->forward(batch.data.to(device, dtype));
+      auto loss = criterion(outputs.to(torch::kFloat32), batch.target.to(device));
       engine->backward(loss);
       // The engine logs at every steps_per_print-th step: erase the bar first, so that its
       // line starts at the left margin.
@@ -178,18 +198,24 @@ int run(const CLI::App& app, Options o) {
       }
       bar.update(++i);
     }
+    if (!o.save_dir.empty()) {
+      bar.clear();
+      deepspeed::ClientState client_sd;
+      client_sd["epoch"] = epoch + 1;
+      engine->save_checkpoint(o.save_dir, "epoch" + std::to_string(epoch + 1), client_sd);
+    }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!rank0) return 0;
 
   std::printf("Finished Training\n");
   std::printf("Training throughput: %.1f samples/s (%lld samples in %.1f s, world size %lld)\n",
-              seconds > 0 ? static_cast<double>(engine->global_samples()) / seconds : 0.0,
-              static_cast<long long>(engine->global_samples()), seconds, static_cast<long long>(engine->world_size()));
+              seconds > 0 ? static_cast<double>(engine->global_samples() - samples_before) / seconds : 0.0,
+              static_cast<long long>(engine->global_samples() - samples_before), seconds, static_cast<long long>(engine->world_size()));
   ImageDataset testset = load_image_dataset(o.dataset, o.data_dir, Split::kTest, o.test_samples);
   if (ema) ema->copy_to(*engine->module());
   engine->eval();
-  print_evaluation(evaluate(net, testset, device), classes);
+  print_evaluation(evaluate(net, testset, device, dtype), classes);
   return 0;
 }
 

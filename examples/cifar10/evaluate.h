@@ -22,7 +22,9 @@ struct Evaluation {
   std::vector<int64_t> first_predictions;
 };
 
-inline Evaluation evaluate(Net& model, const ImageDataset& test, torch::Device device, int64_t batch_size = 1000) {
+// `dtype`: the model's parameter dtype (bf16/fp16 runs take inputs of that dtype).
+inline Evaluation evaluate(Net& model, const ImageDataset& test, torch::Device device,
+                           torch::ScalarType dtype = torch::kFloat32, int64_t batch_size = 1000) {
   torch::NoGradGuard no_grad;
   Evaluation ev;
   const auto classes = static_cast<int64_t>(test.classes().size());
@@ -32,7 +34,7 @@ inline Evaluation evaluate(Net& model, const ImageDataset& test, torch::Device d
   for (int64_t first = 0; first < n; first += batch_size) {
     const int64_t last = std::min(first + batch_size, n);
     auto labels = test.labels().slice(0, first, last);
-    auto predicted = model->forward(test.images().slice(0, first, last).to(device)).argmax(1).to(torch::kCPU);
+    auto predicted = model->forward(test.images().slice(0, first, last).to(device, dtype)).argmax(1).to(torch::kCPU);
     auto hit = predicted.eq(labels).to(torch::kInt64);
     class_total.index_add_(0, labels, torch::ones_like(labels));
     class_correct.index_add_(0, labels, hit);
