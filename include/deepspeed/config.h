@@ -135,6 +135,13 @@ struct AmpConfig {
   nlohmann::json params = nlohmann::json::object();
 };
 
+// "torch_autocast": forward under LibTorch's autocast (parameters stay fp32).
+struct TorchAutocastConfig {
+  bool enabled = false;
+  std::string dtype = "bf16";                  // fp16 | bf16 (DeepSpeed's default: torch.bfloat16)
+  std::vector<std::string> lower_precision_safe_modules;  // Python class names; not used in C++
+};
+
 struct ThroughputTimerConfig {
   bool enabled = true;
   bool synchronized = true;
@@ -171,6 +178,7 @@ struct DeepSpeedConfig {
   Bf16Config bf16;
   ZeroConfig zero_optimization;
   AmpConfig amp;
+  TorchAutocastConfig torch_autocast;
   DataTypesConfig data_types;
 
   double gradient_clipping = 0.0;              // spec/README: 0.0, not DeepSpeed's 1.0

@@ -30,6 +30,7 @@
 
 namespace deepspeed {
 
+class AutocastGuard;
 class OptimizerWrapper;
 class Timers;
 class ThroughputTimer;
@@ -56,12 +57,12 @@ class Engine {
 
   // Calls the model's forward with these arguments.
   // With fp16.auto_cast, floating-point tensor arguments are cast to the model's dtype.
+  // With torch_autocast, the forward runs under LibTorch's autocast.
   template <typename... Args>
   torch::Tensor forward(Args&&... args) {
     begin_forward();
-    auto out = model_.forward(auto_cast(std::forward<Args>(args))...);
-    end_forward();
-    return out;
+    const ForwardScope scope{*this};  // ends the forward (timers, autocast) even if it throws
+    return model_.forward(auto_cast(std::forward<Args>(args))...);
   }
   template <typename... Args>
   torch::Tensor operator()(Args&&... args) {
@@ -145,6 +146,10 @@ class Engine {
   void set_checkpoint_storage(std::shared_ptr<CheckpointStorage> storage) { checkpoint_storage_ = std::move(storage); }
 
  private:
+  struct ForwardScope {
+    Engine& engine;
+    ~ForwardScope() { engine.end_forward(); }
+  };
   template <typename T>
   decltype(auto) auto_cast(T&& arg) const {
     if constexpr (std::is_same_v<std::decay_t<T>, torch::Tensor>) {
@@ -170,6 +175,7 @@ class Engine {
   torch::Device device_;
   std::vector<torch::Tensor> parameters_;  // trainable, in registration order
   std::unique_ptr<OptimizerWrapper> wrapper_;
+  std::unique_ptr<AutocastGuard> autocast_;  // held during a forward with torch_autocast
   torch::ScalarType model_dtype_ = torch::kFloat32;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<ThroughputTimer> throughput_;

@@ -179,6 +179,7 @@ DeepSpeedConfig build_config(const nlohmann::json& value, int64_t world_size, Wa
   }
   c.bf16 = read_bf16(section(value, bf16_path.c_str()), bf16_path);
   c.amp = read_amp(section(value, "amp"));
+  c.torch_autocast = read_torch_autocast(section(value, "torch_autocast"));
   c.data_types = read_data_types(section(value, "data_types"));
 
   const int64_t allgather_size = top.integer("allgather_size", 500000000, 0);

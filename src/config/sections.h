@@ -19,6 +19,7 @@ Fp16Config read_fp16(const nlohmann::json& value);
 // `path` is "bf16", or "bfloat16" when only the legacy name was written.
 Bf16Config read_bf16(const nlohmann::json& value, const std::string& path);
 AmpConfig read_amp(const nlohmann::json& value);
+TorchAutocastConfig read_torch_autocast(const nlohmann::json& value);
 DataTypesConfig read_data_types(const nlohmann::json& value);
 
 // sections_zero.cpp. `allgather_size` is the legacy top-level key that the boolean form

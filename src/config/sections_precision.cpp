@@ -131,6 +131,24 @@ AmpConfig read_amp(const nlohmann::json& value) {
   return c;
 }
 
+TorchAutocastConfig read_torch_autocast(const nlohmann::json& value) {
+  const SectionReader s(value, "torch_autocast", {"enabled", "dtype", "lower_precision_safe_modules"});
+  TorchAutocastConfig c;
+  c.enabled = s.boolean("enabled", c.enabled);
+  if (const auto* v = s.find("dtype"); v && !v->is_null()) {
+    c.dtype = read_dtype(s, "dtype");
+    if (c.dtype == "fp32") throw ConfigError(s.path("dtype"), "autocast needs a lower precision: fp16 or bf16");
+  }
+  if (const auto* v = s.find("lower_precision_safe_modules"); v && !v->is_null()) {
+    if (!v->is_array()) throw_expected(s.path("lower_precision_safe_modules"), "a list of module class names", *v);
+    for (const auto& m : *v) {
+      if (!m.is_string()) throw_expected(s.path("lower_precision_safe_modules"), "a list of module class names", m);
+      c.lower_precision_safe_modules.push_back(m.get<std::string>());
+    }
+  }
+  return c;
+}
+
 DataTypesConfig read_data_types(const nlohmann::json& value) {
   const SectionReader s(value, "data_types", {"grad_accum_dtype", "param_dtype", "buffer_dtype"});
   DataTypesConfig c;

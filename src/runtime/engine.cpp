@@ -13,6 +13,7 @@
 #include "runtime/data_parallel_optimizer.h"
 #include "runtime/precision.h"
 #include "runtime/zero/zero_optimizer.h"
+#include "runtime/autocast_guard.h"
 #include "runtime/config_report.h"
 #include "runtime/logger.h"
 #include "runtime/timers.h"
@@ -41,6 +42,10 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
   model_dtype_ = deepspeed::model_dtype(config_);
   Logger logger(group_->rank(), config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info);
   for (const auto& w : config_.warnings) logger.warning(w);
+  if (config_.torch_autocast.enabled && !config_.torch_autocast.lower_precision_safe_modules.empty()) {
+    logger.warning("torch_autocast.lower_precision_safe_modules names Python module classes; deepspeed-cpp ignores "
+                   "it: LibTorch's autocast decides per operation which ones run in lower precision");
+  }
 
   module_->to(device_);
   {
@@ -86,11 +91,16 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
 Engine::~Engine() = default;
 
 void Engine::begin_forward() {
+  if (config_.torch_autocast.enabled) {
+    autocast_ = std::make_unique<AutocastGuard>(
+        device_, config_.torch_autocast.dtype == "fp16" ? torch::kFloat16 : torch::kBFloat16);
+  }
   if (config_.throughput_timer.enabled) throughput_->start();
   if (config_.wall_clock_breakdown) timers_->start("fwd_microstep"), timers_->start("fwd");
 }
 
 void Engine::end_forward() {
+  autocast_.reset();
   if (config_.wall_clock_breakdown) timers_->stop("fwd_microstep"), timers_->stop("fwd");
 }
 

@@ -55,6 +55,11 @@ void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& 
                                 : "NVIDIA Apex AMP is a Python library and is not available to C++; use the fp16 or "
                                   "bf16 section instead");
   }
+  if (config.torch_autocast.enabled && (config.fp16_enabled() || config.bf16_enabled())) {
+    throw ConfigError("torch_autocast.enabled",
+                      "cannot be combined with fp16 or bf16: autocast keeps the parameters in fp32 and casts "
+                      "inside the forward; use one or the other");
+  }
   if (config.fp16_enabled() && config.bf16_enabled()) {
     throw ConfigError("bf16.enabled", "fp16 and bf16 cannot both be enabled");
   }

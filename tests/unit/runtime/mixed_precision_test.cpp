@@ -213,6 +213,32 @@ TEST(MixedPrecision, AutoCastCastsFloatingInputs) {
   EXPECT_EQ(out.scalar_type(), torch::kFloat16);
 }
 
+// torch_autocast: fp32 parameters, the forward's matrix products in bf16, and autocast off
+// again once the forward returns (also when it throws).
+TEST(MixedPrecision, TorchAutocastRunsTheForwardInLowerPrecision) {
+  auto net = std::make_shared<Mlp>();
+  auto config = base_config(0);
+  config["torch_autocast"] = {{"enabled", true}, {"dtype", "bfloat16"}};
+  auto [engine, optimizer, loader, scheduler] = start(net, config);
+  EXPECT_EQ(engine->model_dtype(), torch::kFloat32);
+  auto x = torch::randn({4, 8}).to(engine->device());
+  auto out = engine->forward(x);
+  EXPECT_EQ(out.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(net->fc1->weight.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(torch::matmul(x, x.t()).scalar_type(), torch::kFloat32) << "autocast stayed on after the forward";
+  engine->backward(out.to(torch::kFloat32).pow(2).mean());
+  engine->step();
+  EXPECT_EQ(net->fc1->weight.grad().defined() ? net->fc1->weight.grad().scalar_type() : torch::kFloat32,
+            torch::kFloat32);
+  EXPECT_THROW(engine->forward(torch::randn({4, 3}).to(engine->device())), c10::Error);
+  EXPECT_EQ(torch::matmul(x, x.t()).scalar_type(), torch::kFloat32) << "autocast stayed on after a throwing forward";
+
+  auto bad = base_config(0);
+  bad["torch_autocast"] = {{"enabled", true}};
+  bad["bf16"] = {{"enabled", true}};
+  EXPECT_THROW(start(std::make_shared<Mlp>(), bad), ConfigError);
+}
+
 std::vector<double> losses(const nlohmann::json& config, int steps) {
   torch::manual_seed(3);
   auto net = std::make_shared<Mlp>();
