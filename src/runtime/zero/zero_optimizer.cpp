@@ -27,6 +27,8 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
       offload_(config.zero_optimization.offload_optimizer_enabled()),
       model_dtype_(model_dtype(config)) {
   if (!optimizer_) throw EngineError("ZeRO needs an optimizer");
+  const auto& accum = config.data_types.grad_accum_dtype;
+  fp32_accumulation_ = model_dtype_ != torch::kFloat32 && accum && *accum == "fp32";
   const auto device = group_->device();
   master_device_ = offload_ ? torch::Device(torch::kCPU) : device;
 
@@ -136,7 +138,9 @@ void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice)
   }
 }
 
-void ZeroOptimizer::before_backward(bool boundary) { reducer_->prepare(stage_ >= 2 || boundary); }
+void ZeroOptimizer::before_backward(bool boundary) {
+  reducer_->prepare(stage_ >= 2 || fp32_accumulation_ || boundary);
+}
 
 void ZeroOptimizer::after_backward(bool /*boundary*/) { reducer_->finalize(); }
 

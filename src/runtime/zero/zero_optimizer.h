@@ -76,6 +76,9 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::vector<int64_t> groups_;
   int64_t bucket_elements_ = 0;
   int stage_ = 1;
+  // bf16/fp16 model with data_types.grad_accum_dtype fp32: every micro batch is reduced into
+  // the fp32 partitions, so that accumulation happens in fp32 (DeepSpeed's BF16_Optimizer).
+  bool fp32_accumulation_ = false;
   bool check_overflow_ = false;
   bool offload_ = false;
   torch::ScalarType model_dtype_ = torch::kFloat32;

@@ -74,6 +74,10 @@ struct Case {
   int gas;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << "stage " << c.stage << (c.offload ? " offload" : "") << ", " << c.world << " ranks, gas " << c.gas;
+}
+
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const auto& c = info.param;
   return "stage" + std::to_string(c.stage) + (c.offload ? "_offload" : "") + "_world" + std::to_string(c.world) +

@@ -239,6 +239,26 @@ TEST(MixedPrecision, TorchAutocastRunsTheForwardInLowerPrecision) {
   EXPECT_THROW(start(std::make_shared<Mlp>(), bad), ConfigError);
 }
 
+// bf16 with fp32 gradient accumulation at stage 1: every micro batch goes into the fp32
+// partitions (no bf16 .grad is left between micro batches), and training still follows fp32.
+TEST(MixedPrecision, Bf16WithFp32AccumulationAtStage1) {
+  auto net = std::make_shared<Mlp>();
+  auto config = base_config(1);
+  config["gradient_accumulation_steps"] = 2;
+  config["bf16"] = {{"enabled", true}};
+  config["data_types"] = {{"grad_accum_dtype", "fp32"}};
+  auto [engine, optimizer, loader, scheduler] = start(net, config);
+  auto x = torch::randn({2, 8}).to(engine->device(), torch::kBFloat16);
+  engine->backward(engine->forward(x).to(torch::kFloat32).pow(2).mean());
+  const auto m = engine->memory_report();
+  EXPECT_EQ(m.gradients, m.master_weights) << "only the fp32 partition of the gradients is held";
+  engine->step();
+  EXPECT_FALSE(engine->was_step_applied());
+  engine->backward(engine->forward(x).to(torch::kFloat32).pow(2).mean());
+  engine->step();
+  EXPECT_TRUE(engine->was_step_applied());
+}
+
 std::vector<double> losses(const nlohmann::json& config, int steps) {
   torch::manual_seed(3);
   auto net = std::make_shared<Mlp>();
