@@ -1,17 +1,89 @@
 #include "checkpoint/consolidate.h"
 
+#include <map>
+#include <stdexcept>
+
 #include <deepspeed/errors.h>
 
+#include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/layout.h"
+#include "comm/bucket_plan.h"
+#include "runtime/zero/partition_resharding.h"
 
 namespace deepspeed::checkpoint {
 
+namespace {
+
+std::vector<int64_t> ints(const c10::IValue& v, const std::string& where) {
+  if (!v.isList() && !v.isIntList()) throw CheckpointError(where + " should be a list of integers");
+  std::vector<int64_t> out;
+  for (const auto& e : v.toListRef()) out.push_back(e.toInt());
+  return out;
+}
+
+// ZeRO 1/2: the fp32 masters of every trainable parameter, reassembled from every rank's
+// shard (the same flat spaces load_checkpoint reshards), by module name.
+std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& reader) {
+  const auto& m = reader.manifest();
+  std::vector<c10::impl::GenericDict> shards;
+  std::vector<std::string> names;
+  for (int64_t r = 0; r < m.dp_world_size; ++r) {
+    std::string shard = zero_optim_states_file_name(r, 0, false);
+    if (!m.files.count(shard)) shard = zero_optim_states_file_name(r, 0, true);
+    const auto file = (reader.dir() / shard).string();
+    const auto d = reader.read_dict(shard);
+    const auto inner = dict_at(d, "optimizer_state_dict", file);
+    if (!inner.isGenericDict()) throw CheckpointError(file + ": optimizer_state_dict is not a dict");
+    shards.push_back(inner.toGenericDict());
+    names.push_back(file);
+  }
+  const auto layout_value = dict_at(shards[0], "ds_cpp_layout", names[0]);
+  if (!layout_value.isGenericDict()) throw CheckpointError(names[0] + ": ds_cpp_layout is not a dict");
+  const auto layout = layout_value.toGenericDict();
+  const auto numels = ints(dict_at(layout, "numels", names[0]), names[0] + ": ds_cpp_layout.numels");
+  const auto groups = ints(dict_at(layout, "groups", names[0]), names[0] + ": ds_cpp_layout.groups");
+  const int64_t bucket = int_at(layout, "bucket_elements", names[0]);
+  const auto name_value = dict_at(layout, "names", names[0]);
+  if (!name_value.isList() || name_value.toListRef().size() != numels.size()) {
+    throw CheckpointError(names[0] + ": ds_cpp_layout.names should name every parameter");
+  }
+  const auto plan = plan_buckets(numels, groups, bucket, m.dp_world_size);
+  std::map<std::string, torch::Tensor> out;
+  for (int64_t g = 0; g < static_cast<int64_t>(plan.group_size.size()); ++g) {
+    std::vector<torch::Tensor> parts;
+    for (size_t r = 0; r < shards.size(); ++r) {
+      const auto list = dict_at(shards[r], "single_partition_of_fp32_groups", names[r]);
+      if (!list.isList() || static_cast<int64_t>(list.toListRef().size()) <= g) {
+        throw CheckpointError(names[r] + ": single_partition_of_fp32_groups has no group " + std::to_string(g));
+      }
+      parts.push_back(list.toListRef()[g].toTensor().reshape(-1).to(torch::kFloat32));
+    }
+    torch::Tensor flat;
+    try {
+      flat = assemble_group(plan, g, parts);
+    } catch (const std::invalid_argument& e) {
+      throw CheckpointError(reader.dir().string() + ": " + e.what());
+    }
+    // A group's flat space holds its parameters last first.
+    int64_t offset = 0;
+    for (int64_t i = static_cast<int64_t>(numels.size()) - 1; i >= 0; --i) {
+      if (groups[i] != g) continue;
+      out[name_value.toListRef()[i].toStringRef()] = flat.narrow(0, offset, numels[i]).clone();
+      offset += numels[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, torch::Tensor>> fp32_state_dict(const CheckpointReader& reader) {
   const auto& m = reader.manifest();
-  if (m.zero_stage != 0) {
+  if (m.zero_stage > 2) {
     throw CheckpointError("checkpoint " + reader.dir().string() + " was written with ZeRO stage " +
                           std::to_string(m.zero_stage) + ", which this deepspeed-cpp cannot consolidate yet");
   }
+  const auto masters = m.zero_stage > 0 ? zero_fp32_masters(reader) : std::map<std::string, torch::Tensor>{};
   const auto name = model_states_file_name(0);
   const auto states = reader.read_dict(name);
   auto it = states.find("module");
@@ -21,7 +93,16 @@ std::vector<std::pair<std::string, torch::Tensor>> fp32_state_dict(const Checkpo
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& e : it->value().toGenericDict()) {
     auto t = e.value().toTensor();
-    out.emplace_back(e.key().toStringRef(), t.is_floating_point() ? t.to(torch::kFloat32) : t);
+    const auto& key = e.key().toStringRef();
+    if (auto mt = masters.find(key); mt != masters.end()) {
+      if (mt->second.numel() != t.numel()) {
+        throw CheckpointError(reader.dir().string() + ": the fp32 master of '" + key + "' has " +
+                              std::to_string(mt->second.numel()) + " elements, the module's " + std::to_string(t.numel()));
+      }
+      out.emplace_back(key, mt->second.view(t.sizes()));
+      continue;
+    }
+    out.emplace_back(key, t.is_floating_point() ? t.to(torch::kFloat32) : t);
   }
   return out;
 }

@@ -103,7 +103,11 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
       // A ZeRO rank's optimizer shard.
       const auto* zero = dynamic_cast<const ZeroOptimizer*>(wrapper_.get());
       if (!zero) throw CheckpointError("save_checkpoint: ZeRO stage without a ZeRO optimizer (no optimizer configured?)");
-      files.push_back({name, to_pickle_bytes(zero_optim_states(*zero, *optimizer_, config_))});
+      std::map<const void*, std::string> by_impl;
+      for (const auto& p : module_->named_parameters()) by_impl[p.value().unsafeGetTensorImpl()] = p.key();
+      std::vector<std::string> names;
+      for (const auto& p : zero->parameters()) names.push_back(by_impl[p.unsafeGetTensorImpl()]);
+      files.push_back({name, to_pickle_bytes(zero_optim_states(*zero, *optimizer_, config_, names))});
       continue;
     }
     // The model states, written by DP rank 0.

@@ -106,7 +106,7 @@ void load_stage0_optimizer_state(DataParallelOptimizer& wrapper, Optimizer& opti
 }
 
 c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Optimizer& optimizer,
-                                         const DeepSpeedConfig& config) {
+                                         const DeepSpeedConfig& config, const std::vector<std::string>& names) {
   auto inner = make_string_dict();
   inner.insert("loss_scaler", scaler_entry(wrapper.loss_scaler()));
   inner.insert("dynamic_loss_scale", wrapper.loss_scaler().dynamic());
@@ -134,6 +134,9 @@ c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Opt
   layout.insert("numels", numels);
   layout.insert("groups", c10::List<int64_t>(wrapper.parameter_groups()));
   layout.insert("bucket_elements", wrapper.bucket_elements());
+  c10::List<std::string> name_list;
+  for (const auto& n : names) name_list.push_back(n);
+  layout.insert("names", name_list);
   inner.insert("ds_cpp_layout", layout);
 
   auto out = make_string_dict();

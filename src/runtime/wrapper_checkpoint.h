@@ -31,8 +31,9 @@ c10::IValue stage0_optimizer_state(const DataParallelOptimizer& wrapper, const O
 void load_stage0_optimizer_state(DataParallelOptimizer& wrapper, Optimizer& optimizer, const c10::IValue& state,
                                  const std::string& file);
 
+// `names`: the module's name of each of wrapper.parameters() (for ds_to_fp32).
 c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Optimizer& optimizer,
-                                         const DeepSpeedConfig& config);
+                                         const DeepSpeedConfig& config, const std::vector<std::string>& names);
 // `files`: every saved rank's optim-states dict, in rank order, and their names for errors.
 // Reshards to this run's world size. Collective (the parameters are all-gathered).
 void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,

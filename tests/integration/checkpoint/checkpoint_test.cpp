@@ -450,6 +450,29 @@ print("python ok")
   EXPECT_EQ(rc, 0);
 }
 
+// ZeRO-2 in bf16 on 2 ranks: ds_to_fp32 reassembles the fp32 masters from both shards; they
+// round to the module's bf16 weights and carry more precision than bf16.
+TEST(DsToFp32, ReassemblesZeroMastersFromEveryShard) {
+  TempDir dir;
+  const auto cfg = config(4, 1, R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": 2, "reduce_bucket_size": 50})");
+  run(2, cfg, dir, {"--steps", "4", "--save_dir", dir.file("ckpt"), "--save_every", "4", "--out", dir.file("out.pt")});
+  const auto pt = dir.file("fp32.pt");
+  ASSERT_EQ(std::system((kToFp32 + " " + dir.file("ckpt") + " " + pt + " >/dev/null").c_str()), 0);
+  std::ifstream in(pt, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+  auto dict = torch::pickle_load(bytes).toGenericDict();
+  const auto saved = load_tensors(dir.file("out.pt"));  // the module's bf16 parameters first
+  const std::vector<std::string> names = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+  bool finer_than_bf16 = false;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto t = dict.at(names[i]).toTensor();
+    EXPECT_EQ(t.scalar_type(), torch::kFloat32) << names[i];
+    EXPECT_TRUE(torch::equal(t.to(torch::kBFloat16), saved[i])) << names[i] << " does not round to the module's weights";
+    finer_than_bf16 = finer_than_bf16 || !torch::equal(t, t.to(torch::kBFloat16).to(torch::kFloat32));
+  }
+  EXPECT_TRUE(finer_than_bf16) << "the output holds bf16 values, not the fp32 masters";
+}
+
 TEST(DsToFp32, RefusesADamagedCheckpointNamingTheFile) {
   TempDir dir;
   save_small(dir.path());
