@@ -14,13 +14,6 @@ namespace deepspeed::checkpoint {
 
 namespace {
 
-std::vector<int64_t> ints(const c10::IValue& v, const std::string& where) {
-  if (!v.isList() && !v.isIntList()) throw CheckpointError(where + " should be a list of integers");
-  std::vector<int64_t> out;
-  for (const auto& e : v.toListRef()) out.push_back(e.toInt());
-  return out;
-}
-
 // ZeRO 1/2: the fp32 masters of every trainable parameter, reassembled from every rank's
 // shard (the same flat spaces load_checkpoint reshards), by module name.
 std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& reader) {
@@ -40,8 +33,8 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
   const auto layout_value = dict_at(shards[0], "ds_cpp_layout", names[0]);
   if (!layout_value.isGenericDict()) throw CheckpointError(names[0] + ": ds_cpp_layout is not a dict");
   const auto layout = layout_value.toGenericDict();
-  const auto numels = ints(dict_at(layout, "numels", names[0]), names[0] + ": ds_cpp_layout.numels");
-  const auto groups = ints(dict_at(layout, "groups", names[0]), names[0] + ": ds_cpp_layout.groups");
+  const auto numels = int_list(dict_at(layout, "numels", names[0]), names[0] + ": ds_cpp_layout.numels");
+  const auto groups = int_list(dict_at(layout, "groups", names[0]), names[0] + ": ds_cpp_layout.groups");
   const int64_t bucket = int_at(layout, "bucket_elements", names[0]);
   const auto name_value = dict_at(layout, "names", names[0]);
   if (!name_value.isList() || name_value.toListRef().size() != numels.size()) {

@@ -143,3 +143,17 @@ int64_t int_at(const c10::impl::GenericDict& dict, const std::string& key, const
 }
 
 }  // namespace deepspeed::checkpoint
+
+namespace deepspeed::checkpoint {
+
+std::vector<int64_t> int_list(const c10::IValue& value, const std::string& where) {
+  if (!value.isList() && !value.isIntList()) throw CheckpointError(where + " should be a list of integers");
+  std::vector<int64_t> out;
+  for (const auto& e : value.toListRef()) {
+    if (!e.isInt()) throw CheckpointError(where + " should be a list of integers");
+    out.push_back(e.toInt());
+  }
+  return out;
+}
+
+}  // namespace deepspeed::checkpoint

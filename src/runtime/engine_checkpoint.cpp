@@ -74,8 +74,7 @@ c10::IValue param_shapes(const torch::nn::Module& module, const Optimizer* optim
 // with fp32 gradient accumulation at stage 1 without offload (spec §1.6).
 bool bf16_optimizer_files(const DeepSpeedConfig& c) {
   return c.bf16_enabled() && c.zero_stage() == 1 && !c.zero_optimization.offload_optimizer_enabled() &&
-         c.data_types.grad_accum_dtype && (*c.data_types.grad_accum_dtype == "fp32" || *c.data_types.grad_accum_dtype == "float32" ||
-                                         *c.data_types.grad_accum_dtype == "torch.float32" || *c.data_types.grad_accum_dtype == "float");
+         c.data_types.grad_accum_dtype == std::optional<std::string>("fp32");
 }
 
 LogLevel level_of(const DeepSpeedConfig& c) { return c.log_level ? parse_log_level(*c.log_level) : LogLevel::Info; }

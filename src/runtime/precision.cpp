@@ -13,15 +13,11 @@ namespace {
 // PyTorch DDP's 25 MiB so that the all-reduce overlaps backward.
 constexpr int64_t kStage0BucketBytes = 25 * 1024 * 1024;
 
-torch::ScalarType dtype_named(const std::string& name, const std::string& key) {
-  if (name == "fp32" || name == "float32" || name == "float" || name == "torch.float32" || name == "torch.float") {
-    return torch::kFloat32;
-  }
-  if (name == "fp16" || name == "float16" || name == "half" || name == "torch.float16" || name == "torch.half") {
-    return torch::kFloat16;
-  }
-  if (name == "bf16" || name == "bfloat16" || name == "torch.bfloat16") return torch::kBFloat16;
-  throw ConfigError(key, "unknown data type '" + name + "' (expected fp32, fp16 or bf16)");
+// The config reader already turned every spelling into "fp32", "fp16" or "bf16".
+torch::ScalarType dtype_named(const std::string& canonical) {
+  if (canonical == "fp16") return torch::kFloat16;
+  if (canonical == "bf16") return torch::kBFloat16;
+  return torch::kFloat32;
 }
 
 const char* python_dtype(torch::ScalarType t) {
@@ -41,7 +37,7 @@ torch::ScalarType model_dtype(const DeepSpeedConfig& config) {
 }
 
 torch::ScalarType communication_dtype(const DeepSpeedConfig& config) {
-  if (config.communication_data_type) return dtype_named(*config.communication_data_type, "communication_data_type");
+  if (config.communication_data_type) return dtype_named(*config.communication_data_type);
   return model_dtype(config);
 }
 
@@ -65,7 +61,7 @@ void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& 
   }
   const auto model = model_dtype(config);
   const auto accum = config.data_types.grad_accum_dtype
-                         ? dtype_named(*config.data_types.grad_accum_dtype, "data_types.grad_accum_dtype")
+                         ? dtype_named(*config.data_types.grad_accum_dtype)
                          : model;
   if (stage == 0 && accum != model) {
     throw ConfigError("data_types.grad_accum_dtype",

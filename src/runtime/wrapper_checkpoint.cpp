@@ -13,6 +13,7 @@ namespace deepspeed {
 namespace {
 
 using checkpoint::dict_at;
+using checkpoint::int_list;
 using checkpoint::make_list;
 using checkpoint::make_string_dict;
 using checkpoint::tensor_for_file;
@@ -21,16 +22,6 @@ c10::IValue scaler_entry(const LossScaler& scaler) { return checkpoint::to_ivalu
 
 void load_scaler(LossScaler& scaler, const c10::IValue& value, const std::string& where) {
   scaler.load_state_dict(checkpoint::to_json(value, where), where);
-}
-
-std::vector<int64_t> int_list(const c10::IValue& v, const std::string& where) {
-  if (!v.isList() && !v.isIntList()) throw CheckpointError(where + " should be a list of integers");
-  std::vector<int64_t> out;
-  for (const auto& e : v.toListRef()) {
-    if (!e.isInt()) throw CheckpointError(where + " should be a list of integers");
-    out.push_back(e.toInt());
-  }
-  return out;
 }
 
 std::vector<torch::Tensor> tensor_list(const c10::IValue& v, const std::string& where) {

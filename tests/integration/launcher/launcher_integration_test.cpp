@@ -1,5 +1,7 @@
 // Real jobs through build/bin/deepspeed: ranks are real processes on this machine. Every
 // test checks that no rank outlives the launcher (the pids the ranks wrote are gone).
+#include <functional>
+
 #include <gtest/gtest.h>
 
 #include <deepspeed/ops_config.h>
@@ -213,25 +215,36 @@ void signal_test(int signo, int ranks) {
 TEST(LauncherJob, SigtermToTheLauncherEndsEveryRank) { signal_test(SIGTERM, 3); }
 TEST(LauncherJob, SigintToTheLauncherEndsEveryRank) { signal_test(SIGINT, 2); }
 
+// Starts argv (stdout to /dev/null) in a child that first runs `setup`; -1 if fork fails.
+pid_t spawn_quiet(std::vector<std::string> argv, const std::function<void()>& setup = {}) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  if (setup) setup();
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  const int null_fd = ::open("/dev/null", O_WRONLY);
+  ::dup2(null_fd, STDOUT_FILENO);
+  ::execv(args[0], args.data());
+  ::_exit(127);
+}
+
+// The pids the ranks wrote into `dir`, once there are `count` of them (or after 10 s).
+std::vector<pid_t> wait_for_pids(const std::string& dir, size_t count) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (read_pids(dir).size() < count && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return read_pids(dir);
+}
+
 TEST(LauncherJob, SigkillOfTheLauncherStillEndsEveryRank) {
   // The second line of defence: PR_SET_PDEATHSIG.
   TempDir pids;
   auto argv = ds({"--num_gpus", "2", kProbe, "--pid-dir", pids.str(), "--sleep-ms", "60000"});
-  pid_t launcher = ::fork();
+  const pid_t launcher = spawn_quiet(argv);
   ASSERT_GE(launcher, 0);
-  if (launcher == 0) {
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    int null_fd = ::open("/dev/null", O_WRONLY);
-    ::dup2(null_fd, STDOUT_FILENO);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (read_pids(pids.str()).size() < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const auto rank_pids = read_pids(pids.str());
+  const auto rank_pids = wait_for_pids(pids.str(), 2);
   ASSERT_EQ(rank_pids.size(), 2u);
   ::kill(launcher, SIGKILL);
   int status = 0;
@@ -271,23 +284,12 @@ TEST(LauncherPdsh, SigtermRunsTheKillCommandOnEveryHost) {
   auto argv = ds({"-H", hf, "--no_ssh_check", "--master_addr", "127.0.0.1", "--master_port", port, kProbe,
                   "--pid-dir", pids.str(), "--sleep-ms", "60000"});
   const std::string path = dir.str() + ":" + std::getenv("PATH");
-  pid_t runner = ::fork();
-  ASSERT_GE(runner, 0);
-  if (runner == 0) {
+  const pid_t runner = spawn_quiet(argv, [&] {
     ::setenv("PATH", path.c_str(), 1);
     ::setenv("FAKE_PDSH_LOG", log.c_str(), 1);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    int null_fd = ::open("/dev/null", O_WRONLY);
-    ::dup2(null_fd, STDOUT_FILENO);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (read_pids(pids.str()).size() < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const auto rank_pids = read_pids(pids.str());
+  });
+  ASSERT_GE(runner, 0);
+  const auto rank_pids = wait_for_pids(pids.str(), 2);
   ASSERT_EQ(rank_pids.size(), 2u);
   ASSERT_EQ(::kill(runner, SIGTERM), 0);
   int status = 0;
