@@ -162,3 +162,18 @@ endif()
 if(NOT _old STREQUAL _ds_ops_text)
   file(WRITE "${_ds_ops_header}" "${_ds_ops_text}")
 endif()
+
+# The CUDA ops are compiled by nvcc; CUDA is enabled only when one of them is built.
+if(DS_OP_FUSED_ADAM_BUILT OR DS_OP_FUSED_LAMB_BUILT)
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 80 90)  # A100, H100/H200; override with -DCMAKE_CUDA_ARCHITECTURES
+  endif()
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  set(DS_HAVE_CUDA_OPS ON)
+else()
+  set(DS_HAVE_CUDA_OPS OFF)
+endif()

@@ -9,7 +9,14 @@ export CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 # Precompiled headers and ccache: let ccache reuse objects built with a PCH.
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+# shellcheck source=torch_source.sh
+source "$root/scripts/torch_source.sh"
+torch_args=()
+if [[ -n "$ds_torch_prefix" ]]; then
+  echo "build: LibTorch from $ds_torch_prefix"
+  torch_args=(-DCMAKE_PREFIX_PATH="$ds_torch_prefix")
+fi
 if [[ ! -f "$build/CMakeCache.txt" || $# -gt 0 ]]; then
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${DS_BUILD_TYPE:-RelWithDebInfo}" "$@"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${DS_BUILD_TYPE:-RelWithDebInfo}" "${torch_args[@]}" "$@"
 fi
 cmake --build "$build" -j "$jobs"

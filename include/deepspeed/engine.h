@@ -92,7 +92,8 @@ class Engine {
   std::vector<std::array<double, 2>> get_mom() const;
   // Unscaled global L2 norm of the gradients of the last applied step, when one was computed
   // (gradient clipping on); nothing otherwise, as DeepSpeed for fp32 without ZeRO.
-  std::optional<double> get_global_grad_norm() const { return global_grad_norm_; }
+  // (On a GPU the norm stays there until asked for: asking waits for the step to finish.)
+  std::optional<double> get_global_grad_norm() const;
 
   // The loss scale backward uses now (dynamic with fp16 loss_scale 0; 1.0 without fp16).
   double cur_scale() const;
@@ -186,7 +187,7 @@ class Engine {
   int64_t skipped_steps_ = 0;
   std::optional<bool> boundary_override_;
   bool step_applied_ = false;
-  std::optional<double> global_grad_norm_;
+  torch::Tensor global_grad_norm_;  // 0-dim, on the device; undefined: none
   std::shared_ptr<CheckpointStorage> checkpoint_storage_;  // null: CheckpointStorage's defaults
 };
 

@@ -47,6 +47,18 @@ class Optimizer {
 
   // One update of every tensor that has a defined gradient. No autograd is recorded.
   virtual void step() = 0;
+  // One update from gradients the caller holds (the mixed-precision and ZeRO wrappers):
+  // grads[i] is the gradient of the i-th tensor in group order (any float dtype; undefined
+  // skips the tensor), multiplied by grad_scale first (a 0-dim float64 tensor, on the CPU or
+  // on the tensors' GPU, where a factor computed there needs no synchronisation); copies[i],
+  // when `copies` is not empty and it is defined, receives the updated tensor in its own dtype
+  // (a half-precision model weight). The default stores each gradient as the tensor's .grad()
+  // (in place when it is that tensor already), calls step() and copies; Adam and Lamb do it
+  // all in one pass on the GPU (ops/cuda), without the fp32 gradient copies.
+  virtual void step_from(const std::vector<torch::Tensor>& grads, const torch::Tensor& grad_scale,
+                         const std::vector<torch::Tensor>& copies);
+  void step_from(const std::vector<torch::Tensor>& grads, double grad_scale,
+                 const std::vector<torch::Tensor>& copies);
   // DeepSpeed's name of the algorithm: "Adam", "AdamW", "SGD", "Lamb", "Adagrad", "Lion".
   virtual std::string name() const = 0;
   // True when the group's momentum is `momentum` (SGD), false when it is betas[0].

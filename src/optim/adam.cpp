@@ -1,10 +1,12 @@
 #include "optim/adam.h"
 
 #include <cmath>
+#include <optional>
 
 #include <deepspeed/ops_config.h>
 
 #include "deepspeed/errors.h"
+#include "optim/fused_cuda.h"
 #include "optim/optimizer_common.h"
 #include "optim/params_reader.h"
 
@@ -109,19 +111,104 @@ std::unique_ptr<Optimizer> Adam::create(bool adamw_type, const nlohmann::json& p
   return std::make_unique<Adam>(std::move(groups), adam);
 }
 
-void Adam::step() {
+void Adam::step() { update(nullptr, torch::Tensor(), nullptr); }
+
+void Adam::step_from(const std::vector<torch::Tensor>& grads, const torch::Tensor& grad_scale,
+                     const std::vector<torch::Tensor>& copies) {
+  if (options_.torch_adam || !fused_cuda::adam_available()) {
+    Optimizer::step_from(grads, grad_scale, copies);
+    return;
+  }
+  update(&grads, grad_scale, copies.empty() ? nullptr : &copies);
+}
+
+// The fused CUDA op takes a whole group in one pass when every tensor of it suits the op and
+// all share one step count (always, unless a checkpoint said otherwise); else each tensor
+// takes the CPU op or the torch expression.
+bool Adam::update_group_fused(ParamGroup& group, size_t first_index, const std::vector<torch::Tensor>* grads,
+                              const torch::Tensor& grad_scale, const std::vector<torch::Tensor>* copies) {
+  if (options_.torch_adam || !fused_cuda::adam_available()) return false;
+  std::vector<fused_cuda::Item> items;
+  std::optional<double> step;
+  size_t index = first_index;
+  for (auto& p : group.params) {
+    const size_t i = index++;
+    const torch::Tensor grad = grads ? (*grads)[i] : p.grad();
+    if (!grad.defined()) continue;
+    fused_cuda::Item item{p, grad, torch::Tensor(), torch::Tensor(), copies ? (*copies)[i] : torch::Tensor()};
+    auto& state = state_at(i);
+    if (state.count("exp_avg")) {
+      item.exp_avg = state["exp_avg"];
+      item.exp_avg_sq = state["exp_avg_sq"];
+    } else {
+      item.exp_avg = item.exp_avg_sq = p;  // stand-ins of the right kind for the check below
+    }
+    if (!fused_cuda::can_update(item)) return false;
+    const auto it = state.find("step");
+    const double next = (it == state.end() || !it->second.defined()) ? 1.0 : it->second.item<double>() + 1.0;
+    if (step && *step != next) return false;
+    step = next;
+    items.push_back(std::move(item));
+  }
+  if (items.empty()) return true;
+  index = first_index;
+  size_t k = 0;
+  for (auto& p : group.params) {
+    const size_t i = index++;
+    const torch::Tensor grad = grads ? (*grads)[i] : p.grad();
+    if (!grad.defined()) continue;
+    auto& state = state_at(i);
+    if (!state.count("exp_avg")) {
+      state["exp_avg"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      state["exp_avg_sq"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+    }
+    increment_step(state);
+    items[k].exp_avg = state["exp_avg"];
+    items[k].exp_avg_sq = state["exp_avg_sq"];
+    ++k;
+  }
+  const bool bias_correction = extra_or(group, "bias_correction", 1.0) != 0.0;
+  fused_cuda::AdamScalars s{};
+  s.lr = group.lr;
+  s.beta1 = group.betas[0];
+  s.beta2 = group.betas[1];
+  s.eps = group.eps;
+  s.weight_decay = group.weight_decay;
+  s.bias_correction1 = bias_correction ? 1.0 - std::pow(group.betas[0], *step) : 1.0;
+  s.bias_correction2 = bias_correction ? 1.0 - std::pow(group.betas[1], *step) : 1.0;
+  s.grad_scale = grad_scale;  // undefined: 1
+  s.adamw_mode = options_.adamw_mode;
+  fused_cuda::adam(items, s);
+  return true;
+}
+
+// grad_scale: undefined for step() (no scaling).
+void Adam::update(const std::vector<torch::Tensor>* grads, const torch::Tensor& grad_scale,
+                  const std::vector<torch::Tensor>* copies) {
   torch::NoGradGuard no_grad;
   size_t index = 0;
   for (auto& group : groups_) {
+    const size_t first_index = index;
+    index += group.params.size();
+    if (update_group_fused(group, first_index, grads, grad_scale, copies)) continue;
     const double lr = group.lr;
     const double wd = group.weight_decay;
     const auto [beta1, beta2] = group.betas;
     const bool bias_correction =
         options_.torch_adam || extra_or(group, "bias_correction", 1.0) != 0.0;
+    size_t i = first_index;
     for (auto& p : group.params) {
-      auto& state = state_at(index++);
-      if (!p.grad().defined()) continue;
-      torch::Tensor grad = dense_grad(p, "Adam");
+      const size_t tensor = i++;
+      auto& state = state_at(tensor);
+      torch::Tensor grad;
+      if (grads) {  // step_from with a tensor the fused op did not take: fp32, scaled
+        if (!(*grads)[tensor].defined()) continue;
+        grad = (*grads)[tensor].to(torch::kFloat32);
+        if (grad_scale.defined()) grad = grad.mul(grad_scale);
+      } else {
+        if (!p.grad().defined()) continue;
+        grad = dense_grad(p, "Adam");
+      }
       if (!state.count("exp_avg")) {
         state["exp_avg"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
         state["exp_avg_sq"] = torch::zeros_like(p, torch::MemoryFormat::Preserve);
@@ -130,6 +217,7 @@ void Adam::step() {
       if (!options_.torch_adam &&
           update_with_cpu_adam(p, grad, state["exp_avg"], state["exp_avg_sq"], group,
                                options_.adamw_mode, bias_correction, step)) {
+        if (copies && (*copies)[tensor].defined()) (*copies)[tensor].detach().copy_(p);
         continue;
       }
       torch::Tensor w = math_view(p);
@@ -160,6 +248,7 @@ void Adam::step() {
       write_back(p, w);
       write_back(state["exp_avg"], exp_avg);
       write_back(state["exp_avg_sq"], exp_avg_sq);
+      if (copies && (*copies)[tensor].defined()) (*copies)[tensor].detach().copy_(p);
     }
   }
 }

@@ -14,7 +14,10 @@
 // updated by the cpu_adam op (ops/cpu/cpu_adam/cpu_adam.h: SIMD, OpenMP, one pass over
 // memory); it computes the same update in DeepSpeedCPUAdam's order, equal up to float
 // rounding. Everything else, and every tensor when DS_BUILD_CPU_ADAM=0, runs the torch
-// expression. The state ("step", "exp_avg", "exp_avg_sq") is the same either way.
+// expression. On the GPU (fp32 CUDA tensors; not with torch_adam), a whole group is updated by
+// the fused_adam op (ops/cuda/fused_adam: multi-tensor, one pass, equal to the expression up
+// to float rounding), which also takes step_from's half-precision gradients and copies.
+// The state ("step", "exp_avg", "exp_avg_sq") is the same either way.
 #pragma once
 
 #include <memory>
@@ -41,11 +44,20 @@ class Adam : public Optimizer {
                                            const OptimizerOptions& options);
 
   void step() override;
+  using Optimizer::step_from;
+  void step_from(const std::vector<torch::Tensor>& grads, const torch::Tensor& grad_scale,
+                 const std::vector<torch::Tensor>& copies) override;
   std::string name() const override { return options_.adamw_mode ? "AdamW" : "Adam"; }
   std::string class_name() const override;
   const AdamOptions& options() const { return options_; }
 
  private:
+  // grads/copies: step_from's (in group order), or null for .grad() and no copies.
+  void update(const std::vector<torch::Tensor>* grads, const torch::Tensor& grad_scale,
+              const std::vector<torch::Tensor>* copies);
+  bool update_group_fused(ParamGroup& group, size_t first_index, const std::vector<torch::Tensor>* grads,
+                          const torch::Tensor& grad_scale, const std::vector<torch::Tensor>* copies);
+
   AdamOptions options_;
 };
 

@@ -6,6 +6,8 @@
 // is 0; step_size = lr·sqrt(1-β2^t)/(1-β1^t) (lr without bias_correction);
 // p -= step_size · c · update. Defaults lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0,
 // max_coeff 10, min_coeff 0.01.
+// On the GPU (fp32 CUDA tensors), a whole group is updated by the fused_lamb op
+// (ops/cuda/fused_lamb: multi-tensor, norms on the device, no host synchronisation).
 #pragma once
 
 #include <memory>
@@ -25,14 +27,24 @@ class Lamb : public Optimizer {
                                            std::vector<ParamGroup> groups);
 
   void step() override;
+  using Optimizer::step_from;
+  void step_from(const std::vector<torch::Tensor>& grads, const torch::Tensor& grad_scale,
+                 const std::vector<torch::Tensor>& copies) override;
   std::string name() const override { return "Lamb"; }
   std::string class_name() const override { return "FusedLamb"; }
   // The trust ratios of the last step, one per updated tensor (FusedLamb.get_lamb_coeffs()).
-  const std::vector<double>& lamb_coeffs() const { return lamb_coeffs_; }
+  // After a fused GPU step, asking for them waits for the GPU.
+  const std::vector<double>& lamb_coeffs() const;
 
  private:
+  void update(const std::vector<torch::Tensor>* grads, const torch::Tensor& grad_scale,
+              const std::vector<torch::Tensor>* copies);
+  bool update_group_fused(ParamGroup& group, size_t first_index, const std::vector<torch::Tensor>* grads,
+                          const torch::Tensor& grad_scale, const std::vector<torch::Tensor>* copies);
+
   bool eps_inside_sqrt_;
-  std::vector<double> lamb_coeffs_;
+  mutable std::vector<double> lamb_coeffs_;
+  mutable std::vector<torch::Tensor> pending_coeffs_;  // device results not yet read
 };
 
 }  // namespace deepspeed

@@ -27,13 +27,21 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> paramete
   reducer_ = std::make_unique<GradientReducer>(parameters_, group_, options,
                                                plan_buckets(numels, groups, bucket_elements(config, options.comm_dtype), 1));
 
-  if (model_dtype(config) == torch::kFloat32 || !optimizer_) return;
-  // Half-precision model: the optimizer steps fp32 copies (made from the half values, as
-  // DeepSpeed makes them after module.half()).
   std::unordered_map<const void*, int64_t> index;
   for (int64_t i = 0; i < static_cast<int64_t>(parameters_.size()); ++i) {
     index[parameters_[i].unsafeGetTensorImpl()] = i;
   }
+  if (optimizer_) {
+    for (const auto& g : optimizer_->param_groups()) {
+      for (const auto& p : g.params) {
+        auto it = index.find(p.unsafeGetTensorImpl());
+        optimizer_order_.push_back(it == index.end() ? -1 : it->second);
+      }
+    }
+  }
+  if (model_dtype(config) == torch::kFloat32 || !optimizer_) return;
+  // Half-precision model: the optimizer steps fp32 copies (made from the half values, as
+  // DeepSpeed makes them after module.half()).
   torch::NoGradGuard no_grad;
   masters_.resize(parameters_.size());
   for (auto& g : optimizer_->param_groups()) {
@@ -73,34 +81,27 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
   }
   const double scale = scaler_.scale();
   const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
-  double divisor = scale;
+  torch::Tensor grad_scale = torch::scalar_tensor(1.0 / scale, torch::kFloat64);
   if (need_norm) {
     // Gradients are already averaged, hence equal on every rank: the local norm is global.
-    const double scaled_norm = std::sqrt(squared_norm(grads, group_->device()).item<double>());
-    out.grad_norm = scaled_norm / prev_scale;
-    divisor = unscale_and_clip_divisor(scaled_norm, scale, gradient_clipping);
+    // Computed where they are, and not read back here (a GPU would wait).
+    const auto sq = squared_norm(grads, group_->device());
+    out.grad_norm = sq.to(torch::kFloat64).sqrt() / prev_scale;
+    grad_scale = unscale_and_clip_factor(sq, scale, gradient_clipping);
   }
-  if (masters_.empty()) {
-    if (divisor != 1.0) {
-      for (auto& g : grads) {
-        if (g.defined()) g.mul_(1.0 / divisor);
-      }
+  // Gradients (and, with masters, the model weights to write back) in the optimizer's order.
+  std::vector<torch::Tensor> ordered_grads;
+  std::vector<torch::Tensor> copies;
+  ordered_grads.reserve(optimizer_order_.size());
+  size_t k = 0;
+  for (const auto& g : optimizer_->param_groups()) {
+    for (const auto& p : g.params) {
+      const int64_t i = optimizer_order_[k++];
+      ordered_grads.push_back(i < 0 ? p.grad() : grads[i]);
+      if (!masters_.empty()) copies.push_back(i < 0 ? torch::Tensor() : parameters_[i]);
     }
-    optimizer_->step();
-  } else {
-    for (size_t i = 0; i < parameters_.size(); ++i) {
-      auto& m = masters_[i];
-      if (!m.defined()) continue;  // a trainable parameter the optimizer does not hold
-      if (!grads[i].defined()) {
-        m.mutable_grad().reset();
-        continue;
-      }
-      if (!m.grad().defined()) m.mutable_grad() = torch::empty_like(m);
-      m.mutable_grad().copy_(grads[i]).mul_(1.0 / divisor);
-    }
-    optimizer_->step();
-    copy_masters_to_parameters();
   }
+  optimizer_->step_from(ordered_grads, grad_scale, copies);
   out.applied = true;
   zero_grad();
   return out;
@@ -113,12 +114,11 @@ void DataParallelOptimizer::copy_masters_to_parameters() {
   }
 }
 
+// As DeepSpeed's optimizers' zero_grad(set_to_none=True): no fill, and the next backward
+// hands its gradients over instead of adding them to zeros.
 void DataParallelOptimizer::zero_grad() {
   for (auto& p : parameters_) {
-    if (p.grad().defined()) {
-      p.mutable_grad().detach_();
-      p.mutable_grad().zero_();
-    }
+    if (p.grad().defined()) p.mutable_grad().reset();
   }
 }
 

@@ -46,6 +46,9 @@ class DataParallelOptimizer final : public OptimizerWrapper {
   std::shared_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradientReducer> reducer_;
   std::vector<torch::Tensor> masters_;
+  // For each tensor of the optimizer, in group order: its index in parameters_ (-1: none;
+  // with fp32, a tensor the client optimizer holds that the model does not train).
+  std::vector<int64_t> optimizer_order_;
   bool fp16_ = false;
   bool check_overflow_ = false;
 };

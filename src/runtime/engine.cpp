@@ -159,6 +159,11 @@ void Engine::take_model_step() {
   }
 }
 
+std::optional<double> Engine::get_global_grad_norm() const {
+  if (!global_grad_norm_.defined()) return std::nullopt;
+  return global_grad_norm_.item<double>();
+}
+
 double Engine::cur_scale() const { return wrapper_->loss_scale(); }
 
 std::string Engine::optimizer_wrapper_name() const { return wrapper_->name(); }

@@ -35,7 +35,9 @@ class OptimizerWrapper {
 
   struct StepOutcome {
     bool applied = false;                 // false: overflow, the step was skipped
-    std::optional<double> grad_norm;      // unscaled global norm, when one was computed
+    // The unscaled global norm, when one was computed: a 0-dim tensor on the device, read only
+    // when someone asks (reading it waits for the GPU).
+    torch::Tensor grad_norm;
     LossScaler::Messages messages;        // what the loss scaler has to say (rank 0 logs it)
   };
   // At an accumulation boundary: unscale, check overflow, clip, update, clear gradients.

@@ -1,5 +1,9 @@
 #include "runtime/precision.h"
 
+#include <algorithm>
+
+#include "optim/fused_cuda.h"
+
 #include <cmath>
 
 #include <fmt/format.h>
@@ -130,6 +134,14 @@ bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors) {
 
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device) {
   torch::NoGradGuard no_grad;
+  // (device may name no index; the tensors' own device decides.)
+  if (device.is_cuda() && fused_cuda::norm_available() &&
+      std::any_of(tensors.begin(), tensors.end(), [](const torch::Tensor& t) { return t.defined(); }) &&
+      std::all_of(tensors.begin(), tensors.end(), [&](const torch::Tensor& t) {
+        return !t.defined() || (t.is_cuda() && (!device.has_index() || t.device() == device));
+      })) {
+    return fused_cuda::squared_norm(tensors);
+  }
   auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   for (const auto& t : tensors) {
     if (!t.defined() || t.numel() == 0) continue;
@@ -146,6 +158,18 @@ double unscale_and_clip_divisor(double scaled_norm, double loss_scale, double gr
     if (clip > 1.0) divisor = clip * loss_scale;
   }
   return divisor;
+}
+
+torch::Tensor unscale_and_clip_factor(const torch::Tensor& squared_norm, double loss_scale,
+                                      double gradient_clipping) {
+  torch::NoGradGuard no_grad;
+  const auto scaled_norm = squared_norm.to(torch::kFloat64).sqrt();
+  auto divisor = torch::full({}, loss_scale, scaled_norm.options());
+  if (gradient_clipping > 0.0) {
+    const auto clip = (scaled_norm / loss_scale + 1e-6) / gradient_clipping;
+    divisor = torch::where(clip > 1.0, clip * loss_scale, divisor);
+  }
+  return divisor.reciprocal();
 }
 
 }  // namespace deepspeed

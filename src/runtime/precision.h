@@ -32,10 +32,17 @@ int64_t bucket_elements(const DeepSpeedConfig& config, torch::ScalarType comm_dt
 
 // True when any element of any defined tensor is inf or nan (one device sync).
 bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors);
-// Sum of squares of every defined tensor, accumulated in fp32 on the device, as a tensor.
+// Sum of squares of every defined tensor, as a 0-dim tensor on `device`: accumulated in fp32
+// (one norm per tensor) on the CPU; on a GPU with the fused ops, in one multi-tensor pass
+// (fp32 per chunk, fp64 in all), as float64, without synchronising.
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device);
 // DeepSpeed's unscale-and-clip divisor (spec §3.4 e): the loss scale, times the clip factor
 // when clipping is on and the unscaled norm exceeds it.
 double unscale_and_clip_divisor(double scaled_norm, double loss_scale, double gradient_clipping);
+// The same on the device: 1 / unscale_and_clip_divisor(sqrt(squared_norm), ...) as a 0-dim
+// float64 tensor beside `squared_norm`, computed with the same float64 operations (so equal
+// to the host's result) but without reading the norm back: the optimizer multiplies the
+// gradients by it where they are.
+torch::Tensor unscale_and_clip_factor(const torch::Tensor& squared_norm, double loss_scale, double gradient_clipping);
 
 }  // namespace deepspeed

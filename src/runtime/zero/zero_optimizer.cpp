@@ -163,16 +163,13 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
     zero_grad();
     return out;
   }
+  // Every rank's partition adds to the norm; computed on the device and not read back.
   auto sq = squared_norm(master_grads_, master_device_).to(device).reshape({1});
   group_->all_reduce(sq);
-  const double scale = scaler_.scale();
-  const double scaled_norm = std::sqrt(sq.item<double>());
-  out.grad_norm = scaled_norm / prev_scale;
-  const double divisor = unscale_and_clip_divisor(scaled_norm, scale, gradient_clipping);
-  if (divisor != 1.0) {
-    for (auto& g : master_grads_) g.mul_(1.0 / divisor);
-  }
-  optimizer_->step();
+  sq = sq.reshape({}).to(master_device_);
+  out.grad_norm = sq.to(torch::kFloat64).sqrt() / prev_scale;
+  // One flat partition per group, each the group's only tensor: master_grads_ is in group order.
+  optimizer_->step_from(master_grads_, unscale_and_clip_factor(sq, scaler_.scale(), gradient_clipping), {});
   zero_grad();
   gather_parameters();
   out.applied = true;

@@ -1,0 +1,65 @@
+// A GPT-2-style decoder for benchmarks and examples: learned position embeddings,
+// pre-LayerNorm blocks, a GELU (tanh) MLP of width 4d, causal self-attention through
+// LibTorch's fused scaled_dot_product_attention (LibTorch 2.x; an explicit masked softmax
+// on 1.13), and the output projection tied to the token embedding. GPT-2's initialisation
+// (normal 0.02; residual projections scaled by 1/sqrt(2·layers)). The same model is written in
+// Python in bench/peers/gpt_peer.py, so that both sides train identical networks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace gpt {
+
+struct GptConfig {
+  int64_t vocab_size = 50304;  // GPT-2's 50257, padded to a multiple of 64
+  int64_t seq_len = 1024;
+  int64_t n_layer = 12;
+  int64_t n_head = 12;
+  int64_t d_model = 768;
+};
+
+// Named sizes: "124M", "350M", "774M", "1.3B", "2.7B", "6.7B", "13B", "20B", "30B", and "tiny"
+// (for tests). Throws std::invalid_argument naming the known sizes for any other name.
+GptConfig preset(const std::string& name);
+std::vector<std::string> preset_names();
+
+// Parameters of the model (the output projection is tied, so it adds none), and those the
+// FLOP count uses (all but the position embedding, as nanoGPT counts).
+int64_t parameter_count(const GptConfig& c);
+// Training FLOPs per token: 6·N + 12·layers·d·seq_len (forward and backward, attention included).
+double training_flops_per_token(const GptConfig& c);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const GptConfig& c);
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  int64_t n_head_;
+  torch::nn::LayerNorm ln_1_{nullptr}, ln_2_{nullptr};
+  torch::nn::Linear c_attn_{nullptr}, attn_proj_{nullptr}, c_fc_{nullptr}, mlp_proj_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class GptImpl : public torch::nn::Module {
+ public:
+  explicit GptImpl(const GptConfig& c);
+  // tokens, targets: [batch, seq] int64. Returns the mean cross-entropy loss, computed in fp32.
+  torch::Tensor forward(torch::Tensor tokens, torch::Tensor targets);
+  // The logits [batch, seq, vocab] in the model's dtype.
+  torch::Tensor logits(torch::Tensor tokens);
+  const GptConfig& config() const { return config_; }
+
+ private:
+  GptConfig config_;
+  torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
+  torch::nn::ModuleList blocks_{nullptr};
+  torch::nn::LayerNorm ln_f_{nullptr};
+};
+TORCH_MODULE(Gpt);
+
+}  // namespace gpt

@@ -1,0 +1,155 @@
+// Trains the GPT of gpt_model.h through the engine and reports its speed: the benchmark
+// model of docs/PERFORMANCE.md, and an example of a transformer under DeepSpeed's config.
+//
+//   deepspeed --num_gpus 2 build/bin/gpt_train --model 124M --steps 60
+//       --deepspeed_config examples/gpt/ds_config_bf16.json
+//
+// The batch is the config's: train_micro_batch_size_per_gpu sequences of --seq_len tokens per
+// rank and micro step. The first --warmup_steps steps are not timed. Rank 0 prints the loss
+// every --log_interval steps and, at the end, one line of JSON (`{"tokens_per_s": ...}`) that
+// bench/gpt/run_gpt_bench.py reads: tokens/s over all ranks, MFU, peak GPU memory.
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <deepspeed/deepspeed.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "gpt_model.h"
+#include "gpu_stats.h"
+#include "kernel_profile.h"
+#include "token_data.h"
+
+namespace {
+
+struct Options {
+  std::string model = "124M";
+  int64_t seq_len = 0;  // 0: the model's
+  int64_t n_layer = 0, n_head = 0, d_model = 0, vocab_size = 0;
+  int64_t steps = 60;
+  int64_t warmup_steps = 10;
+  int64_t log_interval = 10;
+  std::string data;
+  uint64_t seed = 1234;
+  double peak_tflops = 0;  // 0: from the GPU's name
+  int profile_steps = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"GPT training through deepspeed-cpp"};
+  Options o;
+  app.add_option("--model", o.model, "model size: " + [] {
+    std::string s;
+    for (const auto& n : gpt::preset_names()) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  }());
+  app.add_option("--seq_len", o.seq_len, "sequence length (default: the model's, 1024)")->check(CLI::PositiveNumber);
+  app.add_option("--n_layer", o.n_layer, "override the size's number of layers")->check(CLI::PositiveNumber);
+  app.add_option("--n_head", o.n_head, "override the size's number of heads")->check(CLI::PositiveNumber);
+  app.add_option("--d_model", o.d_model, "override the size's width")->check(CLI::PositiveNumber);
+  app.add_option("--vocab_size", o.vocab_size, "override the vocabulary size")->check(CLI::PositiveNumber);
+  app.add_option("--steps", o.steps, "optimizer steps in all (default: 60)")->check(CLI::PositiveNumber);
+  app.add_option("--warmup_steps", o.warmup_steps, "steps not timed (default: 10)")->check(CLI::NonNegativeNumber);
+  app.add_option("--log_interval", o.log_interval, "print the loss every N steps (default: 10)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--data", o.data, "uint16 token file (nanoGPT/llm.c .bin); default: random tokens");
+  app.add_option("--seed", o.seed, "seed of the weights and of the data (default: 1234)");
+  app.add_option("--peak_tflops", o.peak_tflops,
+                 "the GPU's dense bf16 peak for MFU (default: known for H100/H200/A100)");
+  app.add_option("--profile", o.profile_steps, "after training, profile N more steps and print the top GPU kernels");
+  deepspeed::add_config_arguments(app);
+  CLI11_PARSE(app, argc, argv);
+  if (o.warmup_steps >= o.steps) {
+    std::fprintf(stderr, "gpt_train: --warmup_steps (%lld) must be below --steps (%lld)\n",
+                 static_cast<long long>(o.warmup_steps), static_cast<long long>(o.steps));
+    return 2;
+  }
+
+  try {
+    gpt::GptConfig config = gpt::preset(o.model);
+    if (o.seq_len) config.seq_len = o.seq_len;
+    if (o.n_layer) config.n_layer = o.n_layer;
+    if (o.n_head) config.n_head = o.n_head;
+    if (o.d_model) config.d_model = o.d_model;
+    if (o.vocab_size) config.vocab_size = o.vocab_size;
+
+    torch::manual_seed(o.seed);
+    auto model = gpt::Gpt(config);
+    auto [engine, optimizer, loader, scheduler] = deepspeed::initialize(app, model.ptr());
+    const auto device = engine->device();
+    const int64_t rank = engine->global_rank();
+    const int64_t micro = engine->train_micro_batch_size_per_gpu();
+    const int64_t accumulation = engine->gradient_accumulation_steps();
+    gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed + 1000003ULL * static_cast<uint64_t>(rank));
+    const int64_t params = gpt::parameter_count(config);
+    if (rank == 0) {
+      std::printf("gpt: %s, %.1fM parameters, %lld layers, d_model %lld, %lld heads, seq_len %lld, "
+                  "micro batch %lld x %lld accumulation x %lld ranks\n",
+                  o.model.c_str(), static_cast<double>(params) / 1e6, static_cast<long long>(config.n_layer),
+                  static_cast<long long>(config.d_model), static_cast<long long>(config.n_head),
+                  static_cast<long long>(config.seq_len), static_cast<long long>(micro),
+                  static_cast<long long>(accumulation), static_cast<long long>(engine->world_size()));
+      std::fflush(stdout);
+    }
+
+    engine->train();
+    std::chrono::steady_clock::time_point start;
+    torch::Tensor loss;
+    auto train_step = [&] {
+      for (int64_t m = 0; m < accumulation; ++m) {
+        auto [x, y] = tokens.next(micro, device);
+        loss = engine->forward(x, y);
+        engine->backward(loss);
+        engine->step();
+      }
+    };
+    for (int64_t step = 0; step < o.steps; ++step) {
+      if (step == o.warmup_steps) {
+        gpu_stats::synchronize(device);
+        gpu_stats::reset_peak(device);
+        start = std::chrono::steady_clock::now();
+      }
+      train_step();
+      if (rank == 0 && ((step + 1) % o.log_interval == 0 || step + 1 == o.steps)) {
+        std::printf("step %lld loss %.4f\n", static_cast<long long>(step + 1), loss.item<double>());
+        std::fflush(stdout);
+      }
+    }
+    gpu_stats::synchronize(device);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double timed_tokens = static_cast<double>((o.steps - o.warmup_steps) * accumulation * micro *
+                                                    config.seq_len * engine->world_size());
+    const double tokens_per_s = timed_tokens / seconds;
+    const double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : gpu_stats::peak_bf16_flops(device);
+    const double mfu = peak > 0 ? tokens_per_s / static_cast<double>(engine->world_size()) *
+                                      gpt::training_flops_per_token(config) / peak
+                                : 0.0;
+    // Peak memory of the rank that has the most (they are alike; rank 0 reports them all).
+    auto peak_bytes = torch::tensor({static_cast<double>(gpu_stats::peak_allocated_bytes(device))},
+                                    torch::TensorOptions().dtype(torch::kFloat64).device(device));
+    engine->process_group()->all_reduce(peak_bytes, deepspeed::comm::ReduceOp::Max);
+    if (rank == 0) {
+      nlohmann::json result = {{"implementation", "deepspeed-cpp"},
+                               {"model", o.model},
+                               {"parameters", params},
+                               {"world_size", engine->world_size()},
+                               {"zero_stage", engine->config().zero_stage()},
+                               {"micro_batch", micro},
+                               {"seq_len", config.seq_len},
+                               {"tokens_per_s", tokens_per_s},
+                               {"mfu", mfu},
+                               {"peak_memory_gib", peak_bytes.item<double>() / (1024.0 * 1024.0 * 1024.0)},
+                               {"final_loss", loss.item<double>()}};
+      std::printf("%s\n", result.dump().c_str());
+      std::fflush(stdout);
+    }
+    if (o.profile_steps > 0) gpt::profile_kernels(o.profile_steps, train_step);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gpt_train: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
