@@ -2,7 +2,6 @@
 #include <deepspeed/comms_logger.h>
 
 #include <algorithm>
-#include <cfenv>
 #include <cmath>
 #include <cstdio>
 #include <numeric>

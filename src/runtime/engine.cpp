@@ -116,11 +116,14 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
 Engine::~Engine() {
   auto* comms = group_->comms_logger();
   if (!config_.comms_logger.enabled || !comms || !comms->has_unreported()) return;
-  if (group_->rank() == 0) {
-    std::fputs(comms->summary().c_str(), stdout);
-    std::fflush(stdout);
+  try {
+    if (group_->rank() == 0) {
+      std::fputs(comms->summary().c_str(), stdout);
+      std::fflush(stdout);
+    }
+    comms->mark_reported();
+  } catch (...) {  // a report must not turn a destructor into std::terminate
   }
-  comms->mark_reported();
 }
 
 void Engine::begin_forward() {

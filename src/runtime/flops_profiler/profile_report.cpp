@@ -1,7 +1,6 @@
 #include "runtime/flops_profiler/profile_report.h"
 
 #include <algorithm>
-#include <map>
 #include <string>
 
 #include <fmt/format.h>
