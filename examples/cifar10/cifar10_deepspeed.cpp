@@ -170,7 +170,10 @@ int run(const CLI::App& app, Options o) {
   const auto start = std::chrono::steady_clock::now();
   for (int64_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
     engine->train();
-    ProgressBar bar(rank0, trainloader->size(), "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs));
+    // The ETA covers this epoch and, at the same rate, the epochs after it.
+    const auto per_epoch = static_cast<int64_t>(trainloader->size());
+    ProgressBar bar(rank0, per_epoch, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs),
+                    per_epoch * (o.epochs - epoch - 1));
     auto running_loss = torch::zeros({}, torch::TensorOptions().device(device));
     int64_t i = 0;
     for (auto batch : *trainloader) {
@@ -178,10 +181,15 @@ int run(const CLI::App& app, Options o) {
       auto outputs = engine->forward(batch.data.to(device, dtype));
       auto loss = criterion(outputs.to(torch::kFloat32), batch.target.to(device));
       engine->backward(loss);
-      // The engine logs at every steps_per_print-th step: erase the bar first, so that its
-      // line starts at the left margin.
-      const int64_t every = engine->config().steps_per_print;
-      if (every > 0 && (engine->global_steps() + 1) % every == 0) bar.clear();
+      // The engine logs at every steps_per_print-th step (progress, throughput, wall-clock
+      // breakdown), at every step with wall_clock_breakdown but no steps_per_print, and at
+      // the flops profiler's step: erase the bar first, so that its lines start at the left.
+      const auto& config = engine->config();
+      const int64_t every = config.steps_per_print;
+      if ((every > 0 && (engine->global_steps() + 1) % every == 0) || (every == 0 && config.wall_clock_breakdown) ||
+          (config.flops_profiler.enabled && engine->global_steps() == config.flops_profiler.profile_step)) {
+        bar.clear();
+      }
       engine->step();
       if (ema && engine->was_step_applied()) ema->update(*engine->module());
       running_loss += loss.detach();

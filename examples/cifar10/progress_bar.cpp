@@ -1,5 +1,6 @@
 #include "progress_bar.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include <unistd.h>
@@ -12,10 +13,39 @@ constexpr auto kRedrawEvery = std::chrono::milliseconds(100);
 
 }  // namespace
 
-ProgressBar::ProgressBar(bool enabled, int64_t total, std::string label)
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";
+  const auto total = static_cast<long long>(std::llround(seconds));
+  char buf[48];
+  if (total >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", total / 3600, total / 60 % 60, total % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", total / 60, total % 60);
+  }
+  return buf;
+}
+
+std::string progress_line(const std::string& label, int64_t done, int64_t total, double seconds, int64_t later) {
+  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
+  const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : kWidth;
+  std::string bar(static_cast<std::size_t>(filled), '=');
+  if (filled < kWidth) bar += '>' + std::string(static_cast<std::size_t>(kWidth - filled - 1), ' ');
+  // Unknown until the first iterations are done.
+  const double epoch_left = rate > 0 ? static_cast<double>(total - done) / rate : -1.0;
+  const double run_left = rate > 0 ? static_cast<double>(total - done + later) / rate : -1.0;
+  char head[64];
+  std::snprintf(head, sizeof head, " %lld/%lld %.1f it/s eta ", static_cast<long long>(done),
+                static_cast<long long>(total), rate);
+  std::string line = label + " [" + bar + "]" + head + format_duration(epoch_left);
+  if (later > 0) line += " (run " + format_duration(run_left) + ")";
+  return line;
+}
+
+ProgressBar::ProgressBar(bool enabled, int64_t total, std::string label, int64_t later)
     : active_(enabled && total > 0 && isatty(STDOUT_FILENO)),
       total_(total),
       label_(std::move(label)),
+      later_(later),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_ - kRedrawEvery) {}
 
@@ -31,13 +61,7 @@ void ProgressBar::update(int64_t done) {
 
 void ProgressBar::draw(int64_t done) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
-  const int filled = static_cast<int>(kWidth * done / total_);
-  std::string bar(static_cast<std::size_t>(filled), '=');
-  if (filled < kWidth) bar += '>' + std::string(static_cast<std::size_t>(kWidth - filled - 1), ' ');
-  const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;
-  std::printf("\r\033[K%s [%s] %lld/%lld %.1f it/s eta %.0fs", label_.c_str(), bar.c_str(),
-              static_cast<long long>(done), static_cast<long long>(total_), rate, eta);
+  std::printf("\r\033[K%s", progress_line(label_, done, total_, seconds, later_).c_str());
   std::fflush(stdout);
   drawn_ = true;
 }

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,8 @@ DistributedEnvironment discover_environment();
 
 enum class ReduceOp { Sum, Max, Min, Product };
 
+class CommsLogger;  // <deepspeed/comms_logger.h>
+
 struct InitOptions {
   std::string backend;  // "" = auto (nccl with CUDA, else gloo), "gloo", "nccl"
   // Unset: DEEPSPEED_TIMEOUT minutes from the environment, else 10 minutes.
@@ -69,12 +72,17 @@ class ProcessGroup {
   torch::Device device() const { return device_; }
 
   // Starts an all-reduce in place; wait() on the result before reading the tensor.
-  compat::WorkPtr all_reduce_async(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
-  void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
-  void broadcast(torch::Tensor& tensor, int64_t root = 0);
+  // `where` (every collective takes one) names the caller in comms_logger's debug mode.
+  compat::WorkPtr all_reduce_async(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum,
+                                   std::source_location where = std::source_location::current());
+  void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum,
+                  std::source_location where = std::source_location::current());
+  void broadcast(torch::Tensor& tensor, int64_t root = 0,
+                 std::source_location where = std::source_location::current());
   // output[i] receives rank i's input; every output has input's shape.
-  void all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input);
-  void barrier();
+  void all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input,
+                  std::source_location where = std::source_location::current());
+  void barrier(std::source_location where = std::source_location::current());
 
   // Flat, in-place collectives for partitioned buffers (ZeRO). `flat` holds size() equal
   // slices; slice r belongs to rank r. Wait on the result before reading `flat`.
@@ -82,14 +90,22 @@ class ProcessGroup {
   // other slices are left unspecified). NCCL reduce-scatters in place; Gloo has no
   // reduce-scatter, so there it is an all-reduce of the whole buffer: the same result,
   // twice the traffic (2(N-1)/N of the buffer per rank instead of (N-1)/N).
-  compat::WorkPtr reduce_scatter_async(torch::Tensor& flat);
+  compat::WorkPtr reduce_scatter_async(torch::Tensor& flat,
+                                       std::source_location where = std::source_location::current());
   // all_gather: afterwards every slice r holds what rank r had in its slice.
-  compat::WorkPtr all_gather_async(torch::Tensor& flat);
+  compat::WorkPtr all_gather_async(torch::Tensor& flat,
+                                   std::source_location where = std::source_location::current());
   // Whether collectives take tensors of this dtype. Gloo in LibTorch 1.13 has no bfloat16:
   // callers then communicate in fp32 (broadcast and all_reduce do so themselves).
   bool supports(torch::ScalarType dtype) const { return !(backend_name_ == "gloo" && dtype == torch::kBFloat16); }
   // True where reduce_scatter_async is a real reduce-scatter (not the all-reduce fallback).
   bool has_native_reduce_scatter() const { return backend_name_ == "nccl"; }
+
+  // The communication logger ("comms_logger"), or none (the default). While one is set, each
+  // collective it profiles is waited for and timed as soon as it starts (comms_logger.h).
+  void set_comms_logger(std::shared_ptr<CommsLogger> logger) { comms_logger_ = std::move(logger); }
+  CommsLogger* comms_logger() const { return comms_logger_.get(); }
+  const std::shared_ptr<CommsLogger>& shared_comms_logger() const { return comms_logger_; }
 
   // The underlying c10d object, for what this class does not wrap.
   const compat::BackendPtr& backend() const { return backend_; }
@@ -100,6 +116,7 @@ class ProcessGroup {
   DistributedEnvironment env_;
   std::string backend_name_;
   torch::Device device_;
+  std::shared_ptr<CommsLogger> comms_logger_;
 };
 
 // Creates the job's process group, once: later calls return the same group. The group is

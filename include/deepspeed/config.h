@@ -111,6 +111,33 @@ struct MonitorConfig {                          // tensorboard, csv_monitor
   std::string job_name = "DeepSpeedJobName";
 };
 
+// The online monitors (Weights & Biases, Comet, Trackio): read and type-checked as DeepSpeed
+// does. They report to a network service, which this C++ build does not reach: the engine
+// refuses them when enabled (docs/monitoring.md).
+struct WandbConfig {
+  bool enabled = false;
+  std::optional<std::string> group;
+  std::optional<std::string> team;
+  std::string project = "deepspeed";
+};
+
+struct CometConfig {
+  bool enabled = false;
+  int64_t samples_log_interval = 100;
+  std::optional<std::string> project;
+  std::optional<std::string> workspace;
+  std::optional<std::string> api_key;
+  std::optional<std::string> experiment_name;
+  std::optional<std::string> experiment_key;
+  std::optional<bool> online;
+  std::optional<std::string> mode;
+};
+
+struct TrackioConfig {
+  bool enabled = false;
+  std::string project = "deepspeed";
+};
+
 struct CheckpointConfig {
   std::string tag_validation = "WARN";         // WARN | IGNORE | FAIL (upper-cased)
   bool load_universal = false;
@@ -193,7 +220,7 @@ struct DeepSpeedConfig {
   bool sparse_gradients = false;
   bool managed_gradient_accumulation = true;
   int64_t steps_per_print = 10;                // 0 = never
-  bool wall_clock_breakdown = false;
+  bool wall_clock_breakdown = false;            // also on when flops_profiler.enabled (as DeepSpeed)
   bool memory_breakdown = false;
   bool dump_state = false;
   std::optional<std::string> log_level;
@@ -204,6 +231,9 @@ struct DeepSpeedConfig {
   ThroughputTimerConfig throughput_timer;      // "timers": {"throughput": {...}}
   MonitorConfig tensorboard;
   MonitorConfig csv_monitor;
+  WandbConfig wandb;
+  CometConfig comet;
+  TrackioConfig trackio;
   FlopsProfilerConfig flops_profiler;
   CommsLoggerConfig comms_logger;
   CheckpointConfig checkpoint;

@@ -10,11 +10,14 @@
 #pragma once
 
 #include <deepspeed/comm.h>
+#include <deepspeed/comms_logger.h>
 #include <deepspeed/config.h>
 #include <deepspeed/data_loader.h>
 #include <deepspeed/engine.h>
 #include <deepspeed/errors.h>
+#include <deepspeed/flops_profiler.h>
 #include <deepspeed/initialize.h>
 #include <deepspeed/lr_schedules.h>
+#include <deepspeed/monitor.h>
 #include <deepspeed/optimizer.h>
 #include <deepspeed/version.h>

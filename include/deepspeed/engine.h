@@ -8,8 +8,14 @@
 // start from gradient hooks while backward goes on; step() acts only at boundaries (clip,
 // optimizer, LR schedule, zero gradients, counters, progress logs) and must be called after
 // every micro batch. All ranks must make the same calls in the same order.
+//
+// What it reports (docs/monitoring.md): progress and throughput lines every steps_per_print
+// steps; with tensorboard/csv_monitor, DeepSpeed's Train/Samples/* events (rank 0); with
+// wall_clock_breakdown, the phase timings; with flops_profiler, the model's profile at
+// profile_step (rank 0); with comms_logger, every collective, summarised when it is destroyed.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,14 +32,17 @@
 #include <deepspeed/config.h>
 #include <deepspeed/data_loader.h>
 #include <deepspeed/lr_schedules.h>
+#include <deepspeed/monitor.h>
 #include <deepspeed/optimizer.h>
 
 namespace deepspeed {
 
 class AutocastGuard;
+class FlopsProfiler;
 class OptimizerWrapper;
 class Timers;
 class ThroughputTimer;
+class WallClockBreakdown;
 
 // What this rank holds, in bytes (Engine::memory_report()). With ZeRO the master weights,
 // their gradients and the optimizer state are this rank's partitions only.
@@ -51,6 +60,8 @@ class Engine {
   Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
          DeepSpeedConfig config, std::shared_ptr<comm::ProcessGroup> group,
          std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler);
+  // With comms_logger, rank 0 prints the summary of what was logged and not yet printed by
+  // comm::log_summary() (without a collective, so it is safe while an error unwinds).
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -131,6 +142,9 @@ class Engine {
   }
   const DeepSpeedConfig& config() const { return config_; }
   const std::shared_ptr<comm::ProcessGroup>& process_group() const { return group_; }
+  // The monitors the config enables (DeepSpeed's engine.monitor): the user's own events can
+  // go there too, e.g. {{"Eval/accuracy", acc, engine->global_samples()}}; rank 0 writes.
+  MonitorMaster& monitor() { return *monitor_; }
 
   // Checkpoints (spec §6, docs/checkpointing.md; implemented in engine_checkpoint.cpp).
   // Every rank must call both. save_checkpoint writes save_dir/<tag>/ (default tag
@@ -164,7 +178,8 @@ class Engine {
   void end_forward();
   void take_model_step();
   void log_progress();
-  void log_wall_clock(bool boundary);
+  void report_step(bool boundary);
+  void print_flops_profile(const std::optional<std::array<double, 3>>& fwd_bwd_step_ms);
 
   torch::nn::AnyModule model_;
   std::shared_ptr<torch::nn::Module> module_;
@@ -180,6 +195,11 @@ class Engine {
   torch::ScalarType model_dtype_ = torch::kFloat32;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<ThroughputTimer> throughput_;
+  std::unique_ptr<WallClockBreakdown> wall_clock_;  // with wall_clock_breakdown
+  std::unique_ptr<MonitorMaster> monitor_;
+  torch::Tensor window_loss_;                       // sum of loss/GAS since the last boundary (monitors)
+  std::unique_ptr<FlopsProfiler> flops_profiler_;   // rank 0, with flops_profiler.enabled
+  bool profile_pending_ = false;                    // a profiled forward waits for its step's print
 
   int64_t global_steps_ = 0;
   int64_t global_samples_ = 0;

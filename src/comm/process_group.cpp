@@ -1,6 +1,12 @@
 // Thin wrapper over a c10d backend: the collectives the engine needs, with c10d's errors
-// turned into CommError naming the collective and the rank.
+// turned into CommError naming the collective and the rank, and, when a comms logger is set,
+// each collective timed to its end and logged.
+#include <chrono>
+
+#include <torch/cuda.h>
+
 #include <deepspeed/comm.h>
+#include <deepspeed/comms_logger.h>
 #include <deepspeed/errors.h>
 
 namespace deepspeed::comm {
@@ -27,6 +33,44 @@ auto guarded(const char* what, int64_t rank, Fn&& fn) {
   }
 }
 
+int64_t bytes_of(const torch::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
+
+// "void deepspeed::GradientReducer::launch(Bucket&)" -> "launch", for comms_logger.debug.
+std::string caller_name(const std::source_location& where) {
+  std::string f = where.function_name();
+  f = f.substr(0, f.find('('));
+  if (const auto space = f.rfind(' '); space != std::string::npos) f = f.substr(space + 1);
+  if (const auto colons = f.rfind("::"); colons != std::string::npos) f = f.substr(colons + 2);
+  return f;
+}
+
+using Clock = std::chrono::steady_clock;
+
+// One collective under the comms logger: started at `start`, waited for here (and the device
+// synchronised, as DeepSpeed's timed_op does) so that its latency is its whole run.
+class LoggedOp {
+ public:
+  LoggedOp(CommsLogger* logger, const char* op) : logger_(logger && logger->should_log(op) ? logger : nullptr), op_(op) {
+    if (logger_) start_ = Clock::now();
+  }
+  explicit operator bool() const { return logger_ != nullptr; }
+  void finish(const compat::WorkPtr& work, int64_t bytes, const std::source_location& where, int64_t rank,
+              torch::Device device) {
+    if (!logger_) return;
+    if (work) guarded(op_, rank, [&] { return work->wait(); });
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
+    std::string name = op_;
+    if (logger_->debug()) name += " | [Caller Func: " + caller_name(where) + "]";
+    logger_->append(op_, name, ms, bytes);
+  }
+
+ private:
+  CommsLogger* logger_;
+  const char* op_;
+  Clock::time_point start_;
+};
+
 }  // namespace
 
 ProcessGroup::ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
@@ -37,44 +81,50 @@ ProcessGroup::ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::
       backend_name_(std::move(backend_name)),
       device_(device) {}
 
-compat::WorkPtr ProcessGroup::all_reduce_async(torch::Tensor& tensor, ReduceOp op) {
-  return guarded("all_reduce", rank(), [&] {
+compat::WorkPtr ProcessGroup::all_reduce_async(torch::Tensor& tensor, ReduceOp op, std::source_location where) {
+  LoggedOp logged(comms_logger_.get(), "all_reduce");
+  auto work = guarded("all_reduce", rank(), [&] {
     std::vector<at::Tensor> tensors{tensor};
     c10d::AllreduceOptions opts;
     opts.reduceOp = to_c10d(op);
     return backend_->allreduce(tensors, opts);
   });
+  logged.finish(work, bytes_of(tensor), where, rank(), device_);
+  return work;
 }
 
-void ProcessGroup::all_reduce(torch::Tensor& tensor, ReduceOp op) {
+void ProcessGroup::all_reduce(torch::Tensor& tensor, ReduceOp op, std::source_location where) {
   if (size() == 1) return;
   if (!supports(tensor.scalar_type())) {
     auto wide = tensor.to(torch::kFloat32);
-    all_reduce(wide, op);
+    all_reduce(wide, op, where);
     tensor.copy_(wide);
     return;
   }
-  auto work = all_reduce_async(tensor, op);
+  auto work = all_reduce_async(tensor, op, where);
   guarded("all_reduce", rank(), [&] { return work->wait(); });
 }
 
-void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root) {
+void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root, std::source_location where) {
   if (size() == 1) return;
   if (!supports(tensor.scalar_type())) {
     auto wide = tensor.to(torch::kFloat32);  // exact: every bfloat16 is a float
-    broadcast(wide, root);
+    broadcast(wide, root, where);
     tensor.copy_(wide);
     return;
   }
+  LoggedOp logged(comms_logger_.get(), "broadcast");
   guarded("broadcast", rank(), [&] {
     std::vector<at::Tensor> tensors{tensor};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     return backend_->broadcast(tensors, opts)->wait();
   });
+  logged.finish(compat::WorkPtr(), bytes_of(tensor), where, rank(), device_);
 }
 
-void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input) {
+void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input,
+                              std::source_location where) {
   if (static_cast<int64_t>(output.size()) != size()) {
     throw CommError("all_gather: expected " + std::to_string(size()) + " output tensors, got " +
                     std::to_string(output.size()));
@@ -83,11 +133,13 @@ void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::T
     output[0].copy_(input);
     return;
   }
+  LoggedOp logged(comms_logger_.get(), "all_gather");
   guarded("all_gather", rank(), [&] {
     std::vector<std::vector<at::Tensor>> out{output};
     std::vector<at::Tensor> in{input};
     return backend_->allgather(out, in)->wait();
   });
+  logged.finish(compat::WorkPtr(), bytes_of(input), where, rank(), device_);
 }
 
 namespace {
@@ -101,10 +153,12 @@ void check_flat(const char* what, const torch::Tensor& flat, int64_t size) {
 
 }  // namespace
 
-compat::WorkPtr ProcessGroup::reduce_scatter_async(torch::Tensor& flat) {
+compat::WorkPtr ProcessGroup::reduce_scatter_async(torch::Tensor& flat, std::source_location where) {
   check_flat("reduce_scatter", flat, size());
-  if (!has_native_reduce_scatter()) return all_reduce_async(flat);
-  return guarded("reduce_scatter", rank(), [&] {
+  // Logged as what runs: an all_reduce of the whole buffer where the backend has no reduce-scatter.
+  if (!has_native_reduce_scatter()) return all_reduce_async(flat, ReduceOp::Sum, where);
+  LoggedOp logged(comms_logger_.get(), "reduce_scatter_tensor");
+  auto work = guarded("reduce_scatter", rank(), [&] {
     const int64_t slice = flat.numel() / size();
     // NCCL works in place when the output is the input's own slice of this rank.
     auto mine = flat.narrow(0, rank() * slice, slice);
@@ -112,24 +166,31 @@ compat::WorkPtr ProcessGroup::reduce_scatter_async(torch::Tensor& flat) {
     opts.reduceOp = c10d::ReduceOp::SUM;
     return backend_->_reduce_scatter_base(mine, flat, opts);
   });
+  logged.finish(work, bytes_of(flat), where, rank(), device_);
+  return work;
 }
 
-compat::WorkPtr ProcessGroup::all_gather_async(torch::Tensor& flat) {
+compat::WorkPtr ProcessGroup::all_gather_async(torch::Tensor& flat, std::source_location where) {
   check_flat("all_gather", flat, size());
-  return guarded("all_gather", rank(), [&] {
-    const int64_t slice = flat.numel() / size();
-    auto mine = flat.narrow(0, rank() * slice, slice);
-    if (backend_name_ == "nccl") return backend_->_allgather_base(flat, mine);
+  const bool nccl = backend_name_ == "nccl";
+  LoggedOp logged(comms_logger_.get(), nccl ? "all_gather_into_tensor" : "all_gather");
+  const int64_t slice = flat.numel() / size();
+  auto mine = flat.narrow(0, rank() * slice, slice);
+  auto work = guarded("all_gather", rank(), [&] {
+    if (nccl) return backend_->_allgather_base(flat, mine);
     // Gloo reads the input before it writes the outputs, so they may alias.
     std::vector<std::vector<at::Tensor>> out(1);
     for (int64_t r = 0; r < size(); ++r) out[0].push_back(flat.narrow(0, r * slice, slice));
     std::vector<at::Tensor> in{mine};
     return backend_->allgather(out, in);
   });
+  logged.finish(work, bytes_of(mine), where, rank(), device_);
+  return work;
 }
 
-void ProcessGroup::barrier() {
+void ProcessGroup::barrier(std::source_location where) {
   if (size() == 1) return;
+  LoggedOp logged(comms_logger_.get(), "barrier");
   guarded("barrier", rank(), [&] {
     // An all-reduce of one element is a barrier every backend implements the same way
     // (Gloo's and NCCL's barrier() differ in what they synchronise with the device).
@@ -137,6 +198,7 @@ void ProcessGroup::barrier() {
     std::vector<at::Tensor> tensors{t};
     return backend_->allreduce(tensors)->wait();
   });
+  logged.finish(compat::WorkPtr(), 0, where, rank(), device_);
 }
 
 }  // namespace deepspeed::comm

@@ -60,7 +60,7 @@ json to_json(const MonitorConfig& c) {
 
 // Sections deepspeed-cpp does not model are printed as written.
 constexpr const char* kPassedThrough[] = {
-    "torch_autocast", "wandb", "comet", "activation_checkpointing", "aio", "pipeline", "elasticity",
+    "torch_autocast", "activation_checkpointing", "aio", "pipeline", "elasticity",
     "progressive_layer_drop", "sparse_attention", "hybrid_engine", "compile", "tensor_parallel",
     "expert_parallel", "autotuning", "compression_training", "quantize_training", "data_efficiency",
     "curriculum_learning", "nebula", "datastates", "weight_quantization", "graph_harvesting",
@@ -130,6 +130,20 @@ nlohmann::json DeepSpeedConfig::to_json() const {
   j["timers"] = {{"throughput", {{"enabled", throughput_timer.enabled}, {"synchronized", throughput_timer.synchronized}}}};
   j["tensorboard"] = deepspeed::to_json(tensorboard);
   j["csv_monitor"] = deepspeed::to_json(csv_monitor);
+  j["wandb"] = {{"enabled", wandb.enabled},
+                {"group", optional_json(wandb.group)},
+                {"team", optional_json(wandb.team)},
+                {"project", wandb.project}};
+  j["comet"] = {{"enabled", comet.enabled},
+                {"samples_log_interval", comet.samples_log_interval},
+                {"project", optional_json(comet.project)},
+                {"workspace", optional_json(comet.workspace)},
+                {"api_key", optional_json(comet.api_key)},
+                {"experiment_name", optional_json(comet.experiment_name)},
+                {"experiment_key", optional_json(comet.experiment_key)},
+                {"online", comet.online ? json(*comet.online) : json(nullptr)},
+                {"mode", optional_json(comet.mode)}};
+  j["trackio"] = {{"enabled", trackio.enabled}, {"project", trackio.project}};
   j["flops_profiler"] = {{"enabled", flops_profiler.enabled},
                          {"recompute_fwd_factor", flops_profiler.recompute_fwd_factor},
                          {"profile_step", flops_profiler.profile_step},

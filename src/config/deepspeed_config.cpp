@@ -190,11 +190,16 @@ DeepSpeedConfig build_config(const nlohmann::json& value, int64_t world_size, Wa
   c.throughput_timer = read_timers(section(value, "timers"));
   c.tensorboard = read_monitor(section(value, "tensorboard"), "tensorboard");
   c.csv_monitor = read_monitor(section(value, "csv_monitor"), "csv_monitor");
+  c.wandb = read_wandb(section(value, "wandb"));
+  c.comet = read_comet(section(value, "comet"));
+  c.trackio = read_trackio(section(value, "trackio"));
   c.flops_profiler = read_flops_profiler(section(value, "flops_profiler"));
   c.comms_logger = read_comms_logger(section(value, "comms_logger"));
   c.checkpoint = read_checkpoint(section(value, "checkpoint"));
 
   read_scalars(top, c, warnings);
+  // DeepSpeed times the phases whenever the flops profiler is on (its summary needs them).
+  c.wall_clock_breakdown = c.wall_clock_breakdown || c.flops_profiler.enabled;
   read_batch(top, world_size, c);
   check_combinations(c, bf16_path);
 

@@ -31,8 +31,12 @@ ZeroConfig read_zero(const nlohmann::json& value, int64_t allgather_size, Warnin
 std::optional<OptimizerConfig> read_optimizer(const nlohmann::json& value, WarningLog& warnings);
 std::optional<SchedulerConfig> read_scheduler(const nlohmann::json& value, WarningLog& warnings);
 
-// sections_monitoring.cpp: tensorboard / csv_monitor, flops_profiler, comms_logger, timers.
+// sections_monitoring.cpp: tensorboard / csv_monitor, wandb / comet / trackio, flops_profiler,
+// comms_logger, timers.
 MonitorConfig read_monitor(const nlohmann::json& value, const std::string& path);
+WandbConfig read_wandb(const nlohmann::json& value);
+CometConfig read_comet(const nlohmann::json& value);
+TrackioConfig read_trackio(const nlohmann::json& value);
 FlopsProfilerConfig read_flops_profiler(const nlohmann::json& value);
 CommsLoggerConfig read_comms_logger(const nlohmann::json& value);
 ThroughputTimerConfig read_timers(const nlohmann::json& value);

@@ -1,5 +1,6 @@
-// What the engine reports while it trains: monitors (tensorboard, csv_monitor), the flops
-// profiler, the communication logger and the throughput timer (spec §1.2).
+// What the engine reports while it trains: monitors (tensorboard, csv_monitor, and the online
+// wandb, comet, trackio), the flops profiler, the communication logger and the throughput
+// timer (spec §1.2).
 #include "config/json_values.h"
 #include "config/sections.h"
 
@@ -11,6 +12,41 @@ MonitorConfig read_monitor(const nlohmann::json& value, const std::string& path)
   c.enabled = s.boolean("enabled", c.enabled);
   c.output_path = s.string("output_path", c.output_path);
   c.job_name = s.string("job_name", c.job_name);
+  return c;
+}
+
+WandbConfig read_wandb(const nlohmann::json& value) {
+  const SectionReader s(value, "wandb", {"enabled", "group", "team", "project"});
+  WandbConfig c;
+  c.enabled = s.boolean("enabled", c.enabled);
+  c.group = s.optional_string("group");
+  c.team = s.optional_string("team");
+  c.project = s.string("project", c.project);
+  return c;
+}
+
+CometConfig read_comet(const nlohmann::json& value) {
+  const SectionReader s(value, "comet",
+                        {"enabled", "samples_log_interval", "project", "workspace", "api_key", "experiment_name",
+                         "experiment_key", "online", "mode"});
+  CometConfig c;
+  c.enabled = s.boolean("enabled", c.enabled);
+  c.samples_log_interval = s.integer("samples_log_interval", c.samples_log_interval);
+  c.project = s.optional_string("project");
+  c.workspace = s.optional_string("workspace");
+  c.api_key = s.optional_string("api_key");
+  c.experiment_name = s.optional_string("experiment_name");
+  c.experiment_key = s.optional_string("experiment_key");
+  if (const auto* online = s.find("online"); online && !online->is_null()) c.online = s.boolean("online", true);
+  c.mode = s.optional_string("mode");
+  return c;
+}
+
+TrackioConfig read_trackio(const nlohmann::json& value) {
+  const SectionReader s(value, "trackio", {"enabled", "project"});
+  TrackioConfig c;
+  c.enabled = s.boolean("enabled", c.enabled);
+  c.project = s.string("project", c.project);
   return c;
 }
 

@@ -26,7 +26,7 @@ const std::vector<std::string_view>& known_top_level_keys() {
       "disable_allgather", "allgather_size",
       // logging and monitoring
       "steps_per_print", "wall_clock_breakdown", "memory_breakdown", "dump_state", "log_level", "timers",
-      "tensorboard", "csv_monitor", "wandb", "comet", "flops_profiler", "comms_logger",
+      "tensorboard", "csv_monitor", "wandb", "comet", "trackio", "flops_profiler", "comms_logger",
       // checkpoints, data, memory
       "checkpoint", "activation_checkpointing", "aio", "dataloader_drop_last", "vocabulary_size",
       // parallelism and features outside deepspeed-cpp's core: accepted, kept in `raw`

@@ -1,14 +1,21 @@
 // The engine orchestrates; the work is in the optimizer wrapper (reduction, precision and
 // ZeRO partitioning: DataParallelOptimizer, ZeroOptimizer), Optimizer and LRScheduler (the
-// update), Timers/ThroughputTimer (measurement) and Logger (output).
+// update), Timers/ThroughputTimer/WallClockBreakdown (measurement), Logger (output), the
+// monitors, the flops profiler and the process group's comms logger (reports).
 #include <deepspeed/engine.h>
 
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
 
+#include <deepspeed/comms_logger.h>
 #include <deepspeed/errors.h>
+#include <deepspeed/flops_profiler.h>
 
 #include "runtime/data_parallel_optimizer.h"
 #include "runtime/precision.h"
@@ -17,6 +24,7 @@
 #include "runtime/config_report.h"
 #include "runtime/logger.h"
 #include "runtime/timers.h"
+#include "runtime/wall_clock_breakdown.h"
 
 namespace deepspeed {
 namespace {
@@ -39,8 +47,17 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
       lr_scheduler_(std::move(lr_scheduler)),
       device_(group_->device()) {
   check_precision_and_zero(config_, optimizer_ ? optimizer_->name() : std::string(), !config_.optimizer.has_value());
+  // Before any collective: refuses the online monitors on every rank alike.
+  monitor_ = std::make_unique<MonitorMaster>(config_, group_->rank());
   model_dtype_ = deepspeed::model_dtype(config_);
-  Logger logger(group_->rank(), config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info);
+  const LogLevel log_level = config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info;
+  Logger logger(group_->rank(), log_level);
+  if (config_.comms_logger.enabled) {
+    // Set before the initial broadcasts, so that they are logged too (as in DeepSpeed).
+    group_->set_comms_logger(std::make_shared<comm::CommsLogger>(
+        config_.comms_logger, group_->size(), group_->rank(),
+        [log_level](const std::string& line) { Logger(0, log_level).info(line); }));
+  }
   for (const auto& w : config_.warnings) logger.warning(w);
   if (config_.torch_autocast.enabled && !config_.torch_autocast.lower_precision_safe_modules.empty()) {
     logger.warning("torch_autocast.lower_precision_safe_modules names Python module classes; deepspeed-cpp ignores "
@@ -71,6 +88,13 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
   }
 
   timers_ = std::make_unique<Timers>(device_synchronizer(device_));
+  if (config_.wall_clock_breakdown) {
+    wall_clock_ = std::make_unique<WallClockBreakdown>(*timers_, config_.steps_per_print);
+  }
+  if (config_.flops_profiler.enabled && group_->rank() == 0) {
+    flops_profiler_ = std::make_unique<FlopsProfiler>(module_, config_.flops_profiler.recompute_fwd_factor,
+                                                      device_synchronizer(device_));
+  }
   auto sync = config_.throughput_timer.synchronized ? device_synchronizer(device_) : std::function<void()>{};
   auto memory = [dev = device_]() -> std::pair<double, double> {
     (void)dev;
@@ -83,12 +107,24 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
     logger.info(fmt::format("DeepSpeed info: version={}, git-hash={}, git-branch={}", deepspeed_version(),
                             deepspeed_git_hash(), deepspeed_git_branch()));
     if (optimizer_) logger.info("DeepSpeed Final Optimizer = " + wrapper_->name());
+    logger.info(fmt::format("DeepSpeed Flops Profiler Enabled: {}", config_.flops_profiler.enabled ? "True" : "False"));
     for (const auto& line : config_report_lines(config_)) logger.info(line);
     if (optimizer_) log_progress();
   }
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  auto* comms = group_->comms_logger();
+  if (!config_.comms_logger.enabled || !comms || !comms->has_unreported()) return;
+  try {
+    if (group_->rank() == 0) {
+      std::fputs(comms->summary().c_str(), stdout);
+      std::fflush(stdout);
+    }
+    comms->mark_reported();
+  } catch (...) {  // a report must not turn a destructor into std::terminate
+  }
+}
 
 void Engine::begin_forward() {
   if (config_.torch_autocast.enabled) {
@@ -96,12 +132,19 @@ void Engine::begin_forward() {
         device_, config_.torch_autocast.dtype == "fp16" ? torch::kFloat16 : torch::kBFloat16);
   }
   if (config_.throughput_timer.enabled) throughput_->start();
-  if (config_.wall_clock_breakdown) timers_->start("fwd_microstep"), timers_->start("fwd");
+  if (wall_clock_) timers_->start(WallClockBreakdown::kForwardMicro), timers_->start(WallClockBreakdown::kForward);
+  // DeepSpeed profiles the forward passes of the step numbered profile_step (the last micro
+  // batch's, with gradient accumulation: each start forgets the previous one).
+  if (flops_profiler_ && global_steps_ == config_.flops_profiler.profile_step) {
+    flops_profiler_->start_profile();
+    profile_pending_ = true;
+  }
 }
 
 void Engine::end_forward() {
+  if (flops_profiler_) flops_profiler_->stop_profile();
   autocast_.reset();
-  if (config_.wall_clock_breakdown) timers_->stop("fwd_microstep"), timers_->stop("fwd");
+  if (wall_clock_) timers_->stop(WallClockBreakdown::kForwardMicro), timers_->stop(WallClockBreakdown::kForward);
 }
 
 bool Engine::is_gradient_accumulation_boundary() const {
@@ -121,22 +164,33 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
     throw EngineError("backward: the loss does not require grad (was it computed under "
                       "torch::NoGradGuard, or from detached tensors?)");
   }
-  const bool wall = config_.wall_clock_breakdown;
-  if (wall) timers_->start("bwd_microstep"), timers_->start("bwd");
+  using W = WallClockBreakdown;
+  const bool wall = wall_clock_ != nullptr;
   auto averaged = scale_wrt_gas && config_.gradient_accumulation_steps > 1
                       ? loss / static_cast<double>(config_.gradient_accumulation_steps)
                       : loss;
+  const bool boundary = is_gradient_accumulation_boundary();
+  if (monitor_->enabled() && group_->rank() == 0) {
+    // DeepSpeed's Train/Samples/train_loss: this rank's loss summed over the accumulation
+    // window (the mean over its micro batches), at the samples seen before this step.
+    auto l = averaged.detach().to(torch::kFloat32);
+    window_loss_ = window_loss_.defined() ? window_loss_ + l : l;
+    if (boundary) {
+      monitor_->write_events({{"Train/Samples/train_loss", window_loss_.item<double>(), global_samples_}});
+      window_loss_ = torch::Tensor();
+    }
+  }
+  if (wall) timers_->start(W::kBackwardMicro), timers_->start(W::kBackward);
   const double scale = wrapper_->loss_scale();
   auto scaled = scale != 1.0 ? averaged.to(torch::kFloat32) * scale : averaged;
-  const bool boundary = is_gradient_accumulation_boundary();
   wrapper_->before_backward(boundary);
-  if (wall) timers_->start("bwd_inner_microstep"), timers_->start("bwd_inner");
+  if (wall) timers_->start(W::kBackwardInnerMicro), timers_->start(W::kBackwardInner);
   scaled.backward({}, retain_graph);
-  if (wall) timers_->stop("bwd_inner_microstep"), timers_->stop("bwd_inner");
-  if (wall) timers_->start("bwd_allreduce_microstep"), timers_->start("bwd_allreduce");
+  if (wall) timers_->stop(W::kBackwardInnerMicro), timers_->stop(W::kBackwardInner);
+  if (wall) timers_->start(W::kBackwardReduceMicro), timers_->start(W::kBackwardReduce);
   wrapper_->after_backward(boundary);
-  if (wall) timers_->stop("bwd_allreduce_microstep"), timers_->stop("bwd_allreduce");
-  if (wall) timers_->stop("bwd_microstep"), timers_->stop("bwd");
+  if (wall) timers_->stop(W::kBackwardReduceMicro), timers_->stop(W::kBackwardReduce);
+  if (wall) timers_->stop(W::kBackwardMicro), timers_->stop(W::kBackward);
   return averaged.detach();
 }
 
@@ -180,8 +234,8 @@ torch::Tensor Engine::cast_input(const torch::Tensor& t) const {
 }
 
 void Engine::step() {
-  const bool wall = config_.wall_clock_breakdown;
-  if (wall) timers_->start("step_microstep"), timers_->start("step");
+  const bool wall = wall_clock_ != nullptr;
+  if (wall) timers_->start(WallClockBreakdown::kStepMicro), timers_->start(WallClockBreakdown::kStep);
   const bool boundary = is_gradient_accumulation_boundary();
   step_applied_ = false;
   if (boundary) {
@@ -194,7 +248,7 @@ void Engine::step() {
     ++global_steps_;
     global_samples_ += config_.train_batch_size;
   }
-  if (wall) timers_->stop("step_microstep"), timers_->stop("step");
+  if (wall) timers_->stop(WallClockBreakdown::kStepMicro), timers_->stop(WallClockBreakdown::kStep);
   if (config_.throughput_timer.enabled) {
     const int64_t epoch = training_dataloader_ ? std::max<int64_t>(training_dataloader_->epoch(), 0) : 0;
     auto line = throughput_->stop(boundary, epoch);
@@ -202,8 +256,69 @@ void Engine::step() {
       Logger(group_->rank(), LogLevel::Info).info(line);
     }
   }
-  if (wall) log_wall_clock(boundary);
+  report_step(boundary);
   ++micro_steps_;
+}
+
+// After a step(), in DeepSpeed's order: the monitors' lr and loss scale, the flops profile,
+// the wall-clock lines and the monitors' phase timings.
+void Engine::report_step(bool boundary) {
+  const bool rank0 = group_->rank() == 0;
+  if (boundary && rank0 && monitor_->enabled() && optimizer_) {
+    std::vector<MonitorEvent> events{{"Train/Samples/lr", get_lr().at(0), global_samples_}};
+    if (config_.fp16.enabled) events.push_back({"Train/Samples/loss_scale", wrapper_->loss_scale(), global_samples_});
+    monitor_->write_events(events);
+  }
+  std::optional<WallClockBreakdown::StepTimes> times;
+  std::vector<std::string> lines;
+  if (wall_clock_) times = wall_clock_->end_of_step(boundary, global_steps_, lines);
+  if (boundary && profile_pending_) {
+    profile_pending_ = false;
+    print_flops_profile(times ? std::optional<std::array<double, 3>>({times->forward, times->backward, times->step})
+                              : std::nullopt);
+  }
+  if (!rank0) return;
+  for (const auto& line : lines) std::printf("[Rank 0] %s\n", line.c_str());
+  if (!lines.empty()) std::fflush(stdout);
+  if (times && monitor_->enabled()) {
+    monitor_->write_events({{"Train/Samples/elapsed_time_ms_forward", times->forward, global_samples_},
+                            {"Train/Samples/elapsed_time_ms_backward", times->backward, global_samples_},
+                            {"Train/Samples/elapsed_time_ms_backward_inner", times->backward_inner, global_samples_},
+                            {"Train/Samples/elapsed_time_ms_backward_allreduce", times->backward_allreduce,
+                             global_samples_},
+                            {"Train/Samples/elapsed_time_ms_step", times->step, global_samples_}});
+  }
+}
+
+void Engine::print_flops_profile(const std::optional<std::array<double, 3>>& fwd_bwd_step_ms) {
+  if (!flops_profiler_) return;
+  ProfileContext context;
+  context.world_size = world_size();
+  context.dp_world_size = dp_world_size();
+  context.micro_batch_size = train_micro_batch_size_per_gpu();
+  if (fwd_bwd_step_ms) {
+    context.forward_ms = (*fwd_bwd_step_ms)[0];
+    context.backward_ms = (*fwd_bwd_step_ms)[1];
+    context.step_ms = (*fwd_bwd_step_ms)[2];
+  }
+  ProfilePrintOptions options;
+  options.profile_step = config_.flops_profiler.profile_step;
+  options.module_depth = config_.flops_profiler.module_depth;
+  options.top_modules = config_.flops_profiler.top_modules;
+  options.detailed = config_.flops_profiler.detailed;
+  const auto& file = config_.flops_profiler.output_file;
+  if (file && !file->empty()) {
+    const auto parent = std::filesystem::absolute(*file).parent_path();
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    std::ofstream out(*file, std::ios::trunc);
+    if (!out) throw ConfigError("flops_profiler.output_file", "cannot write the profile to " + *file);
+    flops_profiler_->print_model_profile(out, options, context);
+  } else {
+    std::fflush(stdout);
+    flops_profiler_->print_model_profile(std::cout, options, context);
+  }
+  flops_profiler_->end_profile();
 }
 
 std::vector<double> Engine::get_lr() const {
@@ -222,25 +337,6 @@ void Engine::log_progress() {
   Logger(0, config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info)
       .info(fmt::format("[Rank 0] step={}, skipped={}, lr={}, mom={}", global_steps_, skipped_steps_,
                         python_repr(deepspeed::get_lr(*optimizer_)), python_repr(deepspeed::get_mom(*optimizer_))));
-}
-
-void Engine::log_wall_clock(bool boundary) {
-  if (group_->rank() != 0) {
-    // Keep the counters in step on every rank so that they do not accumulate forever.
-    timers_->report({"fwd_microstep", "bwd_microstep", "bwd_inner_microstep", "bwd_allreduce_microstep",
-                     "step_microstep"});
-    if (boundary) timers_->report({"fwd", "bwd", "bwd_inner", "bwd_allreduce", "step"});
-    return;
-  }
-  std::printf("[Rank 0] time (ms) | %s\n",
-              timers_->report({"fwd_microstep", "bwd_microstep", "bwd_inner_microstep",
-                               "bwd_allreduce_microstep", "step_microstep"})
-                  .c_str());
-  if (boundary) {
-    std::printf("[Rank 0] time (ms) | %s\n",
-                timers_->report({"fwd", "bwd", "bwd_inner", "bwd_allreduce", "step"}).c_str());
-  }
-  std::fflush(stdout);
 }
 
 }  // namespace deepspeed

@@ -29,15 +29,6 @@ double Timers::elapsed_ms(const std::string& name, bool reset) {
   return v;
 }
 
-std::string Timers::report(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) {
-    if (!out.empty()) out += " | ";
-    out += fmt::format("{}: {:.2f}", n, elapsed_ms(n));
-  }
-  return out;
-}
-
 ThroughputTimer::ThroughputTimer(int64_t batch_size, int64_t steps_per_output,
                                  std::function<void()> synchronize,
                                  std::function<std::pair<double, double>()> memory_gb)

@@ -18,9 +18,8 @@ class Timers {
   void start(const std::string& name);
   void stop(const std::string& name);
   // Milliseconds accumulated since the last reset; resets when asked.
+  // (WallClockBreakdown turns these into DeepSpeed's log lines.)
   double elapsed_ms(const std::string& name, bool reset = true);
-  // "name: 1.23 | other: 4.56" for the names given, resetting them.
-  std::string report(const std::vector<std::string>& names);
 
  private:
   struct Timer {

@@ -3,6 +3,7 @@
 // a tarball, -b and --use_ema, and the clear error for missing data.
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
@@ -11,8 +12,11 @@
 
 #include "data_files.h"
 #include "multiprocess.h"
+#include "tfevents_reader.h"
 
 using deepspeed::testing::RankResult;
+using deepspeed::testing::read_file;
+using deepspeed::testing::read_tfevents;
 using deepspeed::testing::run_ranks;
 using deepspeed::testing::TempDir;
 using deepspeed::testing::write_file;
@@ -196,4 +200,58 @@ TEST_F(Cifar10Example, EveryShippedConfigRunsOnTwoRanksAndResumes) {
     EXPECT_FALSE(contains(resumed.out(), "[1,")) << "the resumed run trained epoch 1 again:\n" << resumed.out();
     EXPECT_TRUE(contains(resumed.out(), "Accuracy of the network on the 100 test images: ")) << resumed.out();
   }
+}
+
+// Every monitor and profiler on, on 2 ranks: TensorBoard and CSV files from rank 0 with
+// DeepSpeed's tags, the flops profile of the tutorial's Net at its step (its MACs counted by
+// hand), the wall-clock lines, and the comms summary at the end.
+TEST_F(Cifar10Example, EveryMonitorAndProfilerOnTwoRanks) {
+  const std::string cfg = dir_.file("ds_config_monitors.json");
+  write_file(cfg, R"({
+    "train_batch_size": 16,
+    "steps_per_print": 10,
+    "optimizer": {"type": "Adam", "params": {"lr": 0.005}},
+    "wall_clock_breakdown": true,
+    "tensorboard": {"enabled": true, "output_path": ")" + dir_.file("tb") + R"(", "job_name": "cifar"},
+    "csv_monitor": {"enabled": true, "output_path": ")" + dir_.file("csv") + R"(", "job_name": "cifar"},
+    "flops_profiler": {"enabled": true, "profile_step": 3},
+    "comms_logger": {"enabled": true}
+  })");
+  auto r = run_example(2, {"--deepspeed_config", cfg, "--data_dir", dir_.path(), "-e", "1", "--log_interval", "5"});
+  expect_ok(r);
+  const std::string& out = r.out();
+  EXPECT_TRUE(contains(out, "Accuracy of the network on the 100 test images: ")) << out;
+
+  // 320 samples in batches of 16: 20 steps, one point each, x = global samples.
+  std::vector<std::string> tb_files;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.file("tb/cifar"))) tb_files.push_back(e.path());
+  ASSERT_EQ(tb_files.size(), 1u) << "rank 0 alone writes";
+  std::map<std::string, std::vector<int64_t>> steps;
+  for (const auto& event : read_tfevents(tb_files[0])) {
+    for (const auto& s : event.scalars) steps[s.tag].push_back(event.step);
+  }
+  ASSERT_EQ(steps["Train/Samples/train_loss"].size(), 20u);
+  EXPECT_EQ(steps["Train/Samples/train_loss"].front(), 0);
+  ASSERT_EQ(steps["Train/Samples/lr"].size(), 20u);
+  EXPECT_EQ(steps["Train/Samples/lr"].back(), 320);
+  EXPECT_EQ(steps["Train/Samples/elapsed_time_ms_step"].size(), 20u);
+  EXPECT_FALSE(steps.count("Train/Samples/loss_scale")) << "fp32: no loss scale";
+  const std::string lr = read_file(dir_.file("csv/cifar/Train_Samples_lr.csv"));
+  EXPECT_TRUE(lr.starts_with("step,lr\r\n16,0.005\r\n32,0.005\r\n")) << lr;
+
+  // The profile of step 3 on rank 0: per sample conv1 24x24x6 x 25, conv2 8x8x16 x 6 x 25,
+  // fc1 256 x 120, fc2 120 x 84, fc3 84 x 10 MACs; 8 samples per rank.
+  EXPECT_TRUE(contains(out, "Profile Summary at step 3:")) << out;
+  const int64_t macs = 8 * (24 * 24 * 6 * 25 + 8 * 8 * 16 * 6 * 25 + 256 * 120 + 120 * 84 + 84 * 10);
+  EXPECT_EQ(macs, 2253120);
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\nfwd MACs per GPU: +2\.25 MMACs)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  \(conv1\): Conv2d\(156 = [0-9.]+% Params, 691\.2 KMACs = )"))) << out;
+  EXPECT_TRUE(contains(out, "    params      - {'Net': '44.43 K'}")) << out;
+  EXPECT_FALSE(contains(r.ranks.at(1).output, "Profile Summary")) << r.ranks.at(1).output;
+
+  // Wall-clock lines at steps 10 and 20; the comms summary after training.
+  std::regex global(R"(\[Rank 0\] time \(ms\) \| fwd: \d+\.\d\d \| bwd: \d+\.\d\d \| bwd_inner: )");
+  EXPECT_EQ(std::distance(std::sregex_iterator(out.begin(), out.end(), global), std::sregex_iterator()), 2) << out;
+  EXPECT_TRUE(contains(out, "Comm. Op            Message Size        Count")) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\nall_reduce\n)"))) << out;
 }

@@ -69,9 +69,38 @@ TEST(ConfigDefaults, EveryKeyHasDeepSpeedsDefault) {
   EXPECT_EQ(c.flops_profiler.profile_step, 1);
   EXPECT_EQ(c.flops_profiler.module_depth, -1);
   EXPECT_TRUE(c.comms_logger.prof_all);
+  EXPECT_FALSE(c.wandb.enabled);
+  EXPECT_EQ(c.wandb.project, "deepspeed");
+  EXPECT_FALSE(c.wandb.team);
+  EXPECT_EQ(c.comet.samples_log_interval, 100);
+  EXPECT_FALSE(c.comet.online);
+  EXPECT_EQ(c.trackio.project, "deepspeed");
+  EXPECT_FALSE(c.wall_clock_breakdown);
   EXPECT_EQ(c.checkpoint.tag_validation, "WARN");
   EXPECT_TRUE(c.checkpoint.checkpoint_serialization);
   EXPECT_FALSE(c.data_types.grad_accum_dtype);
+}
+
+TEST(ConfigDefaults, TheFlopsProfilerTurnsWallClockBreakdownOn) {
+  // As DeepSpeed: its summary needs the engine's phase timings.
+  const auto c = parse_config(R"({"train_batch_size": 1, "flops_profiler": {"enabled": true}})", 1);
+  EXPECT_TRUE(c.wall_clock_breakdown);
+  EXPECT_TRUE(c.to_json()["wall_clock_breakdown"]);
+}
+
+TEST(ConfigDefaults, OnlineMonitorsAreReadWithTheirKeys) {
+  const auto c = parse_config(R"({"train_batch_size": 1, "wandb": {"enabled": false, "group": "g", "team": "t"},
+      "comet": {"samples_log_interval": 5, "online": false, "mode": "get"}, "trackio": {"project": "p"}})", 1);
+  EXPECT_EQ(c.wandb.group, "g");
+  EXPECT_EQ(c.comet.samples_log_interval, 5);
+  EXPECT_EQ(c.comet.online, false);
+  EXPECT_EQ(c.comet.mode, "get");
+  EXPECT_EQ(c.trackio.project, "p");
+  EXPECT_TRUE(c.warnings.empty()) << "trackio is a known top-level key";
+  const auto j = c.to_json();
+  EXPECT_EQ(j["wandb"]["team"], "t");
+  EXPECT_EQ(j["comet"]["online"], false);
+  EXPECT_EQ(j["trackio"]["enabled"], false);
 }
 
 TEST(ConfigDefaults, OverlapCommFollowsTheStage) {
@@ -108,7 +137,7 @@ TEST(ConfigDefaults, ToJsonHasEveryDefault) {
                           "optimizer", "scheduler", "fp16", "bf16", "zero_optimization", "gradient_clipping",
                           "prescale_gradients", "gradient_predivide_factor", "gradient_allreduce_op",
                           "communication_data_type", "steps_per_print", "wall_clock_breakdown", "timers",
-                          "tensorboard", "csv_monitor", "flops_profiler", "comms_logger", "checkpoint",
+                          "tensorboard", "csv_monitor", "wandb", "comet", "trackio", "flops_profiler", "comms_logger", "checkpoint",
                           "data_types", "dataloader_drop_last", "zero_allow_untested_optimizer"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }

@@ -29,6 +29,11 @@ TEST(ConfigTypes, WrongTypesNameThePath) {
   EXPECT_EQ(config_error(with(R"("fp16": true)")).path(), "fp16");
   EXPECT_EQ(config_error(with(R"("tensorboard": {"output_path": 3})")).path(), "tensorboard.output_path");
   EXPECT_EQ(config_error(with(R"("comms_logger": {"prof_ops": ["all_reduce", 1]})")).path(), "comms_logger.prof_ops[1]");
+  EXPECT_EQ(config_error(with(R"("wandb": {"project": 1})")).path(), "wandb.project");
+  EXPECT_EQ(config_error(with(R"("comet": {"online": "yes"})")).path(), "comet.online");
+  EXPECT_EQ(config_error(with(R"("comet": {"samples_log_interval": 1.5})")).path(), "comet.samples_log_interval");
+  EXPECT_EQ(config_error(with(R"("trackio": {"enabled": 1})")).path(), "trackio.enabled");
+  EXPECT_EQ(config_error(with(R"("wandb": {"entity": "x"})")).path(), "wandb.entity");  // unknown in the section
   EXPECT_EQ(config_error(with(R"("optimizer": {"type": "Adam", "params": [1]})")).path(), "optimizer.params");
   EXPECT_EQ(config_error(with(R"("steps_per_print": -1)")).path(), "steps_per_print");
   EXPECT_EQ(config_error(with(R"("zero_optimization": {"stage": 4})")).path(), "zero_optimization.stage");
