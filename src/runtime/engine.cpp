@@ -12,6 +12,9 @@
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
+#if DS_HAVE_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <deepspeed/comms_logger.h>
 #include <deepspeed/errors.h>
@@ -96,7 +99,17 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
                                                       device_synchronizer(device_));
   }
   auto sync = config_.throughput_timer.synchronized ? device_synchronizer(device_) : std::function<void()>{};
+  // MemAllocated / MaxMemAllocated of the SamplesPerSec line: torch.cuda.memory_allocated()
+  // and max_memory_allocated() in GiB (the caching allocator's aggregate); 0 on the CPU.
   auto memory = [dev = device_]() -> std::pair<double, double> {
+#if DS_HAVE_CUDA
+    if (dev.is_cuda()) {
+      const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index());
+      constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+      return {static_cast<double>(stats.allocated_bytes[0].current) / kGiB,
+              static_cast<double>(stats.allocated_bytes[0].peak) / kGiB};
+    }
+#endif
     (void)dev;
     return {0.0, 0.0};
   };
