@@ -9,7 +9,8 @@
 //
 // Contract (as c10d's): every rank calls every collective, in the same order, with tensors of
 // the same shape and dtype. A peer that dies or never arrives ends in a CommError after the
-// timeout (DEEPSPEED_TIMEOUT minutes, default 10), never in a hang.
+// timeout (DEEPSPEED_TIMEOUT minutes, default 10; InitOptions::timeout), never in a hang; the
+// error names the collective, this rank and the world size, and says whether it timed out.
 #pragma once
 
 #include <chrono>
@@ -58,7 +59,8 @@ struct InitOptions {
 class ProcessGroup {
  public:
   ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
-               DistributedEnvironment env, std::string backend_name, torch::Device device);
+               DistributedEnvironment env, std::string backend_name, torch::Device device,
+               std::chrono::milliseconds timeout = std::chrono::minutes(10));
 
   int64_t rank() const { return env_.rank; }
   int64_t size() const { return env_.world_size; }
@@ -67,9 +69,14 @@ class ProcessGroup {
   const std::string& backend_name() const { return backend_name_; }
   // The device collectives run on: cuda:LOCAL_RANK with NCCL, cpu with Gloo.
   torch::Device device() const { return device_; }
+  // How long a collective waits for its peers before it fails.
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
   // Starts an all-reduce in place; wait() on the result before reading the tensor.
   compat::WorkPtr all_reduce_async(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
+  // Waits for work an *_async call started. A peer that died or stopped answering becomes a
+  // CommError naming `collective` (the name of the call that started it) and this rank.
+  void wait(const compat::WorkPtr& work, const char* collective) const;
   void all_reduce(torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum);
   void broadcast(torch::Tensor& tensor, int64_t root = 0);
   // output[i] receives rank i's input; every output has input's shape.
@@ -100,6 +107,7 @@ class ProcessGroup {
   DistributedEnvironment env_;
   std::string backend_name_;
   torch::Device device_;
+  std::chrono::milliseconds timeout_;
 };
 
 // Creates the job's process group, once: later calls return the same group. The group is
