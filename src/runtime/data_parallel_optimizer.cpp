@@ -1,6 +1,7 @@
 #include "runtime/data_parallel_optimizer.h"
 
 #include <cmath>
+#include <optional>
 #include <unordered_map>
 
 #include <deepspeed/errors.h>
@@ -18,7 +19,8 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> paramete
       group_(std::move(group)),
       optimizer_(std::move(optimizer)),
       fp16_(config.fp16_enabled()),
-      check_overflow_(config.fp16_enabled() || (config.bf16_enabled() && config.bf16.check_grad_overflow)) {
+      check_overflow_(config.fp16_enabled() || (config.bf16_enabled() && config.bf16.check_grad_overflow)),
+      check_nonfinite_(!config.fp16_enabled() && !config.bf16_enabled() && config.nonfinite_gradients != "apply") {
   auto options = reducer_options(config);
   if (!group_->supports(options.comm_dtype)) options.comm_dtype = torch::kFloat32;
   const std::vector<int64_t> groups(parameters_.size(), 0);
@@ -63,6 +65,18 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
   for (const auto& p : parameters_) grads.push_back(p.grad());
 
   const bool overflow = check_overflow_ && has_inf_or_nan(grads);
+  // Gradients are already averaged, hence equal on every rank: the local norm is global, and
+  // every rank reaches the same verdict on NaN/inf below.
+  const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
+  std::optional<double> scaled_norm;
+  if (need_norm && !overflow) scaled_norm = std::sqrt(squared_norm(grads, group_->device()).item<double>());
+  // fp32: with the norm at hand a non-finite norm is the verdict (no second pass); without it,
+  // one pass summed in double, so that large finite gradients cannot overflow the check.
+  if (check_nonfinite_ && (scaled_norm ? !std::isfinite(*scaled_norm) : has_inf_or_nan(grads, torch::kFloat64))) {
+    out.nonfinite = true;
+    zero_grad();
+    return out;
+  }
   // DeepSpeed unscales with the scale after its update (on a growth step, the doubled one),
   // but reports the norm in terms of the scale the gradients were computed with.
   const double prev_scale = scaler_.scale();
@@ -72,13 +86,10 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
     return out;
   }
   const double scale = scaler_.scale();
-  const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
   double divisor = scale;
-  if (need_norm) {
-    // Gradients are already averaged, hence equal on every rank: the local norm is global.
-    const double scaled_norm = std::sqrt(squared_norm(grads, group_->device()).item<double>());
-    out.grad_norm = scaled_norm / prev_scale;
-    divisor = unscale_and_clip_divisor(scaled_norm, scale, gradient_clipping);
+  if (scaled_norm) {
+    out.grad_norm = *scaled_norm / prev_scale;
+    divisor = unscale_and_clip_divisor(*scaled_norm, scale, gradient_clipping);
   }
   if (masters_.empty()) {
     if (divisor != 1.0) {

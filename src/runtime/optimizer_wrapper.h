@@ -35,6 +35,9 @@ class OptimizerWrapper {
 
   struct StepOutcome {
     bool applied = false;                 // false: overflow, the step was skipped
+    // fp32 runs: the gradients held NaN or inf and the step was skipped (the engine then
+    // applies the config's "nonfinite_gradients"; fp16/bf16 overflows are not this).
+    bool nonfinite = false;
     std::optional<double> grad_norm;      // unscaled global norm, when one was computed
     LossScaler::Messages messages;        // what the loss scaler has to say (rank 0 logs it)
   };

@@ -30,8 +30,10 @@ GradientReducer::Options reducer_options(const DeepSpeedConfig& config);
 // PyTorch DDP's 25 MiB unless the config sets reduce_bucket_size itself.
 int64_t bucket_elements(const DeepSpeedConfig& config, torch::ScalarType comm_dtype);
 
-// True when any element of any defined tensor is inf or nan (one device sync).
-bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors);
+// True when any element of any defined tensor is inf or nan (one device sync). The check sums
+// in `accumulate`: with fp32 tensors, kFloat64 keeps a sum of large finite values from
+// overflowing into a false alarm (fp16/bf16 values cannot overflow an fp32 sum that way).
+bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType accumulate = torch::kFloat32);
 // Sum of squares of every defined tensor, accumulated in fp32 on the device, as a tensor.
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device);
 // DeepSpeed's unscale-and-clip divisor (spec §3.4 e): the loss scale, times the clip factor
