@@ -9,7 +9,8 @@
 //
 // Contract (as c10d's): every rank calls every collective, in the same order, with tensors of
 // the same shape and dtype. A peer that dies or never arrives ends in a CommError after the
-// timeout (DEEPSPEED_TIMEOUT minutes, default 10), never in a hang.
+// timeout (DEEPSPEED_TIMEOUT minutes, default 10; InitOptions::timeout), never in a hang; the
+// error names the collective, this rank and the world size, and says whether it timed out.
 #pragma once
 
 #include <chrono>
@@ -61,7 +62,8 @@ struct InitOptions {
 class ProcessGroup {
  public:
   ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
-               DistributedEnvironment env, std::string backend_name, torch::Device device);
+               DistributedEnvironment env, std::string backend_name, torch::Device device,
+               std::chrono::milliseconds timeout = std::chrono::minutes(10));
 
   int64_t rank() const { return env_.rank; }
   int64_t size() const { return env_.world_size; }
@@ -70,6 +72,8 @@ class ProcessGroup {
   const std::string& backend_name() const { return backend_name_; }
   // The device collectives run on: cuda:LOCAL_RANK with NCCL, cpu with Gloo.
   torch::Device device() const { return device_; }
+  // How long a collective waits for its peers before it fails.
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
   // Starts an all-reduce in place; wait() on the result before reading the tensor.
   // `where` (every collective takes one) names the caller in comms_logger's debug mode.
@@ -79,6 +83,9 @@ class ProcessGroup {
                   std::source_location where = std::source_location::current());
   void broadcast(torch::Tensor& tensor, int64_t root = 0,
                  std::source_location where = std::source_location::current());
+  // Waits for work an *_async call started. A peer that died or stopped answering becomes a
+  // CommError naming `collective` (the name of the call that started it) and this rank.
+  void wait(const compat::WorkPtr& work, const char* collective) const;
   // output[i] receives rank i's input; every output has input's shape.
   void all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input,
                   std::source_location where = std::source_location::current());
@@ -117,6 +124,7 @@ class ProcessGroup {
   std::string backend_name_;
   torch::Device device_;
   std::shared_ptr<CommsLogger> comms_logger_;
+  std::chrono::milliseconds timeout_;
 };
 
 // Creates the job's process group, once: later calls return the same group. The group is

@@ -227,6 +227,11 @@ struct DeepSpeedConfig {
   bool dataloader_drop_last = false;
   bool zero_allow_untested_optimizer = false;
   bool zero_force_ds_cpu_optimizer = true;
+  // Ours: what an fp32 run does with a step whose gradients hold NaN or inf (a NaN loss):
+  // "error" (stop with an EngineError), "skip" (skip the update, as fp16 does) or "apply"
+  // (DeepSpeed's stage 0: the update is applied and the weights become NaN). fp16 and bf16
+  // keep their own rules (loss scaling; bf16.check_grad_overflow).
+  std::string nonfinite_gradients = "error";
 
   ThroughputTimerConfig throughput_timer;      // "timers": {"throughput": {...}}
   MonitorConfig tensorboard;

@@ -85,7 +85,10 @@ class Engine {
   // every micro batch under ZeRO-2). Returns loss / gradient_accumulation_steps, unscaled.
   torch::Tensor backward(const torch::Tensor& loss, bool retain_graph = false,
                          bool scale_wrt_gas = true);
-  // Call after every micro batch; updates the model at accumulation boundaries.
+  // Call after every micro batch; updates the model at accumulation boundaries. In fp32 a
+  // step whose gradients hold NaN or inf is, per the config's "nonfinite_gradients", an
+  // EngineError on every rank (the default: nothing is updated, the last checkpoint stays
+  // the last good state), skipped (counted in skipped_steps()), or applied (DeepSpeed).
   void step();
 
   bool is_gradient_accumulation_boundary() const;
@@ -177,6 +180,7 @@ class Engine {
   void begin_forward();
   void end_forward();
   void take_model_step();
+  void on_nonfinite_gradients();
   void log_progress();
   void report_step(bool boundary);
   void print_flops_profile(const std::optional<std::array<double, 3>>& fwd_bwd_step_ms);
@@ -208,6 +212,9 @@ class Engine {
   std::optional<bool> boundary_override_;
   bool step_applied_ = false;
   torch::Tensor global_grad_norm_;  // 0-dim, on the device; undefined: none
+  // The losses of the current accumulation window (detached), read only to explain a step
+  // with non-finite gradients.
+  std::vector<torch::Tensor> window_losses_;
   std::shared_ptr<CheckpointStorage> checkpoint_storage_;  // null: CheckpointStorage's defaults
 };
 

@@ -1,5 +1,7 @@
 #include "checkpoint/manifest.h"
 
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include <deepspeed/errors.h>
@@ -23,12 +25,41 @@ nlohmann::json entry_json(const ManifestEntry& e) {
   return j;
 }
 
-ManifestEntry entry_from(const std::string& name, const nlohmann::json& j) {
+// nlohmann's get<integer>() casts whatever number it finds, and a float outside the
+// integer's range (a damaged "size": 18446744073709551616) is undefined behaviour (found by
+// tests/fuzz/fuzz_manifest.cpp): integers are read checked, and anything else is damage.
+[[noreturn]] void corrupt_value(const std::string& where, const std::string& key, const nlohmann::json& v,
+                                 const std::string& expected) {
+  throw CheckpointError(where + " is corrupt (\"" + key + "\" is " + v.dump() + ", expected " + expected + ")");
+}
+
+uint64_t unsigned_at(const nlohmann::json& j, const std::string& key, const std::string& where) {
+  const auto& v = j.at(key);
+  // nlohmann stores every non-negative integer as unsigned.
+  if (!v.is_number_unsigned()) corrupt_value(where, key, v, "an integer >= 0");
+  return v.get<uint64_t>();
+}
+
+int64_t integer_at(const nlohmann::json& j, const std::string& key, int64_t lo, int64_t hi, const std::string& where) {
+  const auto& v = j.at(key);
+  const std::string expected = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) corrupt_value(where, key, v, expected);
+    return static_cast<int64_t>(u);
+  }
+  if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) corrupt_value(where, key, v, expected);
+  return v.get<int64_t>();
+}
+
+constexpr int64_t kMaxRanks = int64_t{1} << 31;
+
+ManifestEntry entry_from(const std::string& name, const nlohmann::json& j, const std::string& where) {
   ManifestEntry e;
   e.name = name;
-  e.size = j.at("size").get<uint64_t>();
+  e.size = unsigned_at(j, "size", where);
   e.crc32 = j.at("crc32").get<std::string>();
-  e.rank = j.at("rank").get<int64_t>();
+  e.rank = integer_at(j, "rank", 0, kMaxRanks, where);
   return e;
 }
 
@@ -65,16 +96,17 @@ Manifest Manifest::parse(std::span<const char> text, const std::filesystem::path
       throw CheckpointError(where + " is not a deepspeed-cpp checkpoint manifest (no \"format\": \"" +
                             std::string(kFormat) + "\")");
     }
-    if (j.at("version").get<int>() > kVersion) {
+    if (integer_at(j, "version", 1, std::numeric_limits<int>::max(), where) > kVersion) {
       throw CheckpointError(where + " has version " + j.at("version").dump() +
                             "; this deepspeed-cpp reads up to version " + std::to_string(kVersion));
     }
     Manifest m;
     m.tag = j.at("tag").get<std::string>();
-    m.zero_stage = j.at("zero_stage").get<int>();
-    m.dp_world_size = j.at("dp_world_size").get<int64_t>();
-    m.mp_world_size = j.at("mp_world_size").get<int64_t>();
-    for (const auto& [name, e] : j.at("files").items()) m.files.emplace(name, entry_from(name, e));
+    m.zero_stage = static_cast<int>(integer_at(j, "zero_stage", 0, 3, where));
+    m.dp_world_size = integer_at(j, "dp_world_size", 1, kMaxRanks, where);
+    m.mp_world_size = integer_at(j, "mp_world_size", 1, kMaxRanks, where);
+    if (!j.at("files").is_object()) corrupt_value(where, "files", j.at("files"), "an object of files");
+    for (const auto& [name, e] : j.at("files").items()) m.files.emplace(name, entry_from(name, e, where));
     return m;
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(where + " is corrupt (" + e.what() + ")");
@@ -108,7 +140,7 @@ std::string encode_entries(const std::vector<ManifestEntry>& entries) {
 std::vector<ManifestEntry> decode_entries(const std::string& text) {
   std::vector<ManifestEntry> out;
   const auto j = nlohmann::json::parse(text);  // named: items() of a temporary would dangle
-  for (const auto& [name, e] : j.items()) out.push_back(entry_from(name, e));
+  for (const auto& [name, e] : j.items()) out.push_back(entry_from(name, e, "checkpoint: the file list a rank sent"));
   return out;
 }
 

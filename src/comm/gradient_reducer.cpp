@@ -137,7 +137,7 @@ void GradientReducer::complete_oldest() {
   const auto& bucket = plan_.buckets[index];
   auto& st = state_[index];
   if (st.work) {
-    st.work->wait();
+    group_->wait(st.work, options_.mode == Mode::AllReduce ? "all_reduce" : "reduce_scatter");
     st.work.reset();
   }
   torch::NoGradGuard no_grad;

@@ -17,6 +17,8 @@
 #include <deepspeed/comm.h>
 #include <deepspeed/errors.h>
 
+#include "comm/error_text.h"
+
 namespace deepspeed::comm {
 namespace {
 
@@ -78,7 +80,7 @@ c10::intrusive_ptr<c10d::Store> make_store(const DistributedEnvironment& env,
     return c10::make_intrusive<c10d::PrefixStore>("deepspeed", store);
   } catch (const std::exception& e) {
     throw CommError("rank " + std::to_string(env.rank) + ": rendezvous at " + env.master_addr + ":" +
-                    std::to_string(env.master_port) + " failed: " + e.what());
+                    std::to_string(env.master_port) + " failed: " + error_text(e));
   }
 }
 
@@ -141,10 +143,21 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
   } catch (const CommError&) {
     throw;
   } catch (const std::exception& e) {
+    const std::string cause = error_text(e);
+    // The backend connects every pair of ranks through the store: a rank missing there is
+    // the usual reason, and what the user can act on.
+    if (is_timeout_text(cause)) {
+      throw CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + env.master_addr + ":" +
+                      std::to_string(env.master_port) + " did not complete within " +
+                      describe_duration(timeout) + ": not all " + std::to_string(env.world_size) +
+                      " ranks (WORLD_SIZE) joined (a rank did not start, failed before init_distributed, or uses "
+                      "another MASTER_ADDR/MASTER_PORT). Set DEEPSPEED_TIMEOUT (minutes) to wait longer. [c10d: " +
+                      cause + "]");
+    }
     throw CommError("rank " + std::to_string(env.rank) + ": creating the " + backend_name +
-                    " process group failed: " + e.what());
+                    " process group failed: " + cause);
   }
-  state.group = std::make_shared<ProcessGroup>(backend, store, env, backend_name, device);
+  state.group = std::make_shared<ProcessGroup>(backend, store, env, backend_name, device, timeout);
   return state.group;
 }
 

@@ -1,13 +1,17 @@
 // Thin wrapper over a c10d backend: the collectives the engine needs, with c10d's errors
-// turned into CommError naming the collective and the rank, and, when a comms logger is set,
-// each collective timed to its end and logged.
+// turned into CommError naming the collective and the rank (a timeout or a peer that went
+// away says so), and, when a comms logger is set, each collective timed to its end and logged.
+#include <cctype>
 #include <chrono>
 
+#include <fmt/format.h>
 #include <torch/cuda.h>
 
 #include <deepspeed/comm.h>
 #include <deepspeed/comms_logger.h>
 #include <deepspeed/errors.h>
+
+#include "comm/error_text.h"
 
 namespace deepspeed::comm {
 namespace {
@@ -22,14 +26,42 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
   return c10d::ReduceOp::SUM;
 }
 
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// c10d's text tells a timeout from a peer that went away only by its words (Gloo: "Timed out
+// waiting 3000ms for recv operation", "Connection closed by peer"; NCCL: "Watchdog caught
+// collective operation timeout", "NCCL communicator was aborted"); what it cannot tell is
+// which peer, so the message says what each case usually means.
+[[noreturn]] void throw_comm_error(const char* what, const ProcessGroup& group, const std::string& cause) {
+  const std::string where = fmt::format("{} on rank {} of {}", what, group.rank(), group.size());
+  const std::string text = lower(cause);
+  if (is_timeout_text(cause)) {
+    throw CommError(fmt::format(
+        "{} timed out after {}: another rank did not join it (it is hung or busy, died, or called the "
+        "collectives in another order). Set DEEPSPEED_TIMEOUT (minutes) to wait longer. [c10d: {}]",
+        where, describe_duration(group.timeout()), cause));
+  }
+  for (const char* gone : {"connection closed", "connection reset", "broken pipe", "aborted", "end of file"}) {
+    if (text.find(gone) != std::string::npos) {
+      throw CommError(fmt::format("{} failed: another rank's connection closed (that rank exited or was "
+                                  "killed; its own output says why). [c10d: {}]",
+                                  where, cause));
+    }
+  }
+  throw CommError(fmt::format("{} failed: {}", where, cause));
+}
+
 template <typename Fn>
-auto guarded(const char* what, int64_t rank, Fn&& fn) {
+auto guarded(const char* what, const ProcessGroup& group, Fn&& fn) {
   try {
     return fn();
   } catch (const CommError&) {
     throw;
   } catch (const std::exception& e) {
-    throw CommError(std::string(what) + " failed on rank " + std::to_string(rank) + ": " + e.what());
+    throw_comm_error(what, group, error_text(e));
   }
 }
 
@@ -54,10 +86,10 @@ class LoggedOp {
     if (logger_) start_ = Clock::now();
   }
   explicit operator bool() const { return logger_ != nullptr; }
-  void finish(const compat::WorkPtr& work, int64_t bytes, const std::source_location& where, int64_t rank,
-              torch::Device device) {
+  void finish(const compat::WorkPtr& work, int64_t bytes, const std::source_location& where,
+              const ProcessGroup& group, torch::Device device) {
     if (!logger_) return;
-    if (work) guarded(op_, rank, [&] { return work->wait(); });
+    if (work) group.wait(work, op_);
     if (device.is_cuda()) torch::cuda::synchronize(device.index());
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
     std::string name = op_;
@@ -74,22 +106,29 @@ class LoggedOp {
 }  // namespace
 
 ProcessGroup::ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
-                           DistributedEnvironment env, std::string backend_name, torch::Device device)
+                           DistributedEnvironment env, std::string backend_name, torch::Device device,
+                           std::chrono::milliseconds timeout)
     : backend_(std::move(backend)),
       store_(std::move(store)),
       env_(std::move(env)),
       backend_name_(std::move(backend_name)),
-      device_(device) {}
+      device_(device),
+      timeout_(timeout) {}
+
+void ProcessGroup::wait(const compat::WorkPtr& work, const char* collective) const {
+  if (!work) return;
+  guarded(collective, *this, [&] { return work->wait(); });
+}
 
 compat::WorkPtr ProcessGroup::all_reduce_async(torch::Tensor& tensor, ReduceOp op, std::source_location where) {
   LoggedOp logged(comms_logger_.get(), "all_reduce");
-  auto work = guarded("all_reduce", rank(), [&] {
+  auto work = guarded("all_reduce", *this, [&] {
     std::vector<at::Tensor> tensors{tensor};
     c10d::AllreduceOptions opts;
     opts.reduceOp = to_c10d(op);
     return backend_->allreduce(tensors, opts);
   });
-  logged.finish(work, bytes_of(tensor), where, rank(), device_);
+  logged.finish(work, bytes_of(tensor), where, *this, device_);
   return work;
 }
 
@@ -102,7 +141,7 @@ void ProcessGroup::all_reduce(torch::Tensor& tensor, ReduceOp op, std::source_lo
     return;
   }
   auto work = all_reduce_async(tensor, op, where);
-  guarded("all_reduce", rank(), [&] { return work->wait(); });
+  wait(work, "all_reduce");
 }
 
 void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root, std::source_location where) {
@@ -114,13 +153,13 @@ void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root, std::source_lo
     return;
   }
   LoggedOp logged(comms_logger_.get(), "broadcast");
-  guarded("broadcast", rank(), [&] {
+  guarded("broadcast", *this, [&] {
     std::vector<at::Tensor> tensors{tensor};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     return backend_->broadcast(tensors, opts)->wait();
   });
-  logged.finish(compat::WorkPtr(), bytes_of(tensor), where, rank(), device_);
+  logged.finish(compat::WorkPtr(), bytes_of(tensor), where, *this, device_);
 }
 
 void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input,
@@ -134,12 +173,12 @@ void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::T
     return;
   }
   LoggedOp logged(comms_logger_.get(), "all_gather");
-  guarded("all_gather", rank(), [&] {
+  guarded("all_gather", *this, [&] {
     std::vector<std::vector<at::Tensor>> out{output};
     std::vector<at::Tensor> in{input};
     return backend_->allgather(out, in)->wait();
   });
-  logged.finish(compat::WorkPtr(), bytes_of(input), where, rank(), device_);
+  logged.finish(compat::WorkPtr(), bytes_of(input), where, *this, device_);
 }
 
 namespace {
@@ -158,7 +197,7 @@ compat::WorkPtr ProcessGroup::reduce_scatter_async(torch::Tensor& flat, std::sou
   // Logged as what runs: an all_reduce of the whole buffer where the backend has no reduce-scatter.
   if (!has_native_reduce_scatter()) return all_reduce_async(flat, ReduceOp::Sum, where);
   LoggedOp logged(comms_logger_.get(), "reduce_scatter_tensor");
-  auto work = guarded("reduce_scatter", rank(), [&] {
+  auto work = guarded("reduce_scatter", *this, [&] {
     const int64_t slice = flat.numel() / size();
     // NCCL works in place when the output is the input's own slice of this rank.
     auto mine = flat.narrow(0, rank() * slice, slice);
@@ -166,7 +205,7 @@ compat::WorkPtr ProcessGroup::reduce_scatter_async(torch::Tensor& flat, std::sou
     opts.reduceOp = c10d::ReduceOp::SUM;
     return backend_->_reduce_scatter_base(mine, flat, opts);
   });
-  logged.finish(work, bytes_of(flat), where, rank(), device_);
+  logged.finish(work, bytes_of(flat), where, *this, device_);
   return work;
 }
 
@@ -176,7 +215,7 @@ compat::WorkPtr ProcessGroup::all_gather_async(torch::Tensor& flat, std::source_
   LoggedOp logged(comms_logger_.get(), nccl ? "all_gather_into_tensor" : "all_gather");
   const int64_t slice = flat.numel() / size();
   auto mine = flat.narrow(0, rank() * slice, slice);
-  auto work = guarded("all_gather", rank(), [&] {
+  auto work = guarded("all_gather", *this, [&] {
     if (nccl) return backend_->_allgather_base(flat, mine);
     // Gloo reads the input before it writes the outputs, so they may alias.
     std::vector<std::vector<at::Tensor>> out(1);
@@ -184,21 +223,21 @@ compat::WorkPtr ProcessGroup::all_gather_async(torch::Tensor& flat, std::source_
     std::vector<at::Tensor> in{mine};
     return backend_->allgather(out, in);
   });
-  logged.finish(work, bytes_of(mine), where, rank(), device_);
+  logged.finish(work, bytes_of(mine), where, *this, device_);
   return work;
 }
 
 void ProcessGroup::barrier(std::source_location where) {
   if (size() == 1) return;
   LoggedOp logged(comms_logger_.get(), "barrier");
-  guarded("barrier", rank(), [&] {
+  guarded("barrier", *this, [&] {
     // An all-reduce of one element is a barrier every backend implements the same way
     // (Gloo's and NCCL's barrier() differ in what they synchronise with the device).
     auto t = torch::zeros({1}, torch::TensorOptions().device(device_));
     std::vector<at::Tensor> tensors{t};
     return backend_->allreduce(tensors)->wait();
   });
-  logged.finish(compat::WorkPtr(), 0, where, rank(), device_);
+  logged.finish(compat::WorkPtr(), 0, where, *this, device_);
 }
 
 }  // namespace deepspeed::comm

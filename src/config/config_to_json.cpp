@@ -112,6 +112,7 @@ nlohmann::json DeepSpeedConfig::to_json() const {
   j["zero_optimization"] = deepspeed::to_json(zero_optimization);
   j["zero_allow_untested_optimizer"] = zero_allow_untested_optimizer;
   j["zero_force_ds_cpu_optimizer"] = zero_force_ds_cpu_optimizer;
+  j["nonfinite_gradients"] = nonfinite_gradients;
 
   j["gradient_clipping"] = gradient_clipping;
   j["prescale_gradients"] = prescale_gradients;

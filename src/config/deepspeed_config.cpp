@@ -82,6 +82,14 @@ void read_scalars(const SectionReader& top, DeepSpeedConfig& c, WarningLog& warn
   c.dataloader_drop_last = top.boolean("dataloader_drop_last", c.dataloader_drop_last);
   c.zero_allow_untested_optimizer = top.boolean("zero_allow_untested_optimizer", c.zero_allow_untested_optimizer);
   c.zero_force_ds_cpu_optimizer = top.boolean("zero_force_ds_cpu_optimizer", c.zero_force_ds_cpu_optimizer);
+  if (auto action = top.optional_string("nonfinite_gradients")) {
+    const std::string a = lower(*action);
+    if (a != "error" && a != "skip" && a != "apply") {
+      throw ConfigError("nonfinite_gradients",
+                        fmt::format("expected \"error\", \"skip\" or \"apply\", got \"{}\"", *action));
+    }
+    c.nonfinite_gradients = a;
+  }
   if (const auto* v = top.find("vocabulary_size"); v && !v->is_null()) {
     c.vocabulary_size = top.integer("vocabulary_size", 0, 1);
     if (*c.vocabulary_size % 8 != 0) {

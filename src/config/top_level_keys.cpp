@@ -34,7 +34,9 @@ const std::vector<std::string_view>& known_top_level_keys() {
       "tensor_parallel", "expert_parallel", "autotuning", "compression_training", "quantize_training",
       "data_efficiency", "curriculum_learning", "nebula", "datastates", "weight_quantization",
       "graph_harvesting", "use_data_before_expert_parallelism", "sequence_parallel_size",
-      "data_parallel_size", "eigenvalue"};
+      "data_parallel_size", "eigenvalue",
+      // deepspeed-cpp's own (DeepSpeed ignores unknown top-level keys, so configs stay portable)
+      "nonfinite_gradients"};
   return keys;
 }
 

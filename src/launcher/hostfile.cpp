@@ -2,14 +2,18 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <regex>
+#include <string_view>
 
 #include "deepspeed/errors.h"
 
 namespace deepspeed::launcher {
 namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 std::string strip(const std::string& s) {
   const char* ws = " \t\r\n\f\v";
@@ -19,11 +23,33 @@ std::string strip(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+struct Entry {
+  std::string_view host;
+  std::string_view slots;  // digits
+};
+
+// DeepSpeed's re.search(r"^(\S+)\s+slots=(\d+)", line): a prefix match, trailing text
+// ignored. By hand, not std::regex: libstdc++'s matcher recurses once per character and
+// overflowed the stack on a long line (a 200 KB line crashed the launcher; found by
+// tests/fuzz/fuzz_hostfile.cpp).
+std::optional<Entry> match_entry(std::string_view line) {
+  size_t i = 0;
+  while (i < line.size() && !is_space(line[i])) ++i;
+  if (i == 0) return std::nullopt;
+  size_t j = i;
+  while (j < line.size() && is_space(line[j])) ++j;
+  constexpr std::string_view kSlots = "slots=";
+  if (j == i || line.substr(j, kSlots.size()) != kSlots) return std::nullopt;
+  j += kSlots.size();
+  size_t k = j;
+  while (k < line.size() && is_digit(line[k])) ++k;
+  if (k == j) return std::nullopt;
+  return Entry{line.substr(0, i), line.substr(j, k - j)};
+}
+
 }  // namespace
 
 HostPool parse_hostfile(std::istream& in, const std::string& path) {
-  // A prefix match, as DeepSpeed's re.search(r"^(\S+)\s+slots=(\d+)", line).
-  static const std::regex kEntry(R"(^(\S+)\s+slots=(\d+))");
   HostPool pool;
   std::string raw;
   int line_no = 0;
@@ -31,20 +57,19 @@ HostPool parse_hostfile(std::istream& in, const std::string& path) {
     ++line_no;
     const std::string line = strip(raw);
     if (line.empty() || line[0] == '#') continue;
-    std::smatch m;
-    if (!std::regex_search(line, m, kEntry)) {
+    const auto entry = match_entry(line);
+    if (!entry) {
       throw LaunchError(fmt::format(
           "{}:{}: Hostfile contains a bad entry: '{}', unable to proceed with launching "
           "(expected 'HOSTNAME slots=N')",
           path, line_no, line));
     }
-    const std::string host = m[1].str();
+    const std::string host(entry->host);
     int slots = 0;
-    try {
-      slots = std::stoi(m[2].str());
-    } catch (const std::out_of_range&) {
-      throw LaunchError(fmt::format("{}:{}: slots={} is out of range for host '{}'", path,
-                                    line_no, m[2].str(), host));
+    const auto [end, ec] = std::from_chars(entry->slots.data(), entry->slots.data() + entry->slots.size(), slots);
+    if (ec != std::errc() || slots > kMaxSlotsPerHost) {
+      throw LaunchError(fmt::format("{}:{}: slots={} is out of range for host '{}' (at most {} slots per host)", path,
+                                    line_no, entry->slots, host, kMaxSlotsPerHost));
     }
     for (const auto& h : pool) {
       if (h.host == host) {

@@ -142,6 +142,9 @@ Resources limit_resources(Resources resources, int num_nodes, int num_gpus) {
     }
     resources.resize(static_cast<size_t>(num_nodes));
   }
+  if (num_gpus > kMaxSlotsPerHost) {
+    throw LaunchError(fmt::format("--num_gpus={}: at most {} slots per host", num_gpus, kMaxSlotsPerHost));
+  }
   if (num_gpus > 0) {
     for (auto& host : resources) {
       host.slots.clear();

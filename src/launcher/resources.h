@@ -8,6 +8,11 @@
 
 namespace deepspeed::launcher {
 
+// The most slots one host may have (hostfile `slots=`, `--num_gpus`, world_info). Far above
+// any machine's accelerators or cores; it keeps a typo such as `slots=80000000` from making
+// the launcher plan (and allocate for) tens of millions of ranks.
+inline constexpr int kMaxSlotsPerHost = 4096;
+
 // One hostfile line: `worker-1 slots=4`.
 struct HostSlots {
   std::string host;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "deepspeed/errors.h"
@@ -109,7 +111,16 @@ Resources decode_world_info(std::string_view encoded) {
     for (const auto& s : slots) {
       if (!s.is_number_integer())
         throw LaunchError(fmt::format("world_info: slot of '{}' must be an integer: {}", host, text));
-      d.slots.push_back(s.get<int>());
+      // Slot ids index a host's accelerators: a negative or huge one would become a bad
+      // CUDA_VISIBLE_DEVICES (and, before this check, was silently truncated to int).
+      // (JSON's non-negative integers are unsigned in nlohmann; anything past int64 is huge.)
+      const int64_t id = s.is_number_unsigned()
+                             ? static_cast<int64_t>(std::min<uint64_t>(s.get<uint64_t>(), kMaxSlotsPerHost))
+                             : s.get<int64_t>();
+      if (id < 0 || id >= kMaxSlotsPerHost)
+        throw LaunchError(fmt::format("world_info: slot {} of '{}' is not a slot id (0 to {}): {}", s.dump(), host,
+                                      kMaxSlotsPerHost - 1, text));
+      d.slots.push_back(static_cast<int>(id));
     }
     out.push_back(std::move(d));
   }

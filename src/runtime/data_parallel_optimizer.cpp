@@ -1,6 +1,7 @@
 #include "runtime/data_parallel_optimizer.h"
 
 #include <cmath>
+#include <optional>
 #include <unordered_map>
 
 #include <deepspeed/errors.h>
@@ -18,7 +19,8 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> paramete
       group_(std::move(group)),
       optimizer_(std::move(optimizer)),
       fp16_(config.fp16_enabled()),
-      check_overflow_(config.fp16_enabled() || (config.bf16_enabled() && config.bf16.check_grad_overflow)) {
+      check_overflow_(config.fp16_enabled() || (config.bf16_enabled() && config.bf16.check_grad_overflow)),
+      check_nonfinite_(!config.fp16_enabled() && !config.bf16_enabled() && config.nonfinite_gradients != "apply") {
   auto options = reducer_options(config);
   if (!group_->supports(options.comm_dtype)) options.comm_dtype = torch::kFloat32;
   const std::vector<int64_t> groups(parameters_.size(), 0);
@@ -71,6 +73,19 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
   for (const auto& p : parameters_) grads.push_back(p.grad());
 
   const bool overflow = check_overflow_ && has_inf_or_nan(grads);
+  // Gradients are already averaged, hence equal on every rank: the local norm is global, and
+  // every rank reaches the same verdict on NaN/inf below. The norm is computed where the
+  // gradients are and read back only for that verdict (fp32 runs; a GPU then waits).
+  const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
+  torch::Tensor sq;
+  if (need_norm && !overflow) sq = squared_norm(grads, group_->device());
+  // fp32: with the norm at hand a non-finite norm is the verdict (no second pass); without it,
+  // one pass summed in double, so that large finite gradients cannot overflow the check.
+  if (check_nonfinite_ && (sq.defined() ? !std::isfinite(sq.item<double>()) : has_inf_or_nan(grads, torch::kFloat64))) {
+    out.nonfinite = true;
+    zero_grad();
+    return out;
+  }
   // DeepSpeed unscales with the scale after its update (on a growth step, the doubled one),
   // but reports the norm in terms of the scale the gradients were computed with.
   const double prev_scale = scaler_.scale();
@@ -80,12 +95,8 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
     return out;
   }
   const double scale = scaler_.scale();
-  const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
   torch::Tensor grad_scale = torch::scalar_tensor(1.0 / scale, torch::kFloat64);
-  if (need_norm) {
-    // Gradients are already averaged, hence equal on every rank: the local norm is global.
-    // Computed where they are, and not read back here (a GPU would wait).
-    const auto sq = squared_norm(grads, group_->device());
+  if (sq.defined()) {
     out.grad_norm = sq.to(torch::kFloat64).sqrt() / prev_scale;
     grad_scale = unscale_and_clip_factor(sq, scale, gradient_clipping);
   }

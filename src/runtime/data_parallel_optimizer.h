@@ -51,6 +51,7 @@ class DataParallelOptimizer final : public OptimizerWrapper {
   std::vector<int64_t> optimizer_order_;
   bool fp16_ = false;
   bool check_overflow_ = false;
+  bool check_nonfinite_ = false;  // fp32 with "nonfinite_gradients" other than "apply"
 };
 
 }  // namespace deepspeed

@@ -196,6 +196,7 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
   if (wall) timers_->start(W::kBackwardMicro), timers_->start(W::kBackward);
   const double scale = wrapper_->loss_scale();
   auto scaled = scale != 1.0 ? averaged.to(torch::kFloat32) * scale : averaged;
+  window_losses_.push_back(loss.detach());
   wrapper_->before_backward(boundary);
   if (wall) timers_->start(W::kBackwardInnerMicro), timers_->start(W::kBackwardInner);
   scaled.backward({}, retain_graph);
@@ -217,6 +218,8 @@ void Engine::take_model_step() {
     for (const auto& line : outcome.messages.skip) logger.info(line);
     for (const auto& line : outcome.messages.info) logger.log(LogLevel::Debug, line);
   }
+  if (outcome.nonfinite) on_nonfinite_gradients();
+  window_losses_.clear();
   step_applied_ = outcome.applied;
   if (outcome.applied) {
     global_grad_norm_ = outcome.grad_norm;
@@ -229,6 +232,34 @@ void Engine::take_model_step() {
 std::optional<double> Engine::get_global_grad_norm() const {
   if (!global_grad_norm_.defined()) return std::nullopt;
   return global_grad_norm_.item<double>();
+}
+
+// Every rank gets here together (the gradients were averaged, or the overflow flag
+// all-reduced), so "error" stops every rank with the same step number and none is left
+// waiting in a collective.
+void Engine::on_nonfinite_gradients() {
+  std::string losses;
+  for (size_t i = 0; i < window_losses_.size(); ++i) {
+    const double value = window_losses_[i].item<double>();
+    if (std::isfinite(value)) continue;
+    const int64_t micro = micro_steps_ - static_cast<int64_t>(window_losses_.size()) + 1 + static_cast<int64_t>(i);
+    losses += fmt::format("{}{} at micro step {}", losses.empty() ? "" : ", ", python_repr(value), micro);
+  }
+  const std::string cause =
+      losses.empty() ? fmt::format("rank {}'s losses in this step were finite, so the NaN/inf came from another "
+                                   "rank's batch or from the backward pass",
+                                   group_->rank())
+                     : fmt::format("rank {}'s loss was {}", group_->rank(), losses);
+  const std::string what = fmt::format("global step {}: the gradients hold NaN or inf ({})", global_steps_ + 1, cause);
+  if (config_.nonfinite_gradients == "error") {
+    throw EngineError(what + "; no update was applied. Training stops here (\"nonfinite_gradients\": \"error\"); "
+                             "\"skip\" skips such steps instead, as fp16 training does");
+  }
+  // "skip": rank 0 reports every skipped step; a rank whose own loss was the culprit says so.
+  if (group_->rank() == 0 || !losses.empty()) {
+    const LogLevel level = config_.log_level ? parse_log_level(*config_.log_level) : LogLevel::Info;
+    Logger(group_->rank(), level).log(LogLevel::Warning, what + "; skipping this step", /*all_ranks=*/true);
+  }
 }
 
 double Engine::cur_scale() const { return wrapper_->loss_scale(); }

@@ -35,6 +35,9 @@ class OptimizerWrapper {
 
   struct StepOutcome {
     bool applied = false;                 // false: overflow, the step was skipped
+    // fp32 runs: the gradients held NaN or inf and the step was skipped (the engine then
+    // applies the config's "nonfinite_gradients"; fp16/bf16 overflows are not this).
+    bool nonfinite = false;
     // The unscaled global norm, when one was computed: a 0-dim tensor on the device, read only
     // when someone asks (reading it waits for the GPU).
     torch::Tensor grad_norm;

@@ -120,16 +120,16 @@ int64_t bucket_elements(const DeepSpeedConfig& config, torch::ScalarType comm_dt
   return kStage0BucketBytes / static_cast<int64_t>(c10::elementSize(comm_dtype));
 }
 
-bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors) {
+bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType accumulate) {
   torch::NoGradGuard no_grad;
   torch::Tensor any;
   for (const auto& t : tensors) {
     if (!t.defined() || t.numel() == 0) continue;
     // sum() of a tensor with an inf or nan is inf or nan; cheaper than isfinite().all().
-    auto s = t.sum(torch::kFloat32);
+    auto s = t.sum(accumulate);
     any = any.defined() ? any + s : s;
   }
-  return any.defined() && !std::isfinite(any.item<float>());
+  return any.defined() && !std::isfinite(any.item<double>());
 }
 
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device) {

@@ -30,8 +30,10 @@ GradientReducer::Options reducer_options(const DeepSpeedConfig& config);
 // PyTorch DDP's 25 MiB unless the config sets reduce_bucket_size itself.
 int64_t bucket_elements(const DeepSpeedConfig& config, torch::ScalarType comm_dtype);
 
-// True when any element of any defined tensor is inf or nan (one device sync).
-bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors);
+// True when any element of any defined tensor is inf or nan (one device sync). The check sums
+// in `accumulate`: with fp32 tensors, kFloat64 keeps a sum of large finite values from
+// overflowing into a false alarm (fp16/bf16 values cannot overflow an fp32 sum that way).
+bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType accumulate = torch::kFloat32);
 // Sum of squares of every defined tensor, as a 0-dim tensor on `device`: accumulated in fp32
 // (one norm per tensor) on the CPU; on a GPU with the fused ops, in one multi-tensor pass
 // (fp32 per chunk, fp64 in all), as float64, without synchronising.

@@ -23,7 +23,12 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
       group_(std::move(group)),
       optimizer_(std::move(optimizer)),
       stage_(config.zero_stage()),
-      check_overflow_(!config.bf16_enabled() || config.bf16.check_grad_overflow),
+      // fp16: always (loss scaling); bf16: bf16.check_grad_overflow; fp32: unless
+      // "nonfinite_gradients" is "apply" (DeepSpeed checks fp32 too and skips the step).
+      check_overflow_(config.fp16_enabled()   ? true
+                      : config.bf16_enabled() ? config.bf16.check_grad_overflow
+                                              : config.nonfinite_gradients != "apply"),
+      fp32_(!config.fp16_enabled() && !config.bf16_enabled()),
       offload_(config.zero_optimization.offload_optimizer_enabled()),
       model_dtype_(model_dtype(config)) {
   if (!optimizer_) throw EngineError("ZeRO needs an optimizer");
@@ -150,7 +155,7 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   const auto device = group_->device();
   bool overflow = false;
   if (check_overflow_) {
-    auto flag = torch::tensor({has_inf_or_nan(master_grads_) ? 1.0f : 0.0f},
+    auto flag = torch::tensor({has_inf_or_nan(master_grads_, fp32_ ? torch::kFloat64 : torch::kFloat32) ? 1.0f : 0.0f},
                               torch::TensorOptions().dtype(torch::kFloat32).device(device));
     group_->all_reduce(flag, comm::ReduceOp::Max);
     overflow = flag.item<float>() > 0.0f;
@@ -160,6 +165,7 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   const double prev_scale = scaler_.scale();
   out.messages = scaler_.update(overflow);
   if (overflow) {
+    out.nonfinite = fp32_;
     zero_grad();
     return out;
   }
@@ -190,7 +196,7 @@ void ZeroOptimizer::gather_parameters() {
   const auto gather_dtype = group_->supports(model_dtype_) ? model_dtype_ : torch::kFloat32;
   auto finish = [&] {
     auto& f = pending.front();
-    if (f.work) f.work->wait();
+    if (f.work) group_->wait(f.work, "all_gather");
     for (const auto& e : plan.buckets[f.bucket].entries) {
       flat_view(parameters_[e.param]).narrow(0, e.param_offset, e.length).copy_(f.buffer.narrow(0, e.bucket_offset, e.length));
     }

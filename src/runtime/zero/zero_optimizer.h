@@ -80,6 +80,7 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // the fp32 partitions, so that accumulation happens in fp32 (DeepSpeed's BF16_Optimizer).
   bool fp32_accumulation_ = false;
   bool check_overflow_ = false;
+  bool fp32_ = false;  // neither fp16 nor bf16: an overflow is a NaN/inf, not a scale problem
   bool offload_ = false;
   torch::ScalarType model_dtype_ = torch::kFloat32;
   torch::Device master_device_ = torch::kCPU;

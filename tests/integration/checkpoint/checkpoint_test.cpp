@@ -372,6 +372,43 @@ TEST(CheckpointSave, ClientKeysTheEngineRestoresAreRefused) {
   EXPECT_FALSE(fs::exists(dir.file("global_step2"))) << "a failed save must not leave a checkpoint";
 }
 
+// A write that fails (here ENOSPC, through the storage seam) fails the save with the error,
+// keeps `latest` and the previous checkpoint, and leaves no staging folder behind to hold
+// the space of a full disk. (tests/integration/fault fills a real file-size limit.)
+TEST(CheckpointSave, FailedWriteCleansUpAndKeepsThePreviousCheckpoint) {
+  struct FullDisk : deepspeed::CheckpointStorage {
+    void write_file(const std::filesystem::path& path, std::span<const char> bytes) override {
+      if (path.filename() == "mp_rank_00_model_states.pt") {
+        std::ofstream(path.string() + ".tmp") << "partial";
+        throw deepspeed::CheckpointError("checkpoint: cannot write " + path.string() + ".tmp: No space left on device");
+      }
+      deepspeed::CheckpointStorage::write_file(path, bytes);
+    }
+  };
+  TempDir dir;
+  auto engine = make_engine(std::make_shared<Net>());
+  auto train_step = [&] {
+    engine->backward(engine->forward(torch::ones({2, 3})).pow(2).mean());
+    engine->step();
+  };
+  train_step();
+  engine->save_checkpoint(dir.path());
+  train_step();
+  engine->set_checkpoint_storage(std::make_shared<FullDisk>());
+  try {
+    engine->save_checkpoint(dir.path());
+    ADD_FAILURE() << "no error";
+  } catch (const deepspeed::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("No space left on device"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(dir.file("latest")), "global_step1");
+  EXPECT_FALSE(fs::exists(dir.file("global_step2")));
+  EXPECT_FALSE(fs::exists(dir.file("global_step2.partial"))) << "a failed save left its staging folder";
+  auto fresh = make_engine(std::make_shared<Net>());
+  EXPECT_TRUE(fresh->load_checkpoint(dir.path()).load_path);
+  EXPECT_EQ(fresh->global_steps(), 1);
+}
+
 // Python's torch.load reads the model-states file: DeepSpeed's keys, the module state dict,
 // the optimizer in torch.optim's layout, and the client state at top level.
 TEST(CheckpointPython, TorchLoadReadsModelStates) {

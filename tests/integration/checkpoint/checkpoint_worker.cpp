@@ -10,11 +10,25 @@
 // Fault injection: DS_TEST_CRASH_IN_SAVE="<rank>:<file name>:<global step>" makes that rank
 // die (SIGKILL) half-way through writing <file name> during the save at <global step>,
 // leaving a torn temporary file, as a power cut or an OOM kill would. It goes through the
-// CheckpointStorage seam, so the library itself has no test hooks.
+// CheckpointStorage seam, so the library itself has no test hooks. DS_TEST_HANG_IN_SAVE (same
+// form) makes it stop there instead (half the file written, then asleep), for a test that
+// kills it from outside.
+//
+// Faults for tests/integration/fault: --pid_dir writes <dir>/rank<R>.pid at start;
+// --step_delay_ms sleeps after every step (a job long enough to be killed mid-run);
+// --fsize_limit B --fsize_limit_at_step S sets RLIMIT_FSIZE to B bytes before the save at
+// global step S (a disk that fills up), with SIGXFSZ ignored as Python ignores it, so that
+// writes fail with EFBIG instead of killing the process.
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include <deepspeed/deepspeed.h>
 #include <torch/torch.h>
@@ -51,10 +65,10 @@ class SyntheticData : public torch::data::datasets::Dataset<SyntheticData> {
   torch::Tensor x_, y_;
 };
 
-// Writes half of one file and dies, when armed for this rank and file.
+// Writes half of one file and dies (or hangs), when armed for this rank and file.
 class CrashingStorage : public deepspeed::CheckpointStorage {
  public:
-  CrashingStorage(int64_t rank, const std::string& spec) {
+  CrashingStorage(int64_t rank, const std::string& spec, bool hang) : hang_(hang) {
     const auto a = spec.find(':'), b = spec.rfind(':');
     if (a == std::string::npos || a == b) throw std::runtime_error("DS_TEST_CRASH_IN_SAVE: expected rank:file:step");
     active_ = std::stoll(spec.substr(0, a)) == rank;
@@ -65,6 +79,10 @@ class CrashingStorage : public deepspeed::CheckpointStorage {
   void write_file(const std::filesystem::path& path, std::span<const char> bytes) override {
     if (armed_ && path.filename() == file_) {
       std::ofstream(path.string() + ".tmp", std::ios::binary).write(bytes.data(), bytes.size() / 2);
+      if (hang_) {
+        std::cout << "hanging while writing " << path.string() << std::endl;
+        std::this_thread::sleep_for(std::chrono::hours(1));
+      }
       std::cout << "crashing while writing " << path.string() << std::endl;
       std::raise(SIGKILL);
     }
@@ -72,7 +90,7 @@ class CrashingStorage : public deepspeed::CheckpointStorage {
   }
 
  private:
-  bool active_ = false, armed_ = false;
+  bool hang_ = false, active_ = false, armed_ = false;
   std::string file_;
   int64_t step_ = 0;
 };
@@ -93,17 +111,29 @@ int main(int argc, char** argv) {
   app.add_flag("--load", load, "load the latest checkpoint of --save_dir first");
   app.add_flag("--rank_in_tag", rank_in_tag, "use a tag that differs across ranks");
   app.add_option("--out", out);
+  std::string pid_dir;
+  int64_t step_delay_ms = 0, fsize_limit = 0, fsize_limit_at_step = -1;
+  app.add_option("--pid_dir", pid_dir, "write <dir>/rank<R>.pid at start");
+  app.add_option("--step_delay_ms", step_delay_ms, "sleep after every step");
+  app.add_option("--fsize_limit", fsize_limit, "RLIMIT_FSIZE in bytes ...");
+  app.add_option("--fsize_limit_at_step", fsize_limit_at_step, "... set before the save at this global step");
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   try {
     const int64_t rank = std::atoll(std::getenv("RANK") ? std::getenv("RANK") : "0");
+    if (!pid_dir.empty()) {
+      std::ofstream(pid_dir + "/rank" + std::to_string(rank) + ".pid") << ::getpid() << "\n";
+    }
     torch::manual_seed(42 + rank);
     auto net = std::make_shared<Mlp>(dropout);
     auto [engine, optimizer, loader, scheduler] =
         deepspeed::initialize(app, net, net->parameters(), SyntheticData(samples));
     std::shared_ptr<CrashingStorage> crashing;
     if (const char* spec = std::getenv("DS_TEST_CRASH_IN_SAVE")) {
-      crashing = std::make_shared<CrashingStorage>(rank, spec);
+      crashing = std::make_shared<CrashingStorage>(rank, spec, /*hang=*/false);
+      engine->set_checkpoint_storage(crashing);
+    } else if (const char* spec = std::getenv("DS_TEST_HANG_IN_SAVE")) {
+      crashing = std::make_shared<CrashingStorage>(rank, spec, /*hang=*/true);
       engine->set_checkpoint_storage(crashing);
     }
 
@@ -135,10 +165,18 @@ int main(int argc, char** argv) {
           client_sd["note"] = "saved at epoch " + std::to_string(loader->epoch());
           client_sd["history"] = deepspeed::StateList{1, 2.5, "three", torch::ones({2})};
           if (crashing) crashing->arm(engine->global_steps());
+          if (engine->global_steps() == fsize_limit_at_step) {
+            std::signal(SIGXFSZ, SIG_IGN);
+            const rlimit limit{static_cast<rlim_t>(fsize_limit), static_cast<rlim_t>(fsize_limit)};
+            if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) throw std::runtime_error("setrlimit(RLIMIT_FSIZE) failed");
+            std::cout << "file size limit " << fsize_limit << " bytes from global step " << fsize_limit_at_step
+                      << std::endl;
+          }
           std::optional<std::string> tag;
           if (rank_in_tag) tag = "step" + std::to_string(engine->global_steps()) + "_rank" + std::to_string(rank);
           engine->save_checkpoint(save_dir, tag, client_sd);
         }
+        if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
         if (engine->global_steps() >= steps) break;
       }
     }

@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+// ds_report's test needs the ops this build has; tests/sanitize (a clang build of the
+// launcher alone) has neither ops nor ds_report, and runs the rest of this file.
+#if __has_include(<deepspeed/ops_config.h>)
 #include <deepspeed/ops_config.h>
+#define DS_TEST_DS_REPORT 1
+#endif
 #include <signal.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -444,6 +449,7 @@ TEST(LauncherBadInput, BadDeepspeedEnvLine) {
   expect_bad_input({kProbe}, ".deepspeed_env:2: expected KEY=VALUE", cwd.str());
 }
 
+#if DS_TEST_DS_REPORT
 TEST(DsReport, PlainWhenPipedWithOpTableAndEnvironment) {
   const auto r = run({kDsReport});
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -467,5 +473,6 @@ TEST(DsReport, PlainWhenPipedWithOpTableAndEnvironment) {
   EXPECT_EQ(hidden.out.find("op name"), std::string::npos);
   EXPECT_EQ(hidden.out.find("[WARNING]"), std::string::npos);
 }
+#endif
 
 }  // namespace

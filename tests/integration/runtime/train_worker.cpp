@@ -3,7 +3,16 @@
 // optimizer steps with the given ds_config, prints "loss <micro_step> <value>" per micro
 // batch (and with --report the engine's memory report after every backward), and saves the
 // final parameters (as fp32) to <--out>.rank<R>.pt.
+//
+// Faults, for tests/integration/fault: --fault hang|die --fault_rank R --fault_at_step S makes
+// rank R stop answering (sleep) or die (SIGKILL) just before global step S; --bad_loss_at M
+// makes the loss of micro step M NaN (or --bad_loss_value inf) on --bad_loss_rank (-1: every
+// rank); --comm_timeout_ms sets the collective timeout (InitOptions::timeout).
+#include <chrono>
+#include <csignal>
 #include <iostream>
+#include <limits>
+#include <thread>
 
 #include <deepspeed/deepspeed.h>
 #include <torch/torch.h>
@@ -47,20 +56,42 @@ int main(int argc, char** argv) {
   app.add_option("--out", out);
   bool report = false;
   app.add_flag("--report", report, "print the engine's memory report after every backward");
+  int64_t comm_timeout_ms = 0, fault_rank = -1, fault_at_step = -1, bad_loss_at = -1, bad_loss_rank = 0;
+  std::string fault, bad_loss_value = "nan";
+  app.add_option("--comm_timeout_ms", comm_timeout_ms, "collective timeout (0: DEEPSPEED_TIMEOUT's)");
+  app.add_option("--fault", fault, "hang (sleep) or die (SIGKILL)")->check(CLI::IsMember({"hang", "die"}));
+  app.add_option("--fault_rank", fault_rank, "the rank that hangs or dies");
+  app.add_option("--fault_at_step", fault_at_step, "just before this global step");
+  app.add_option("--bad_loss_at", bad_loss_at, "micro step whose loss is made non-finite");
+  app.add_option("--bad_loss_value", bad_loss_value, "nan or inf")->check(CLI::IsMember({"nan", "inf"}));
+  app.add_option("--bad_loss_rank", bad_loss_rank, "rank whose loss is made non-finite (-1: all)");
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   try {
-    torch::manual_seed(42 + std::atoi(std::getenv("RANK") ? std::getenv("RANK") : "0"));
+    const int64_t rank = std::atoll(std::getenv("RANK") ? std::getenv("RANK") : "0");
+    torch::manual_seed(42 + rank);
     auto net = std::make_shared<Mlp>();
+    deepspeed::InitializeOptions options;
+    options.model_parameters = net->parameters();
+    options.training_data = deepspeed::training_data(SyntheticData(samples));
+    if (comm_timeout_ms > 0) options.distributed.timeout = std::chrono::milliseconds(comm_timeout_ms);
     auto [engine, optimizer, loader, scheduler] =
-        deepspeed::initialize(app, net, net->parameters(), SyntheticData(samples));
+        deepspeed::initialize(app, torch::nn::AnyModule(net), net, std::move(options));
     if (report) std::cout << "wrapper " << engine->optimizer_wrapper_name() << "\n";
+    const double bad = bad_loss_value == "inf" ? std::numeric_limits<double>::infinity()
+                                               : std::numeric_limits<double>::quiet_NaN();
     int64_t micro = 0;
     while (engine->global_steps() < steps) {
       for (auto batch : *loader) {
+        if (rank == fault_rank && engine->global_steps() + 1 == fault_at_step) {
+          std::cout << (fault == "hang" ? "hanging" : "dying") << " before global step " << fault_at_step << std::endl;
+          if (fault == "die") std::raise(SIGKILL);
+          std::this_thread::sleep_for(std::chrono::hours(1));
+        }
         // A half-precision model takes half-precision inputs; the loss is computed in fp32.
         auto prediction = engine->forward(batch.data.to(engine->device(), engine->model_dtype()));
         auto loss = torch::mse_loss(prediction.to(torch::kFloat32), batch.target.to(engine->device()));
+        if (micro == bad_loss_at && (bad_loss_rank < 0 || bad_loss_rank == rank)) loss = loss * bad;
         engine->backward(loss);
         if (report) {
           const auto m = engine->memory_report();
@@ -74,6 +105,9 @@ int main(int argc, char** argv) {
     }
     std::cout << "lr " << engine->get_lr().at(0) << "\n";
     std::cout << "skipped " << engine->skipped_steps() << " scale " << engine->cur_scale() << "\n";
+    bool finite = true;
+    for (auto& p : net->parameters()) finite = finite && torch::isfinite(p).all().item<bool>();
+    std::cout << "parameters " << (finite ? "finite" : "NOT finite") << "\n";
     if (!out.empty()) {
       std::vector<torch::Tensor> params;
       for (auto& p : net->parameters()) params.push_back(p.detach().cpu().to(torch::kFloat32).clone());

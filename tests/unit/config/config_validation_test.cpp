@@ -42,6 +42,19 @@ TEST(ConfigTypes, WrongTypesNameThePath) {
   EXPECT_EQ(config_error(R"({"train_batch_size": 18446744073709551615})").path(), "train_batch_size");
 }
 
+// Ours (docs/reliability.md): what an fp32 step with NaN/inf gradients does.
+TEST(ConfigValues, NonfiniteGradientsIsErrorSkipOrApply) {
+  EXPECT_EQ(parse_config(with(R"("steps_per_print": 1)"), 1).nonfinite_gradients, "error");
+  const auto c = parse_config(with(R"("nonfinite_gradients": "Skip")"), 1);
+  EXPECT_EQ(c.nonfinite_gradients, "skip");
+  EXPECT_TRUE(c.warnings.empty()) << "a key of ours must not be reported as unknown";
+  EXPECT_EQ(c.to_json().at("nonfinite_gradients"), "skip");
+  EXPECT_STREQ(config_error(with(R"("nonfinite_gradients": "ignore")")).what(),
+               "nonfinite_gradients: expected \"error\", \"skip\" or \"apply\", got \"ignore\" "
+               "(at ds_config.json:1:25)");
+  EXPECT_EQ(config_error(with(R"("nonfinite_gradients": false)")).path(), "nonfinite_gradients");
+}
+
 TEST(ConfigKeys, UnknownTopLevelKeyIsAWarningNamingTheNearestKey) {
   const auto c = parse_config("{\"train_batch_size\": 8,\n \"gradient_cliping\": 1.0}", 1, "ds_config.json");
   ASSERT_EQ(c.warnings.size(), 1u);

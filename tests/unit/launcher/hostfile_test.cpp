@@ -70,6 +70,18 @@ TEST(Hostfile, EmptyFileIsAnError) {
 
 TEST(Hostfile, HugeSlotCountIsAnError) {
   expect_launch_error([] { parse("w slots=99999999999999999999\n"); }, "out of range");
+  // Found by fuzzing: slots=999999999 made the launcher allocate (and plan) a billion slots.
+  expect_launch_error([] { parse("w slots=4097\n"); }, "hf:1: slots=4097 is out of range for host 'w' (at most 4096");
+  EXPECT_EQ(parse("w slots=4096\n"), (HostPool{{"w", 4096}}));
+}
+
+// Found by fuzzing: std::regex recursed once per character, and a hostfile with a 200 KB
+// line (a binary file given as -H) overflowed the stack.
+TEST(Hostfile, LongLinesAreParsedWithoutRecursion) {
+  const std::string name(1 << 20, 'h');
+  EXPECT_EQ(parse(name + " slots=2\n"), (HostPool{{name, 2}}));
+  expect_launch_error([] { parse(std::string(1 << 20, 'x') + "\n"); }, "hf:1: Hostfile contains a bad entry");
+  expect_launch_error([] { parse("w " + std::string(1 << 20, ' ') + "slot=1\n"); }, "hf:1: Hostfile contains a bad entry");
 }
 
 TEST(Hostfile, ReadMissingFileGivesNullopt) {

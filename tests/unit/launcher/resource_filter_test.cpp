@@ -116,6 +116,8 @@ TEST(LimitResources, NumGpusIgnoresSlotCounts) {
   EXPECT_EQ(limit_resources(r, -1, 1), (Resources{{"a", {0}}, {"b", {0}}}));
   EXPECT_EQ(limit_resources(r, -1, 3), (Resources{{"a", {0, 1, 2}}, {"b", {0, 1, 2}}}));
   EXPECT_EQ(limit_resources(r, 1, 2), (Resources{{"a", {0, 1}}}));
+  // As a hostfile's slots=: --num_gpus 1000000000 would plan a billion ranks per host.
+  expect_launch_error([&] { limit_resources(r, -1, 4097); }, "--num_gpus=4097: at most 4096 slots per host");
 }
 
 }  // namespace

@@ -46,6 +46,11 @@ TEST(WorldInfo, DecodeErrors) {
   testing::expect_launch_error([] { decode_world_info(base64_urlsafe_encode("[1, 2]")); }, "non-empty");
   testing::expect_launch_error([] { decode_world_info(base64_urlsafe_encode("{\"a\": [\"x\"]}")); }, "integer");
   testing::expect_launch_error([] { decode_world_info(base64_urlsafe_encode("{\"a\": [0")); }, "not valid JSON");
+  // Slot ids index accelerators: negative or huge ones were accepted (and truncated to int).
+  testing::expect_launch_error([] { decode_world_info(base64_urlsafe_encode("{\"a\": [-1]}")); },
+                               "world_info: slot -1 of 'a' is not a slot id (0 to 4095)");
+  testing::expect_launch_error([] { decode_world_info(base64_urlsafe_encode("{\"a\": [0, 4294967296]}")); },
+                               "slot 4294967296 of 'a' is not a slot id");
 }
 
 }  // namespace
