@@ -18,10 +18,13 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -47,12 +50,32 @@ class WallClockBreakdown;
 // What this rank holds, in bytes (Engine::memory_report()). With ZeRO the master weights,
 // their gradients and the optimizer state are this rank's partitions only.
 struct MemoryReport {
-  int64_t parameters = 0;             // the module's trainable parameters (model dtype)
+  int64_t parameters = 0;             // the module's trainable parameters (model dtype) held now
+  // The most `parameters` reached since the previous report (ZeRO-3 gathers and releases
+  // them during forward and backward; otherwise the same as parameters).
+  int64_t parameters_peak = 0;
   int64_t gradients = 0;              // .grad of the parameters now held, plus fp32 master gradients
   int64_t master_weights = 0;         // fp32 masters (fp16/bf16, or ZeRO's partitions)
   int64_t optimizer_states = 0;       // per-element state (exp_avg, ...); step counters excluded
   int64_t communication_buffers = 0;  // gradient buckets currently allocated
   int64_t buffers = 0;                // the module's buffers
+};
+
+// While it lives, ZeRO stage 3's parameters are whole on every rank (DeepSpeed's
+// deepspeed.zero.GatheredParameters): for reading or saving the weights outside forward and
+// backward. Creating it is collective. Below stage 3 it does nothing.
+class GatheredParameters {
+ public:
+  explicit GatheredParameters(std::function<void()> release = {}) : release_(std::move(release)) {}
+  ~GatheredParameters() {
+    if (release_) release_();
+  }
+  GatheredParameters(GatheredParameters&& o) noexcept : release_(std::exchange(o.release_, {})) {}
+  GatheredParameters& operator=(GatheredParameters&&) = delete;
+  GatheredParameters(const GatheredParameters&) = delete;
+
+ private:
+  std::function<void()> release_;
 };
 
 class Engine {
@@ -117,6 +140,10 @@ class Engine {
   torch::ScalarType model_dtype() const { return model_dtype_; }
   // What this rank holds now (see MemoryReport).
   MemoryReport memory_report() const;
+  // ZeRO-3: every parameter whole on every rank until the result is destroyed (collective).
+  // Reading a parameter outside forward and backward gathers it anyway, but that gather is a
+  // collective too: every rank must read the same parameters in the same order.
+  [[nodiscard]] GatheredParameters gathered_parameters();
   // DeepSpeed's class name of the optimizer wrapper ("FP16_Optimizer", "DeepSpeedZeroOptimizer", ...).
   std::string optimizer_wrapper_name() const;
 
@@ -166,7 +193,9 @@ class Engine {
  private:
   struct ForwardScope {
     Engine& engine;
-    ~ForwardScope() { engine.end_forward(); }
+    int exceptions = std::uncaught_exceptions();
+    // Unwinding from a failed forward: timers and autocast end, nothing collective runs.
+    ~ForwardScope() { engine.end_forward(std::uncaught_exceptions() == exceptions); }
   };
   template <typename T>
   decltype(auto) auto_cast(T&& arg) const {
@@ -178,7 +207,7 @@ class Engine {
   }
   torch::Tensor cast_input(const torch::Tensor& t) const;
   void begin_forward();
-  void end_forward();
+  void end_forward(bool completed = true);
   void take_model_step();
   void on_nonfinite_gradients();
   void log_progress();

@@ -1,6 +1,8 @@
 #include "checkpoint/consolidate.h"
 
+#include <functional>
 #include <map>
+#include <numeric>
 #include <stdexcept>
 
 #include <deepspeed/errors.h>
@@ -72,27 +74,41 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
 
 std::vector<std::pair<std::string, torch::Tensor>> fp32_state_dict(const CheckpointReader& reader) {
   const auto& m = reader.manifest();
-  if (m.zero_stage > 2) {
-    throw CheckpointError("checkpoint " + reader.dir().string() + " was written with ZeRO stage " +
-                          std::to_string(m.zero_stage) + ", which this deepspeed-cpp cannot consolidate yet");
-  }
   const auto masters = m.zero_stage > 0 ? zero_fp32_masters(reader) : std::map<std::string, torch::Tensor>{};
-  const auto name = model_states_file_name(0);
+  // ZeRO-3: every rank wrote model states, whose partitioned parameters are empty; their
+  // shapes are in param_shapes.
+  const bool stage3 = m.zero_stage == 3;
+  const auto name = stage3 ? zero_model_states_file_name(0, 0) : model_states_file_name(0);
+  const auto file = (reader.dir() / name).string();
   const auto states = reader.read_dict(name);
   auto it = states.find("module");
   if (it == states.end() || !it->value().isGenericDict()) {
-    throw CheckpointError("checkpoint file " + (reader.dir() / name).string() + " has no module state dict");
+    throw CheckpointError("checkpoint file " + file + " has no module state dict");
+  }
+  std::map<std::string, std::vector<int64_t>> shapes;
+  if (stage3) {
+    const auto groups = dict_at(states, "param_shapes", file);
+    if (!groups.isList()) throw CheckpointError(file + ": param_shapes is not a list");
+    for (const auto& g : groups.toListRef()) {
+      if (!g.isGenericDict()) throw CheckpointError(file + ": param_shapes holds something other than a dict");
+      for (const auto& kv : g.toGenericDict()) {
+        shapes[kv.key().toStringRef()] = int_list(kv.value(), file + ": param_shapes." + kv.key().toStringRef());
+      }
+    }
   }
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& e : it->value().toGenericDict()) {
     auto t = e.value().toTensor();
     const auto& key = e.key().toStringRef();
     if (auto mt = masters.find(key); mt != masters.end()) {
-      if (mt->second.numel() != t.numel()) {
+      auto sizes = t.sizes().vec();
+      if (auto st = shapes.find(key); st != shapes.end()) sizes = st->second;
+      const int64_t numel = std::accumulate(sizes.begin(), sizes.end(), int64_t{1}, std::multiplies<>());
+      if (mt->second.numel() != numel) {
         throw CheckpointError(reader.dir().string() + ": the fp32 master of '" + key + "' has " +
-                              std::to_string(mt->second.numel()) + " elements, the module's " + std::to_string(t.numel()));
+                              std::to_string(mt->second.numel()) + " elements, the module's " + std::to_string(numel));
       }
-      out.emplace_back(key, mt->second.view(t.sizes()));
+      out.emplace_back(key, mt->second.view(sizes));
       continue;
     }
     out.emplace_back(key, t.is_floating_point() ? t.to(torch::kFloat32) : t);

@@ -145,6 +145,7 @@ MemoryReport DataParallelOptimizer::memory_report() const {
   }
   if (optimizer_) r.optimizer_states = optimizer_state_bytes(*optimizer_);
   r.communication_buffers = reducer_->buffer_bytes();
+  r.parameters_peak = r.parameters;
   return r;
 }
 

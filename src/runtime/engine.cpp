@@ -152,9 +152,11 @@ void Engine::begin_forward() {
     flops_profiler_->start_profile();
     profile_pending_ = true;
   }
+  wrapper_->before_forward();
 }
 
-void Engine::end_forward() {
+void Engine::end_forward(bool completed) {
+  if (completed) wrapper_->after_forward(torch::GradMode::is_enabled());
   if (flops_profiler_) flops_profiler_->stop_profile();
   autocast_.reset();
   if (wall_clock_) timers_->stop(WallClockBreakdown::kForwardMicro), timers_->stop(WallClockBreakdown::kForward);
@@ -265,6 +267,13 @@ void Engine::on_nonfinite_gradients() {
 double Engine::cur_scale() const { return wrapper_->loss_scale(); }
 
 std::string Engine::optimizer_wrapper_name() const { return wrapper_->name(); }
+
+GatheredParameters Engine::gathered_parameters() {
+  auto* zero = dynamic_cast<ZeroOptimizer*>(wrapper_.get());
+  if (!zero || !zero->partitioned_parameters()) return GatheredParameters();
+  zero->gather_all_parameters();
+  return GatheredParameters([zero] { zero->release_parameters(); });
+}
 
 MemoryReport Engine::memory_report() const {
   auto r = wrapper_->memory_report();

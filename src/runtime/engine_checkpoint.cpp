@@ -53,11 +53,28 @@ c10::IValue gather_rng_states(comm::ProcessGroup& group, torch::Device device) {
   return list;
 }
 
-// DeepSpeed's param_shapes: per optimizer group, parameter name -> shape.
-c10::IValue param_shapes(const torch::nn::Module& module, const Optimizer* optimizer) {
+// DeepSpeed's param_shapes: per optimizer group, parameter name -> shape. Under ZeRO the
+// optimizer's groups hold flat partitions, so the groups come from the ZeRO optimizer.
+c10::IValue param_shapes(const torch::nn::Module& module, const Optimizer* optimizer, const ZeroOptimizer* zero) {
   std::map<const void*, std::string> names;
   for (const auto& p : module.named_parameters()) names[p.value().unsafeGetTensorImpl()] = p.key();
   auto groups = make_list();
+  if (zero) {
+    std::map<const void*, int64_t> group_of;
+    int64_t count = 0;
+    for (size_t i = 0; i < zero->parameters().size(); ++i) {
+      group_of[zero->parameters()[i].unsafeGetTensorImpl()] = zero->parameter_groups()[i];
+      count = std::max(count, zero->parameter_groups()[i] + 1);
+    }
+    std::vector<c10::impl::GenericDict> dicts;
+    for (int64_t g = 0; g < count; ++g) dicts.push_back(make_string_dict());
+    for (const auto& p : module.named_parameters()) {
+      auto it = group_of.find(p.value().unsafeGetTensorImpl());
+      if (it != group_of.end()) dicts[it->second].insert(p.key(), c10::List<int64_t>(p.value().sizes().vec()));
+    }
+    for (auto& d : dicts) groups.push_back(d);
+    return groups;
+  }
   if (!optimizer) return groups;
   for (const auto& g : optimizer->param_groups()) {
     auto shapes = make_string_dict();
@@ -79,6 +96,29 @@ bool bf16_optimizer_files(const DeepSpeedConfig& c) {
 
 LogLevel level_of(const DeepSpeedConfig& c) { return c.log_level ? parse_log_level(*c.log_level) : LogLevel::Info; }
 
+// ZeRO-3's module entry, as DeepSpeed writes it: a partitioned parameter is an empty tensor
+// (its values are the fp32 masters in the optim-states files, its shape in param_shapes);
+// parameters kept whole and the buffers are there in full.
+c10::impl::GenericDict stage3_module_state(const torch::nn::Module& module) {
+  auto dict = make_string_dict();
+  for (const auto& p : module.named_parameters()) {
+    const auto& t = p.value();
+    const bool held = t.storage().nbytes() > 0;
+    dict.insert(p.key(), held ? t.detach() : torch::empty({0}, t.options().device(torch::kCPU)));
+  }
+  for (const auto& b : module.named_buffers()) dict.insert(b.key(), b.value().detach());
+  return dict;
+}
+
+// The buffers of a saved module entry (ZeRO-3 takes its parameters from the masters).
+c10::impl::GenericDict buffers_only(const c10::impl::GenericDict& module_state, const torch::nn::Module& module) {
+  auto dict = make_string_dict();
+  for (const auto& name : buffer_names(module)) {
+    if (module_state.contains(name)) dict.insert(name, module_state.at(name));
+  }
+  return dict;
+}
+
 }  // namespace
 
 bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::string> tag_arg,
@@ -98,7 +138,8 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   auto make_files = [&] {
   std::vector<FileToWrite> files;
   for (const auto& name : files_written_by(config_.zero_stage(), rank, /*mp_rank=*/0, bf16_optimizer_files(config_))) {
-    if (name != model_states_file_name(0)) {
+    const bool stage3 = config_.zero_stage() == 3;
+    if (name != (stage3 ? zero_model_states_file_name(rank, 0) : model_states_file_name(0))) {
       // A ZeRO rank's optimizer shard.
       const auto* zero = dynamic_cast<const ZeroOptimizer*>(wrapper_.get());
       if (!zero) throw CheckpointError("save_checkpoint: ZeRO stage without a ZeRO optimizer (no optimizer configured?)");
@@ -109,16 +150,16 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
       files.push_back({name, to_pickle_bytes(zero_optim_states(*zero, *optimizer_, config_, names))});
       continue;
     }
-    // The model states, written by DP rank 0.
+    // The model states, written by DP rank 0 (under ZeRO-3 by every rank, as DeepSpeed).
     ModelStates s;
-    s.module = module_state_dict(*module_);
+    s.module = stage3 ? stage3_module_state(*module_) : module_state_dict(*module_);
     auto buffers = make_list();
     for (const auto& b : buffer_names(*module_)) buffers.push_back(b);
     s.buffer_names = buffers;
     if (const auto* dp = dynamic_cast<const DataParallelOptimizer*>(wrapper_.get()); dp && optimizer_) {
       s.optimizer = stage0_optimizer_state(*dp, *optimizer_, config_.gradient_clipping);
     }
-    s.param_shapes = param_shapes(*module_, optimizer_.get());
+    s.param_shapes = param_shapes(*module_, optimizer_.get(), dynamic_cast<const ZeroOptimizer*>(wrapper_.get()));
     s.lr_scheduler = lr_scheduler_ ? to_ivalue(lr_scheduler_->state_dict()) : c10::IValue();
     s.data_sampler = training_dataloader_ ? loader_position(*training_dataloader_) : c10::IValue();
     s.rng_states = rng_states;
@@ -186,10 +227,14 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     if (m.mp_world_size != 1) {
       throw CheckpointError(fmt::format("checkpoint count 1 is different from saved mp_world_size {}", m.mp_world_size));
     }
-    const auto name = model_states_file_name(0);
+    // ZeRO-3: this rank's own file where the saved run had this rank, else rank 0's.
+    const auto name = config_.zero_stage() == 3
+                          ? zero_model_states_file_name(group_->rank() < m.dp_world_size ? group_->rank() : 0, 0)
+                          : model_states_file_name(0);
     file = (reader->dir() / name).string();
     states = reader->read_dict(name);
-    if (config_.zero_stage() > 0 && !load_module_only) {
+    // ZeRO-3 keeps the weights only in the masters, so even load_module_only reads them.
+    if (config_.zero_stage() > 0 && (!load_module_only || config_.zero_stage() == 3)) {
       // Every saved rank's shard: this run may have another world size.
       for (int64_t r = 0; r < m.dp_world_size; ++r) {
         std::string shard = zero_optim_states_file_name(r, 0, false);
@@ -205,14 +250,23 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
   run_phase(*group_, "restoring the checkpoint " + file, [&] {
     const auto module = dict_at(sd, "module", file);
     if (!module.isGenericDict()) throw CheckpointError(file + ": 'module' is not a state dict");
-    load_module_state(*module_, module.toGenericDict(), load_module_strict, file);
-    zero_grad();
     auto* zero = dynamic_cast<ZeroOptimizer*>(wrapper_.get());
+    if (zero && zero->partitioned_parameters()) {
+      load_module_state(*module_, buffers_only(module.toGenericDict(), *module_), /*strict=*/false, file);
+      zero_grad();
+      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, load_optimizer_states && !load_module_only);
+      if (load_module_only) return;
+    } else {
+      load_module_state(*module_, module.toGenericDict(), load_module_strict, file);
+      zero_grad();
+    }
     if (load_module_only) {
       if (zero) zero->refresh_partitions_from_parameters();
       return;
     }
-    if (zero) {
+    if (zero && zero->partitioned_parameters()) {
+      // Loaded above.
+    } else if (zero) {
       load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, load_optimizer_states);
     } else if (load_optimizer_states && optimizer_) {
       load_stage0_optimizer_state(dynamic_cast<DataParallelOptimizer&>(*wrapper_), *optimizer_,

@@ -2,8 +2,8 @@
 // the raw optimizer, FP16_Optimizer, BF16_Optimizer, the ZeRO optimizer). It owns how
 // gradients are reduced across ranks, in which precision the update is computed, and how
 // parameters and optimizer state are partitioned. The engine only calls these methods, in
-// this order: before_backward, (autograd), after_backward for every micro batch, then step
-// at each accumulation boundary.
+// this order: before_forward, (the model), after_forward, before_backward, (autograd),
+// after_backward for every micro batch, then step at each accumulation boundary.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,10 @@ class OptimizerWrapper {
   LossScaler& loss_scaler() { return scaler_; }
   const LossScaler& loss_scaler() const { return scaler_; }
 
+  // Around the model's forward (ZeRO-3 gathers parameters while it runs); after_forward
+  // learns whether a backward will follow (grad mode was on).
+  virtual void before_forward() {}
+  virtual void after_forward(bool /*backward_follows*/) {}
   virtual void before_backward(bool boundary) = 0;
   virtual void after_backward(bool boundary) = 0;
 

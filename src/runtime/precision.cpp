@@ -73,12 +73,13 @@ void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& 
                                   "(use ZeRO stage 1 or above, or the model's dtype)",
                                   python_dtype(model), python_dtype(accum)));
   }
-  if (stage >= 3) {
-    throw ConfigError("zero_optimization.stage",
-                      "ZeRO stage 3 is not available in this version of deepspeed-cpp yet; use stage 0, 1 or 2");
-  }
   if (config.zero_optimization.offload_param_enabled()) {
-    throw ConfigError("zero_optimization.offload_param", "parameter offload needs ZeRO stage 3");
+    if (stage != 3) throw ConfigError("zero_optimization.offload_param", "parameter offload needs ZeRO stage 3");
+    const auto& device = config.zero_optimization.offload_param->device;
+    if (device != "cpu") {
+      throw ConfigError("zero_optimization.offload_param.device",
+                        "device '" + device + "' is not available in this version of deepspeed-cpp; use \"cpu\"");
+    }
   }
   if (config.zero_optimization.offload_optimizer_enabled()) {
     const auto& device = config.zero_optimization.offload_optimizer->device;

@@ -56,6 +56,33 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
     numels.push_back(p.numel());
     group_of.erase(it);
   }
+  std::vector<bool> persistent(parameters_.size(), false);
+  if (stage_ == 3) {
+    // Persistent parameters first: the plan walks the list last first, so they end up in
+    // each group's last buckets, away from the parameters that come and go.
+    const auto& z = config.zero_optimization;
+    int64_t budget = z.stage3_model_persistence_threshold;
+    std::vector<size_t> order;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      if (numels[i] < z.stage3_param_persistence_threshold && numels[i] <= budget) {
+        persistent[i] = true;
+        budget -= numels[i];
+        order.push_back(i);
+      }
+    }
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      if (!persistent[i]) order.push_back(i);
+    }
+    auto permute = [&order](auto v) {
+      decltype(v) out;
+      for (size_t i : order) out.push_back(v[i]);
+      return out;
+    };
+    parameters_ = permute(parameters_);
+    groups = permute(groups);
+    numels = permute(numels);
+    persistent = permute(persistent);
+  }
   if (!group_of.empty()) {
     throw EngineError("the optimizer holds a tensor that is not a trainable parameter of the model; under ZeRO "
                       "every optimizer parameter must be one of the module's parameters");
@@ -73,6 +100,9 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   const int64_t n = group_->size();
   groups_ = groups;
   bucket_elements_ = deepspeed::bucket_elements(config, options.comm_dtype);
+  if (stage_ == 3 && config.zero_optimization.stage3_prefetch_bucket_size > 0) {
+    bucket_elements_ = std::min(bucket_elements_, config.zero_optimization.stage3_prefetch_bucket_size);
+  }
   auto plan = plan_buckets(numels, groups, bucket_elements_, n);
 
   // This rank's fp32 partition of each group, from the (rank-0 broadcast) parameters.
@@ -95,10 +125,39 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
       parameters_, group_, options, std::move(plan),
       [this](int64_t bucket, const torch::Tensor& slice) { accumulate_slice(bucket, slice); });
   refresh_partitions_from_parameters();
+  if (stage_ == 3) {
+    const auto& z = config.zero_optimization;
+    PartitionedParameters::Options po;
+    po.limits.prefetch_elements = z.stage3_prefetch_bucket_size;
+    po.limits.max_live_elements = z.stage3_max_live_parameters;
+    po.limits.max_reuse_distance = z.stage3_max_reuse_distance;
+    po.dtype = model_dtype_;
+    const bool offload_param = z.offload_param_enabled();
+    po.shard_device = offload_param ? torch::Device(torch::kCPU) : device;
+    po.pin_shards = offload_param && device.is_cuda() && z.offload_param->pin_memory;
+    partitioned_ = std::make_unique<PartitionedParameters>(parameters_, reducer_->plan(), persistent, group_, po, masters_);
+  }
+}
+
+void ZeroOptimizer::before_forward() {
+  if (partitioned_) partitioned_->begin_forward();
+}
+
+void ZeroOptimizer::after_forward(bool backward_follows) {
+  if (partitioned_) partitioned_->end_forward(backward_follows);
+}
+
+void ZeroOptimizer::gather_all_parameters() {
+  if (partitioned_) partitioned_->gather_all();
+}
+
+void ZeroOptimizer::release_parameters() {
+  if (partitioned_) partitioned_->release_all();
 }
 
 void ZeroOptimizer::refresh_partitions_from_parameters() {
   torch::NoGradGuard no_grad;
+  if (partitioned_) partitioned_->gather_all();
   const auto& plan = reducer_->plan();
   const int64_t rank = group_->rank();
   for (const auto& b : plan.buckets) {
@@ -114,6 +173,7 @@ void ZeroOptimizer::refresh_partitions_from_parameters() {
       dst.narrow(0, a - lo, z - a).copy_(src);
     }
   }
+  if (partitioned_) partitioned_->set_shards(masters_);
 }
 
 void ZeroOptimizer::load_partitions(const std::vector<torch::Tensor>& partitions) {
@@ -144,10 +204,14 @@ void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice)
 }
 
 void ZeroOptimizer::before_backward(bool boundary) {
+  if (partitioned_) partitioned_->begin_backward();
   reducer_->prepare(stage_ >= 2 || fp32_accumulation_ || boundary);
 }
 
-void ZeroOptimizer::after_backward(bool /*boundary*/) { reducer_->finalize(); }
+void ZeroOptimizer::after_backward(bool /*boundary*/) {
+  reducer_->finalize();
+  if (partitioned_) partitioned_->end_backward();
+}
 
 OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   torch::NoGradGuard no_grad;
@@ -184,6 +248,11 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
 
 void ZeroOptimizer::gather_parameters() {
   torch::NoGradGuard no_grad;
+  if (partitioned_) {
+    // Stage 3: the new shards are this rank's masters; parameters are gathered on use.
+    partitioned_->set_shards(masters_);
+    return;
+  }
   const auto& plan = reducer_->plan();
   const int64_t rank = group_->rank();
   const auto device = group_->device();
@@ -224,12 +293,17 @@ void ZeroOptimizer::zero_grad() {
 MemoryReport ZeroOptimizer::memory_report() const {
   MemoryReport r;
   for (const auto& p : parameters_) {
-    r.parameters += p.numel() * static_cast<int64_t>(p.element_size());
+    if (!partitioned_) r.parameters += p.numel() * static_cast<int64_t>(p.element_size());
     if (p.grad().defined()) r.gradients += p.grad().numel() * static_cast<int64_t>(p.grad().element_size());
   }
   for (size_t g = 0; g < masters_.size(); ++g) {
     r.master_weights += masters_[g].numel() * static_cast<int64_t>(masters_[g].element_size());
     r.gradients += master_grads_[g].numel() * static_cast<int64_t>(master_grads_[g].element_size());
+  }
+  r.parameters_peak = r.parameters;
+  if (partitioned_) {
+    r.parameters = partitioned_->held_bytes();
+    r.parameters_peak = partitioned_->peak_held_bytes();
   }
   r.optimizer_states = optimizer_state_bytes(*optimizer_);
   r.communication_buffers = reducer_->buffer_bytes();

@@ -13,8 +13,16 @@
 // concatenated: ceil(numel / N) elements. The user's optimizer sees one flat fp32 tensor per
 // group (elementwise optimizers give the same result as on the full tensors).
 //
+// Stage 3 adds PartitionedParameters: the module's parameters themselves are partitioned
+// (each rank keeps its shard of every bucket in the model's dtype) and gathered while
+// operations need them; buckets are then stage3_prefetch_bucket_size elements (at most
+// reduce_bucket_size), and parameters smaller than stage3_param_persistence_threshold are
+// placed first in the managed order, so that they share the plan's last buckets, which stay
+// gathered.
+//
 // offload_optimizer {device: cpu}: the masters, their gradients and the optimizer state live
-// in (pinned, with CUDA) CPU memory and the step runs there (ZeRO-Offload).
+// in (pinned, with CUDA) CPU memory and the step runs there (ZeRO-Offload). offload_param
+// {device: cpu} (stage 3): the parameter shards live there.
 #pragma once
 
 #include <memory>
@@ -26,6 +34,7 @@
 
 #include "comm/gradient_reducer.h"
 #include "runtime/optimizer_wrapper.h"
+#include "runtime/zero/partitioned_parameters.h"
 
 namespace deepspeed {
 
@@ -37,7 +46,9 @@ class ZeroOptimizer final : public OptimizerWrapper {
   ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
                 const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer);
 
-  std::string name() const override { return "DeepSpeedZeroOptimizer"; }
+  std::string name() const override { return stage_ == 3 ? "DeepSpeedZeroOptimizer_Stage3" : "DeepSpeedZeroOptimizer"; }
+  void before_forward() override;
+  void after_forward(bool backward_follows) override;
   void before_backward(bool boundary) override;
   void after_backward(bool boundary) override;
   StepOutcome step(double gradient_clipping) override;
@@ -61,8 +72,14 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // Replaces this rank's partitions (one flat fp32 tensor per group, as partitions()) and
   // writes them into the model's parameters (collective).
   void load_partitions(const std::vector<torch::Tensor>& partitions);
-  // Sets this rank's partitions from the model's parameters (after loading weights).
+  // Sets this rank's partitions from the model's parameters (after loading weights; under
+  // stage 3 inside gather_all_parameters()).
   void refresh_partitions_from_parameters();
+  // Stage 3: every parameter whole until release_parameters() (collective); no-ops below.
+  void gather_all_parameters();
+  void release_parameters();
+  // Stage 3's partitioned parameters; null below stage 3.
+  const PartitionedParameters* partitioned_parameters() const { return partitioned_.get(); }
 
  private:
   void accumulate_slice(int64_t bucket, const torch::Tensor& slice);
@@ -71,6 +88,7 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::shared_ptr<comm::ProcessGroup> group_;
   std::shared_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<PartitionedParameters> partitioned_;  // stage 3
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
   std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
   std::vector<int64_t> groups_;

@@ -142,6 +142,11 @@ TEST(CheckpointResume, BitExactInANewProcessZeroStage1OffloadBf16) {
       R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": 1, "offload_optimizer": {"device": "cpu"}})");
 }
 TEST(CheckpointResume, BitExactInANewProcessBf16Stage0) { check_bit_exact_resume(R"(, "bf16": {"enabled": true})"); }
+// ZeRO-3: partitioned bf16 parameters (their shards are not the masters) and small buckets.
+TEST(CheckpointResume, BitExactInANewProcessZeroStage3Bf16) {
+  check_bit_exact_resume(
+      R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": 3, "reduce_bucket_size": 40, "stage3_param_persistence_threshold": 5})");
+}
 
 // Saved on 2 ranks, resumed on 1 and on 3 with the same global batch: the same losses as
 // the uninterrupted 2-rank run (up to float summation order).
@@ -178,6 +183,9 @@ TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThreeZeroStage1) {
 }
 TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThreeZeroStage2) {
   check_resharding(R"(, "zero_optimization": {"stage": 2})");
+}
+TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThreeZeroStage3) {
+  check_resharding(R"(, "zero_optimization": {"stage": 3, "reduce_bucket_size": 50, "stage3_param_persistence_threshold": 0})");
 }
 
 // A rank killed in the middle of a save (while writing the model states, the manifest, or
@@ -487,11 +495,12 @@ print("python ok")
   EXPECT_EQ(rc, 0);
 }
 
-// ZeRO-2 in bf16 on 2 ranks: ds_to_fp32 reassembles the fp32 masters from both shards; they
+// ZeRO-2/3 in bf16 on 2 ranks: ds_to_fp32 reassembles the fp32 masters from both shards; they
 // round to the module's bf16 weights and carry more precision than bf16.
-TEST(DsToFp32, ReassemblesZeroMastersFromEveryShard) {
+void check_fp32_reassembly(int stage) {
   TempDir dir;
-  const auto cfg = config(4, 1, R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": 2, "reduce_bucket_size": 50})");
+  const auto cfg = config(4, 1, R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": )" +
+                                    std::to_string(stage) + R"(, "reduce_bucket_size": 50, "stage3_param_persistence_threshold": 0})");
   run(2, cfg, dir, {"--steps", "4", "--save_dir", dir.file("ckpt"), "--save_every", "4", "--out", dir.file("out.pt")});
   const auto pt = dir.file("fp32.pt");
   ASSERT_EQ(std::system((kToFp32 + " " + dir.file("ckpt") + " " + pt + " >/dev/null").c_str()), 0);
@@ -509,6 +518,11 @@ TEST(DsToFp32, ReassemblesZeroMastersFromEveryShard) {
   }
   EXPECT_TRUE(finer_than_bf16) << "the output holds bf16 values, not the fp32 masters";
 }
+
+TEST(DsToFp32, ReassemblesZeroMastersFromEveryShard) { check_fp32_reassembly(2); }
+// ZeRO-3's model states hold empty tensors for partitioned parameters; shapes come from
+// param_shapes.
+TEST(DsToFp32, ReassemblesZeroStage3MastersFromEveryShard) { check_fp32_reassembly(3); }
 
 TEST(DsToFp32, RefusesADamagedCheckpointNamingTheFile) {
   TempDir dir;

@@ -182,6 +182,8 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
     std::printf("final_lr %a\n", engine->get_lr().at(0));
+    // ZeRO-3: the weights whole on every rank (a collective), so that rank 0 can read them.
+    const auto whole = engine->gathered_parameters();
     if (!out.empty() && rank == 0) {
       std::vector<torch::Tensor> state;
       for (auto& p : net->parameters()) state.push_back(p.detach().cpu().clone());

@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
         engine->backward(loss);
         if (report) {
           const auto m = engine->memory_report();
-          std::cout << "memory " << micro << " parameters=" << m.parameters << " gradients=" << m.gradients
+          std::cout << "memory " << micro << " parameters=" << m.parameters << " parameters_peak=" << m.parameters_peak
+                    << " gradients=" << m.gradients
                     << " master_weights=" << m.master_weights << " optimizer_states=" << m.optimizer_states << "\n";
         }
         engine->step();
@@ -105,6 +106,8 @@ int main(int argc, char** argv) {
     }
     std::cout << "lr " << engine->get_lr().at(0) << "\n";
     std::cout << "skipped " << engine->skipped_steps() << " scale " << engine->cur_scale() << "\n";
+    // ZeRO-3: the weights whole on every rank while this lives.
+    const auto whole = engine->gathered_parameters();
     bool finite = true;
     for (auto& p : net->parameters()) finite = finite && torch::isfinite(p).all().item<bool>();
     std::cout << "parameters " << (finite ? "finite" : "NOT finite") << "\n";

@@ -1,7 +1,7 @@
-// ZeRO stages 1 and 2 on loopback (Gloo): the same global batch under every stage, with and
-// without optimizer offload, on 1, 2 and 3 ranks and with 1 or 2 accumulation steps, ends in
-// the parameters of stage 0 on one rank; each rank holds only its partition of the
-// optimizer state (and, at stage 2, of the gradients).
+// ZeRO stages 1, 2 and 3 on loopback (Gloo): the same global batch under every stage, with
+// and without offload, on 1, 2 and 3 ranks and with 1 or 2 accumulation steps, ends in the
+// parameters of stage 0 on one rank; each rank holds only its partition of the optimizer
+// state (and, at stages 2 and 3, of the gradients; at stage 3, of the parameters).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -94,8 +94,11 @@ TEST_P(ZeroEquivalence, MatchesStageZeroOnOneRank) {
   TempDir dir;
   auto reference = train(1, config(1, c.gas, R"({"stage": 0})"), dir, "reference");
   ASSERT_FALSE(HasFailure());
+  // Stage 3: every parameter partitioned (no persistent ones), parameters offloaded too.
   const std::string zero = R"({"stage": )" + std::to_string(c.stage) + R"(, "reduce_bucket_size": 50)" +
-                           (c.offload ? R"(, "offload_optimizer": {"device": "cpu"})" : "") + "}";
+                           (c.stage == 3 ? R"(, "stage3_param_persistence_threshold": 0)" : "") +
+                           (c.offload ? R"(, "offload_optimizer": {"device": "cpu"})" : "") +
+                           (c.offload && c.stage == 3 ? R"(, "offload_param": {"device": "cpu"})" : "") + "}";
   auto run = train(c.world, config(c.world, c.gas, zero), dir, "zero");
   ASSERT_FALSE(HasFailure());
   ASSERT_EQ(reference.params.size(), run.params.size());
@@ -103,7 +106,9 @@ TEST_P(ZeroEquivalence, MatchesStageZeroOnOneRank) {
     EXPECT_TRUE(torch::allclose(run.params[i], reference.params[i], /*rtol=*/1e-5, /*atol=*/1e-6))
         << "parameter " << i << " max diff " << (run.params[i] - reference.params[i]).abs().max().item<double>();
   }
-  EXPECT_NE(run.ranks[0].output.find("wrapper DeepSpeedZeroOptimizer"), std::string::npos) << run.ranks[0].output;
+  EXPECT_NE(run.ranks[0].output.find(c.stage == 3 ? "wrapper DeepSpeedZeroOptimizer_Stage3" : "wrapper DeepSpeedZeroOptimizer"),
+            std::string::npos)
+      << run.ranks[0].output;
 
   // Memory: ceil(Ψ/N) fp32 elements of masters, two Adam states each, and at stage 2 of
   // gradients (after every backward, since .grad is released as its bucket is reduced).
@@ -115,12 +120,20 @@ TEST_P(ZeroEquivalence, MatchesStageZeroOnOneRank) {
     ASSERT_FALSE(masters.empty()) << r.output;
     EXPECT_EQ(masters.back(), share * 4) << "rank " << r.rank;
     EXPECT_EQ(states.back(), share * 8) << "rank " << r.rank;
-    if (c.stage == 2) {
+    if (c.stage >= 2) {
       for (auto g : grads) EXPECT_EQ(g, share * 4) << "rank " << r.rank;
     } else if (c.gas > 1) {
       // Stage 1 keeps the full .grad while accumulating (first micro batch of a step).
       EXPECT_EQ(grads.front(), kParameters * 4 + share * 4) << "rank " << r.rank;
     }
+    // Stage 3 after backward: no parameter is gathered, and the shards of an fp32 model are
+    // the masters themselves; during forward the whole model was there (the default limits).
+    const auto params = reported(r, "parameters");
+    const auto peaks = reported(r, "parameters_peak");
+    ASSERT_FALSE(params.empty()) << r.output;
+    ASSERT_FALSE(peaks.empty()) << r.output;
+    EXPECT_EQ(params.back(), c.stage == 3 ? 0 : kParameters * 4) << "rank " << r.rank;
+    EXPECT_EQ(peaks.back(), kParameters * 4) << "rank " << r.rank;
   }
 }
 
@@ -133,6 +146,12 @@ std::vector<Case> cases() {
       }
     }
   }
+  for (int world : {1, 2, 3}) {
+    for (int gas : {1, 2}) {
+      if (world > 1 || gas == 1) out.push_back({3, false, world, gas});
+    }
+  }
+  out.push_back({3, true, 2, 2});
   return out;
 }
 

@@ -1,0 +1,249 @@
+#include "runtime/zero/partitioned_parameters.h"
+
+#include <algorithm>
+
+#include <c10/core/StorageImpl.h>
+
+#include <deepspeed/errors.h>
+
+#include "runtime/zero/parameter_use_observer.h"
+
+namespace deepspeed {
+namespace {
+
+// The parameter's storage gives its memory back; the tensor and every view of it stay.
+// Returns the bytes freed.
+int64_t free_storage(const torch::Tensor& p) {
+  auto* s = p.storage().unsafeGetStorageImpl();
+  const auto bytes = static_cast<int64_t>(s->nbytes());
+  if (bytes == 0) return 0;
+  s->set_data_ptr_noswap(c10::DataPtr(nullptr, p.device()));
+  s->set_nbytes(0);
+  return bytes;
+}
+
+// Returns the bytes allocated.
+int64_t allocate_storage(const torch::Tensor& p) {
+  auto* s = p.storage().unsafeGetStorageImpl();
+  if (s->nbytes() > 0) return 0;
+  const size_t bytes = static_cast<size_t>(p.numel()) * p.element_size();
+  s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
+  s->set_nbytes(bytes);
+  return static_cast<int64_t>(bytes);
+}
+
+// Writes without autograd seeing it: the values are the parameter's own, restored.
+torch::Tensor untracked_flat(const torch::Tensor& p) { return p.variable_data().view(-1); }
+
+}  // namespace
+
+PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> parameters, const BucketPlan& plan,
+                                             const std::vector<bool>& persistent,
+                                             std::shared_ptr<comm::ProcessGroup> group, Options options,
+                                             const std::vector<torch::Tensor>& masters)
+    : parameters_(std::move(parameters)),
+      plan_(plan),
+      group_(std::move(group)),
+      options_(options),
+      gather_dtype_(group_->supports(options.dtype) ? options.dtype : torch::kFloat32),
+      persistent_bucket_(plan.buckets.size(), false),
+      live_(plan.buckets.size(), false),
+      pending_(plan.buckets.size()),
+      delivered_(parameters_.size(), 0),
+      schedule_({}, {}, options.limits) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : parameters_) {
+    if (!p.is_contiguous() || p.storage_offset() != 0 ||
+        static_cast<int64_t>(p.storage().nbytes()) != p.numel() * static_cast<int64_t>(p.element_size())) {
+      throw EngineError("ZeRO stage 3 needs every parameter to own its storage (contiguous, not a view of another "
+                        "tensor); a parameter shares or only partly uses its storage");
+    }
+  }
+  std::vector<int64_t> sizes;
+  for (size_t b = 0; b < plan_.buckets.size(); ++b) {
+    sizes.push_back(plan_.buckets[b].size);
+    for (const auto& e : plan_.buckets[b].entries) {
+      if (persistent[e.param]) persistent_bucket_[b] = true;
+    }
+  }
+  schedule_ = FetchSchedule(sizes, persistent_bucket_, options.limits);
+
+  // The shards, from this rank's masters.
+  shards_are_masters_ = options_.dtype == torch::kFloat32 && !masters.empty() &&
+                        masters.front().device() == options_.shard_device;
+  for (const auto& m : masters) {
+    if (shards_are_masters_) {
+      shards_.push_back(m);
+      continue;
+    }
+    auto o = torch::TensorOptions().dtype(options_.dtype).device(options_.shard_device);
+    if (options_.pin_shards) o = o.pinned_memory(true);
+    shards_.push_back(torch::empty({m.numel()}, o));
+    shards_.back().copy_(m);
+  }
+
+  // The parameters are whole now: persistent buckets count as gathered, the rest goes.
+  for (size_t b = 0; b < plan_.buckets.size(); ++b) {
+    if (!persistent_bucket_[b]) continue;
+    live_[b] = true;
+    for (const auto& e : plan_.buckets[b].entries) ++delivered_[e.param];
+  }
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (delivered_[i] == 0) {
+      free_storage(parameters_[i]);
+    } else {
+      gathered_bytes_ += parameters_[i].numel() * static_cast<int64_t>(parameters_[i].element_size());
+    }
+  }
+  peak_gathered_bytes_ = gathered_bytes_;
+  observer_ = std::make_unique<ParameterUseObserver>(parameters_, [this](int64_t p) { use(p); });
+}
+
+PartitionedParameters::~PartitionedParameters() = default;
+
+torch::Tensor PartitionedParameters::shard_of(int64_t bucket) const {
+  const auto& b = plan_.buckets[bucket];
+  return shards_[b.group].narrow(0, b.group_offset / plan_.partitions, b.slice);
+}
+
+std::vector<bool> PartitionedParameters::live_or_pending() const {
+  std::vector<bool> out(live_.size());
+  for (size_t b = 0; b < live_.size(); ++b) out[b] = live_[b] || pending_[b].has_value();
+  return out;
+}
+
+int64_t PartitionedParameters::live_buckets() const {
+  int64_t n = 0;
+  for (bool l : live_) n += l ? 1 : 0;
+  return n;
+}
+
+void PartitionedParameters::start_gather(int64_t bucket) {
+  if (live_[bucket] || pending_[bucket]) return;
+  const auto& b = plan_.buckets[bucket];
+  auto buffer = torch::empty({b.size}, torch::TensorOptions().dtype(gather_dtype_).device(group_->device()));
+  buffer.narrow(0, group_->rank() * b.slice, b.slice).copy_(shard_of(bucket), /*non_blocking=*/options_.pin_shards);
+  compat::WorkPtr work;
+  if (group_->size() > 1) work = group_->all_gather_async(buffer);
+  pending_[bucket] = Pending{std::move(buffer), std::move(work)};
+  ++gathers_;
+}
+
+void PartitionedParameters::finish_gather(int64_t bucket) {
+  if (!pending_[bucket]) return;
+  Pending p = std::move(*pending_[bucket]);
+  pending_[bucket].reset();
+  if (p.work) group_->wait(p.work, "all_gather (ZeRO-3 parameters)");
+  for (const auto& e : plan_.buckets[bucket].entries) {
+    const auto& param = parameters_[e.param];
+    gathered_bytes_ += allocate_storage(param);
+    peak_gathered_bytes_ = std::max(peak_gathered_bytes_, gathered_bytes_);
+    untracked_flat(param).narrow(0, e.param_offset, e.length).copy_(p.buffer.narrow(0, e.bucket_offset, e.length));
+    ++delivered_[e.param];
+  }
+  live_[bucket] = true;
+}
+
+void PartitionedParameters::release(int64_t bucket) {
+  if (pending_[bucket]) finish_gather(bucket);
+  if (!live_[bucket]) return;
+  live_[bucket] = false;
+  for (const auto& e : plan_.buckets[bucket].entries) {
+    if (--delivered_[e.param] == 0) gathered_bytes_ -= free_storage(parameters_[e.param]);
+  }
+}
+
+void PartitionedParameters::finish_all_pending() {
+  for (size_t b = 0; b < pending_.size(); ++b) finish_gather(static_cast<int64_t>(b));
+}
+
+void PartitionedParameters::use(int64_t parameter) {
+  torch::NoGradGuard no_grad;
+  const auto& buckets = plan_.buckets_of[parameter];
+  bool first_touch = false;
+  for (int64_t b : buckets) first_touch = schedule_.touch(b) || first_touch;
+  int64_t incoming = 0;
+  for (int64_t b : buckets) {
+    if (!live_[b] && !pending_[b]) incoming += plan_.buckets[b].size;
+  }
+  if (!first_touch && incoming == 0) {
+    for (int64_t b : buckets) finish_gather(b);
+    return;
+  }
+  for (int64_t r : schedule_.releases(live_or_pending(), buckets, incoming)) release(r);
+  for (int64_t b : buckets) start_gather(b);
+  if (first_touch) {
+    // Prefetch within the live budget.
+    int64_t live_elements = 0;
+    const auto held = live_or_pending();
+    for (size_t b = 0; b < held.size(); ++b) live_elements += held[b] ? plan_.buckets[b].size : 0;
+    for (int64_t b : schedule_.prefetch(held)) {
+      if (live_elements + plan_.buckets[b].size > options_.limits.max_live_elements) break;
+      start_gather(b);
+      live_elements += plan_.buckets[b].size;
+    }
+  }
+  for (int64_t b : buckets) finish_gather(b);
+}
+
+void PartitionedParameters::begin_forward() { schedule_.begin(FetchSchedule::Phase::Forward); }
+
+void PartitionedParameters::end_forward(bool backward_follows) {
+  if (!backward_follows) release_all();
+}
+
+void PartitionedParameters::begin_backward() { schedule_.begin(FetchSchedule::Phase::Backward); }
+
+void PartitionedParameters::end_backward() { release_all(); }
+
+void PartitionedParameters::gather_all() {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> in_flight;
+  for (size_t b = 0; b < plan_.buckets.size(); ++b) {
+    if (live_[b]) continue;
+    start_gather(static_cast<int64_t>(b));
+    in_flight.push_back(static_cast<int64_t>(b));
+    if (in_flight.size() > 2) {
+      finish_gather(in_flight.front());
+      in_flight.erase(in_flight.begin());
+    }
+  }
+  finish_all_pending();
+}
+
+void PartitionedParameters::release_all() {
+  finish_all_pending();
+  for (size_t b = 0; b < plan_.buckets.size(); ++b) {
+    if (!persistent_bucket_[b]) release(static_cast<int64_t>(b));
+  }
+}
+
+void PartitionedParameters::set_shards(const std::vector<torch::Tensor>& masters) {
+  torch::NoGradGuard no_grad;
+  finish_all_pending();
+  std::vector<int64_t> regather;
+  for (size_t b = 0; b < plan_.buckets.size(); ++b) {
+    if (!live_[b]) continue;
+    regather.push_back(static_cast<int64_t>(b));
+    release(static_cast<int64_t>(b));
+  }
+  if (!shards_are_masters_) {
+    for (size_t g = 0; g < shards_.size(); ++g) shards_[g].copy_(masters[g]);
+  }
+  peak_gathered_bytes_ = gathered_bytes_;
+  for (size_t i = 0; i < regather.size(); ++i) {
+    start_gather(regather[i]);
+    if (i >= 2) finish_gather(regather[i - 2]);
+  }
+  finish_all_pending();
+}
+
+int64_t PartitionedParameters::shard_bytes() const {
+  int64_t bytes = 0;
+  if (!shards_are_masters_) {
+    for (const auto& s : shards_) bytes += s.numel() * static_cast<int64_t>(s.element_size());
+  }
+  return bytes;
+}
+
+}  // namespace deepspeed

@@ -1,0 +1,106 @@
+// ZeRO stage 3's parameters: each rank keeps only its shard of every parameter (in the model's
+// dtype), and a parameter's full tensor exists only while something needs it.
+//
+// The shards follow the gradient buckets' layout (comm/bucket_plan.h): rank r owns slice r
+// of every bucket, exactly the fp32 partition ZeroOptimizer steps, so an updated master turns
+// into the new shard with one cast and no communication. A bucket is also the unit of
+// gathering: its shards are all-gathered into one buffer and copied into its parameters.
+//
+// A released parameter keeps its tensor (shape, dtype, autograd identity, the views autograd
+// saved of it) but its storage holds no memory; gathering allocates the storage again and
+// fills it. ParameterUseObserver reports every operation that is about to read a
+// parameter; use() gathers what is missing first, and the FetchSchedule decides what to
+// prefetch and what to release. Buckets holding a persistent (small) parameter stay gathered.
+//
+// Collective: every rank must make the same calls in the same order, which holds because
+// every rank runs the same operations and decisions depend on sizes and the trace only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <deepspeed/comm.h>
+
+#include "comm/bucket_plan.h"
+#include "runtime/zero/fetch_schedule.h"
+
+namespace deepspeed {
+
+class ParameterUseObserver;
+
+class PartitionedParameters {
+ public:
+  struct Options {
+    FetchSchedule::Limits limits;
+    torch::ScalarType dtype = torch::kFloat32;  // the model's
+    torch::Device shard_device = torch::kCPU;   // the CPU with offload_param, else the group's device
+    bool pin_shards = false;
+  };
+  // `parameters` in the plan's indexing, full and equal on every rank; `persistent[i]`: keep
+  // parameter i whole. `masters`: this rank's fp32 partition of each group (the shards' values).
+  PartitionedParameters(std::vector<torch::Tensor> parameters, const BucketPlan& plan, const std::vector<bool>& persistent,
+                        std::shared_ptr<comm::ProcessGroup> group, Options options,
+                        const std::vector<torch::Tensor>& masters);
+  ~PartitionedParameters();
+  PartitionedParameters(const PartitionedParameters&) = delete;
+  PartitionedParameters& operator=(const PartitionedParameters&) = delete;
+
+  void begin_forward();
+  // Without a backward to follow (evaluation), every non-persistent bucket is released.
+  void end_forward(bool backward_follows);
+  void begin_backward();
+  void end_backward();
+
+  // Parameter i is about to be read: gathers whatever part of it is not here.
+  void use(int64_t parameter);
+  // Every parameter whole (checkpoints, loading weights), until release_all().
+  void gather_all();
+  void release_all();
+  // New shard values from the fp32 partitions; gathered parameters are refreshed.
+  void set_shards(const std::vector<torch::Tensor>& masters);
+
+  // Bytes of parameter data this rank holds now: the gathered parameters' storages, plus the
+  // shards unless they are the fp32 masters themselves (an fp32 model keeps one copy); and
+  // the most it held since the last set_shards() (the last step).
+  int64_t held_bytes() const { return gathered_bytes_ + shard_bytes(); }
+  int64_t peak_held_bytes() const { return peak_gathered_bytes_ + shard_bytes(); }
+  bool shards_are_masters() const { return shards_are_masters_; }
+  // Bucket gathers so far (prefetches included), and buckets gathered now.
+  int64_t gathers() const { return gathers_; }
+  int64_t live_buckets() const;
+  bool is_persistent_bucket(int64_t bucket) const { return persistent_bucket_[bucket]; }
+
+ private:
+  struct Pending {
+    torch::Tensor buffer;
+    compat::WorkPtr work;
+  };
+  void start_gather(int64_t bucket);
+  void finish_gather(int64_t bucket);
+  void release(int64_t bucket);
+  void finish_all_pending();
+  torch::Tensor shard_of(int64_t bucket) const;
+  std::vector<bool> live_or_pending() const;
+  int64_t shard_bytes() const;
+
+  std::vector<torch::Tensor> parameters_;
+  BucketPlan plan_;
+  std::shared_ptr<comm::ProcessGroup> group_;
+  Options options_;
+  torch::ScalarType gather_dtype_;
+  std::vector<torch::Tensor> shards_;           // per group, model dtype, partition_size(g)
+  bool shards_are_masters_ = false;
+  std::vector<bool> persistent_bucket_;
+  std::vector<bool> live_;                      // per bucket: delivered into its parameters
+  std::vector<std::optional<Pending>> pending_; // per bucket: gather in flight
+  std::vector<int64_t> delivered_;              // per parameter: live buckets holding part of it
+  FetchSchedule schedule_;
+  std::unique_ptr<ParameterUseObserver> observer_;
+  int64_t gathers_ = 0;
+  int64_t gathered_bytes_ = 0;
+  int64_t peak_gathered_bytes_ = 0;
+};
+
+}  // namespace deepspeed
