@@ -54,7 +54,7 @@ def ours(args, gpus, stage, port, log_dir):
         "bf16": {"enabled": True},
         "optimizer": {"type": "AdamW", "params": {"lr": 3e-4, "betas": [0.9, 0.95], "eps": 1e-8,
                                                   "weight_decay": 0.1}},
-        "zero_optimization": {"stage": stage},
+        "zero_optimization": dict({"stage": stage}, **(json.loads(args.zero_json) if stage == 3 else {})),
         "timers": {"throughput": {"enabled": True, "synchronized": False}},
     }
     fd, path = tempfile.mkstemp(suffix=".json", prefix=f"gpt_stage{stage}_")
@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--model", default="124M")
     ap.add_argument("--gpus", default="1", help="comma-separated GPU counts")
     ap.add_argument("--stages", default="0", help="comma-separated ZeRO stages of ours")
+    ap.add_argument("--zero_json", default="{}", help="more zero_optimization keys for stage 3 runs (JSON object)")
     ap.add_argument("--peers", default="ddp", help="comma-separated: ddp, fsdp2")
     ap.add_argument("--micro_batch", type=int, default=16)
     ap.add_argument("--peer_gpus", default="", help="GPU counts at which to run the peers (default: all)")

@@ -98,7 +98,10 @@ void OpRecorder::begin_op(const at::RecordFunction& fn) {
       if (v.isTensor()) {
         add_identity(record.tensors, v.toTensor());
       } else if (v.isTensorList()) {  // e.g. the weights of aten::lstm
-        for (const at::Tensor& t : v.toTensorList()) add_identity(record.tensors, t);
+        for (const auto& element : v.toTensorList()) {
+          const at::Tensor t = element;
+          add_identity(record.tensors, t);
+        }
       }
     }
     records_.push_back(std::move(record));

@@ -47,7 +47,10 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
       if (v.isTensor()) {
         look_at(v.toTensor(), hits);
       } else if (v.isTensorList()) {
-        for (const at::Tensor& t : v.toTensorList()) look_at(t, hits);
+        for (const auto& element : v.toTensorList()) {
+          const at::Tensor t = element;
+          look_at(t, hits);
+        }
       } else if (v.isList()) {
         for (const auto& e : v.toListRef()) {
           if (e.isTensor()) look_at(e.toTensor(), hits);

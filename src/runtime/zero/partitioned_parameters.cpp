@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <c10/core/DeviceGuard.h>
 #include <c10/core/StorageImpl.h>
 
 #include <deepspeed/errors.h>
@@ -27,6 +28,8 @@ int64_t allocate_storage(const torch::Tensor& p) {
   auto* s = p.storage().unsafeGetStorageImpl();
   if (s->nbytes() > 0) return 0;
   const size_t bytes = static_cast<size_t>(p.numel()) * p.element_size();
+  // The CUDA allocator allocates on the current device, which need not be the parameter's.
+  const c10::DeviceGuard on_device(p.device());
   s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
   s->set_nbytes(bytes);
   return static_cast<int64_t>(bytes);
@@ -69,8 +72,9 @@ PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> paramete
   schedule_ = FetchSchedule(sizes, persistent_bucket_, options.limits);
 
   // The shards, from this rank's masters.
-  shards_are_masters_ = options_.dtype == torch::kFloat32 && !masters.empty() &&
-                        masters.front().device() == options_.shard_device;
+  // Where the masters already live on the shards' device, they are the shards: a gather
+  // casts them into its buffer (as FSDP2 does), and no model-dtype copy is kept.
+  shards_are_masters_ = !masters.empty() && masters.front().device() == options_.shard_device;
   for (const auto& m : masters) {
     if (shards_are_masters_) {
       shards_.push_back(m);

@@ -2,9 +2,11 @@
 // dtype), and a parameter's full tensor exists only while something needs it.
 //
 // The shards follow the gradient buckets' layout (comm/bucket_plan.h): rank r owns slice r
-// of every bucket, exactly the fp32 partition ZeroOptimizer steps, so an updated master turns
-// into the new shard with one cast and no communication. A bucket is also the unit of
-// gathering: its shards are all-gathered into one buffer and copied into its parameters.
+// of every bucket, exactly the fp32 partition ZeroOptimizer steps, so the fp32 masters are
+// the shards (cast to the model's dtype as they enter a gather's buffer); only where the
+// parameters are offloaded and the masters are not does a model-dtype copy live there. A
+// bucket is also the unit of gathering: its shards are all-gathered into one buffer and
+// copied into its parameters.
 //
 // A released parameter keeps its tensor (shape, dtype, autograd identity, the views autograd
 // saved of it) but its storage holds no memory; gathering allocates the storage again and
@@ -62,7 +64,7 @@ class PartitionedParameters {
   void set_shards(const std::vector<torch::Tensor>& masters);
 
   // Bytes of parameter data this rank holds now: the gathered parameters' storages, plus the
-  // shards unless they are the fp32 masters themselves (an fp32 model keeps one copy); and
+  // shards unless they are the fp32 masters themselves; and
   // the most it held since the last set_shards() (the last step).
   int64_t held_bytes() const { return gathered_bytes_ + shard_bytes(); }
   int64_t peak_held_bytes() const { return peak_gathered_bytes_ + shard_bytes(); }
@@ -90,7 +92,7 @@ class PartitionedParameters {
   std::shared_ptr<comm::ProcessGroup> group_;
   Options options_;
   torch::ScalarType gather_dtype_;
-  std::vector<torch::Tensor> shards_;           // per group, model dtype, partition_size(g)
+  std::vector<torch::Tensor> shards_;           // per group, partition_size(g): the masters, or a copy
   bool shards_are_masters_ = false;
   std::vector<bool> persistent_bucket_;
   std::vector<bool> live_;                      // per bucket: delivered into its parameters
