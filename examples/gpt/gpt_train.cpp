@@ -143,14 +143,15 @@ int main(int argc, char** argv) {
                                {"mfu", mfu},
                                {"peak_memory_gib", peak_bytes.item<double>() / (1024.0 * 1024.0 * 1024.0)},
                                {"final_loss", loss.item<double>()}};
-      // What the engine holds on rank 0 (GiB): parameters at their peak within the last step.
+      // What the engine holds on rank 0, in bytes (parameters at their peak during the last
+      // forward and backward).
       const auto m = engine->memory_report();
-      constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-      result["engine_memory_gib"] = {{"parameters_peak", m.parameters_peak / kGiB},
-                                     {"gradients", m.gradients / kGiB},
-                                     {"master_weights", m.master_weights / kGiB},
-                                     {"optimizer_states", m.optimizer_states / kGiB},
-                                     {"communication_buffers", m.communication_buffers / kGiB}};
+      result["engine_memory_bytes"] = {{"parameters", m.parameters},
+                                       {"parameters_peak", m.parameters_peak},
+                                       {"gradients", m.gradients},
+                                       {"master_weights", m.master_weights},
+                                       {"optimizer_states", m.optimizer_states},
+                                       {"communication_buffers", m.communication_buffers}};
       std::printf("%s\n", result.dump().c_str());
       std::fflush(stdout);
     }

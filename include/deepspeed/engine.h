@@ -51,8 +51,8 @@ class WallClockBreakdown;
 // their gradients and the optimizer state are this rank's partitions only.
 struct MemoryReport {
   int64_t parameters = 0;             // the module's trainable parameters (model dtype) held now
-  // The most `parameters` reached since the previous report (ZeRO-3 gathers and releases
-  // them during forward and backward; otherwise the same as parameters).
+  // The most `parameters` reached during the last forward and backward (ZeRO-3 gathers and
+  // releases them as operations need them; otherwise the same as parameters).
   int64_t parameters_peak = 0;
   int64_t gradients = 0;              // .grad of the parameters now held, plus fp32 master gradients
   int64_t master_weights = 0;         // fp32 masters (fp16/bf16, or ZeRO's partitions)

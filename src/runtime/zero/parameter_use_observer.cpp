@@ -65,7 +65,18 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
   tl_in_sink = true;
   try {
     at::DisableRecordFunctionGuard off;
-    for (const auto& h : hits) h.observer->report(h.parameter);
+    // One report per observer, with every parameter of its that this operation reads.
+    std::vector<int64_t> parameters;
+    for (size_t i = 0; i < hits.size(); ++i) {
+      if (hits[i].observer == nullptr) continue;
+      parameters.clear();
+      for (size_t j = i; j < hits.size(); ++j) {
+        if (hits[j].observer != hits[i].observer) continue;
+        parameters.push_back(hits[j].parameter);
+        if (j != i) hits[j].observer = nullptr;
+      }
+      hits[i].observer->report(parameters);
+    }
   } catch (const std::exception& e) {
     // RecordFunction swallows what a callback throws, and the operation would then read an
     // empty parameter: nothing sensible can continue.

@@ -6,7 +6,8 @@
 // thread's callbacks to the threads that run backward). An input whose storage belongs to a
 // managed parameter -- the parameter itself, or a view of it such as the weight.t() that
 // linear saves for backward -- is reported to the sink, which gathers the parameter before
-// the operation reads it. A user's ordinary module works unchanged, as long as its
+// the operation reads it. All the parameters one operation reads are reported together, so
+// that gathering one of them cannot release another. A user's ordinary module works unchanged, as long as its
 // parameters are read through ATen operations (not through data_ptr() in user code).
 //
 // The sink runs with the callback switched off on this thread, so the operations it runs
@@ -23,7 +24,7 @@ namespace deepspeed {
 
 class ParameterUseObserver {
  public:
-  using Sink = std::function<void(int64_t parameter)>;
+  using Sink = std::function<void(const std::vector<int64_t>& parameters)>;
 
   // Watches `parameters` (by their storages) on the calling thread, from now until destroyed.
   ParameterUseObserver(const std::vector<torch::Tensor>& parameters, Sink sink);
@@ -32,7 +33,7 @@ class ParameterUseObserver {
   ParameterUseObserver& operator=(const ParameterUseObserver&) = delete;
 
   // Called by the callback (public for it only).
-  void report(int64_t parameter) { sink_(parameter); }
+  void report(const std::vector<int64_t>& parameters) { sink_(parameters); }
 
  private:
   std::vector<const void*> storages_;

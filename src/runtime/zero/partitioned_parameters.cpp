@@ -100,7 +100,8 @@ PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> paramete
     }
   }
   peak_gathered_bytes_ = gathered_bytes_;
-  observer_ = std::make_unique<ParameterUseObserver>(parameters_, [this](int64_t p) { use(p); });
+  observer_ = std::make_unique<ParameterUseObserver>(parameters_,
+                                                     [this](const std::vector<int64_t>& p) { use(p); });
 }
 
 PartitionedParameters::~PartitionedParameters() = default;
@@ -161,9 +162,14 @@ void PartitionedParameters::finish_all_pending() {
   for (size_t b = 0; b < pending_.size(); ++b) finish_gather(static_cast<int64_t>(b));
 }
 
-void PartitionedParameters::use(int64_t parameter) {
+void PartitionedParameters::use(const std::vector<int64_t>& parameters) {
   torch::NoGradGuard no_grad;
-  const auto& buckets = plan_.buckets_of[parameter];
+  std::vector<int64_t> buckets;
+  for (int64_t p : parameters) {
+    for (int64_t b : plan_.buckets_of[p]) {
+      if (std::find(buckets.begin(), buckets.end(), b) == buckets.end()) buckets.push_back(b);
+    }
+  }
   bool first_touch = false;
   for (int64_t b : buckets) first_touch = schedule_.touch(b) || first_touch;
   int64_t incoming = 0;
@@ -190,7 +196,10 @@ void PartitionedParameters::use(int64_t parameter) {
   for (int64_t b : buckets) finish_gather(b);
 }
 
-void PartitionedParameters::begin_forward() { schedule_.begin(FetchSchedule::Phase::Forward); }
+void PartitionedParameters::begin_forward() {
+  schedule_.begin(FetchSchedule::Phase::Forward);
+  peak_gathered_bytes_ = gathered_bytes_;
+}
 
 void PartitionedParameters::end_forward(bool backward_follows) {
   if (!backward_follows) release_all();
@@ -234,7 +243,6 @@ void PartitionedParameters::set_shards(const std::vector<torch::Tensor>& masters
   if (!shards_are_masters_) {
     for (size_t g = 0; g < shards_.size(); ++g) shards_[g].copy_(masters[g]);
   }
-  peak_gathered_bytes_ = gathered_bytes_;
   for (size_t i = 0; i < regather.size(); ++i) {
     start_gather(regather[i]);
     if (i >= 2) finish_gather(regather[i - 2]);

@@ -55,8 +55,9 @@ class PartitionedParameters {
   void begin_backward();
   void end_backward();
 
-  // Parameter i is about to be read: gathers whatever part of it is not here.
-  void use(int64_t parameter);
+  // One operation is about to read these parameters: gathers whatever part of them is not
+  // here, releasing (per the schedule) only buckets none of them needs.
+  void use(const std::vector<int64_t>& parameters);
   // Every parameter whole (checkpoints, loading weights), until release_all().
   void gather_all();
   void release_all();
@@ -64,8 +65,8 @@ class PartitionedParameters {
   void set_shards(const std::vector<torch::Tensor>& masters);
 
   // Bytes of parameter data this rank holds now: the gathered parameters' storages, plus the
-  // shards unless they are the fp32 masters themselves; and
-  // the most it held since the last set_shards() (the last step).
+  // shards unless they are the fp32 masters themselves; and the most it held since the
+  // last begin_forward() (during the last forward and backward).
   int64_t held_bytes() const { return gathered_bytes_ + shard_bytes(); }
   int64_t peak_held_bytes() const { return peak_gathered_bytes_ + shard_bytes(); }
   bool shards_are_masters() const { return shards_are_masters_; }

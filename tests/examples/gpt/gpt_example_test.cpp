@@ -1,11 +1,13 @@
 // build/bin/gpt_train end to end on the CPU with the "tiny" size: it learns (the loss falls
 // on a token file with a repeating pattern), its result line is complete, 1 and 2 ranks with
-// the same global batch follow the same loss curve at ZeRO stages 0 and 2, and a bad token
-// file or size gets a clear error.
+// the same global batch follow the same loss curve at ZeRO stages 0, 2 and 3, ZeRO-3 holds
+// 1/N of the parameters and honours its live budget, and a bad token file or size gets a
+// clear error.
 #include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,11 +25,11 @@ namespace {
 
 const std::string kTrain = DS_BINARY_DIR "/bin/gpt_train";
 
-std::string config(int global_batch, int stage) {
+std::string config(int global_batch, int stage, const std::string& zero_extra = "") {
   return R"({"train_batch_size": )" + std::to_string(global_batch) +
          R"(, "steps_per_print": 1000, "gradient_clipping": 1.0,
       "optimizer": {"type": "AdamW", "params": {"lr": 0.003, "betas": [0.9, 0.95], "weight_decay": 0.1}},
-      "zero_optimization": {"stage": )" + std::to_string(stage) + "}}";
+      "zero_optimization": {"stage": )" + std::to_string(stage) + zero_extra + "}}";
 }
 
 // Tokens 0..31 repeating: the next token is always predictable, so the loss must fall far
@@ -46,10 +48,14 @@ std::vector<double> losses(const std::string& out) {
   return v;
 }
 
+// The last line that is a JSON object holding "implementation" (gpt_train's result).
 nlohmann::json result_line(const std::string& out) {
-  const auto at = out.rfind("{\"");
-  if (at == std::string::npos) return {};
-  return nlohmann::json::parse(out.substr(at, out.find('\n', at) - at));
+  nlohmann::json found;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("{", 0) == 0 && line.find("\"implementation\"") != std::string::npos) found = nlohmann::json::parse(line);
+  }
+  return found;
 }
 
 std::vector<RankResult> train(int ranks, const std::string& config_path, std::vector<std::string> extra) {
@@ -86,9 +92,14 @@ TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
   TempDir dir;
   write_pattern_tokens(dir.file("tokens.bin"), 4096);
   std::vector<std::vector<double>> curves;
-  for (const auto& [ranks, stage] : std::vector<std::pair<int, int>>{{1, 0}, {2, 0}, {2, 2}}) {
+  for (const auto& [ranks, stage] : std::vector<std::pair<int, int>>{{1, 0}, {2, 0}, {2, 2}, {2, 3}}) {
     const auto cfg = dir.file("ds" + std::to_string(ranks) + std::to_string(stage) + ".json");
-    write_file(cfg, config(8, stage));
+    // Stage 3 with small buckets, nothing persistent and a small live budget: parameters
+    // come and go within every forward and backward.
+    write_file(cfg, config(8, stage,
+                           stage == 3 ? R"(, "stage3_param_persistence_threshold": 0, "stage3_prefetch_bucket_size": 5000,
+                                           "stage3_max_live_parameters": 20000)"
+                                      : ""));
     // Random tokens depend on the rank, so the curves are compared on the token file, whose
     // windows also depend on the rank: only the first step (same weights, loss of the first
     // batch) must agree; the later ones must fall alike.
@@ -97,11 +108,53 @@ TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
     curves.push_back(losses(r[0].output));
     ASSERT_EQ(curves.back().size(), 6u) << r[0].output;
   }
-  // Stage 0 and stage 2 on the same two ranks see the same data: the same curve.
-  for (size_t i = 0; i < curves[1].size(); ++i) EXPECT_NEAR(curves[1][i], curves[2][i], 2e-3) << "step " << 2 * (i + 1);
+  // Stages 0, 2 and 3 on the same two ranks see the same data: the same curve.
+  for (size_t i = 0; i < curves[1].size(); ++i) {
+    EXPECT_NEAR(curves[1][i], curves[2][i], 2e-3) << "stage 2, step " << 2 * (i + 1);
+    EXPECT_NEAR(curves[1][i], curves[3][i], 2e-3) << "stage 3, step " << 2 * (i + 1);
+  }
   // One rank against two: different windows, but the same learning.
   EXPECT_LT(curves[0].back(), curves[0].front());
   EXPECT_LT(curves[1].back(), curves[1].front());
+}
+
+// ZeRO-3 on a 6-layer model, every parameter partitioned: each rank's masters (which are
+// its parameter shards) are 1/N of the model, the whole model is gathered during forward
+// and backward under the default limits, and a small stage3_max_live_parameters keeps the
+// peak of gathered parameters far below it without changing the losses.
+TEST(GptExample, ZeroStage3PartitionsTheParametersAndHonoursTheLiveBudget) {
+  TempDir dir;
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  struct Run {
+    nlohmann::json memory;
+    std::vector<double> losses;
+  };
+  auto run = [&](int ranks, const std::string& extra) {
+    const auto cfg = dir.file("ds3_" + std::to_string(ranks) + std::to_string(extra.size()) + ".json");
+    write_file(cfg, config(8, 3, R"(, "stage3_param_persistence_threshold": 0, "stage3_prefetch_bucket_size": 20000)" + extra));
+    auto r = train(ranks, cfg,
+                   {"--steps", "4", "--warmup_steps", "1", "--n_layer", "6", "--data", dir.file("tokens.bin")});
+    for (const auto& rank : r) EXPECT_EQ(rank.exit_code, 0) << rank.output;
+    const auto result = result_line(r[0].output);
+    EXPECT_TRUE(result.is_object()) << r[0].output;
+    return Run{result.is_object() ? result["engine_memory_bytes"] : nlohmann::json(), losses(r[0].output)};
+  };
+  const auto one = run(1, "");
+  const auto two = run(2, "");
+  const auto budget = run(2, R"(, "stage3_max_live_parameters": 45000, "stage3_max_reuse_distance": 0)");
+  ASSERT_FALSE(HasFailure());
+  const int64_t model_bytes = one.memory["parameters_peak"];
+  const int64_t masters_one = one.memory["master_weights"];
+  const int64_t masters_two = two.memory["master_weights"];
+  EXPECT_EQ(masters_one, model_bytes) << "fp32: masters and parameters are the same size on one rank";
+  EXPECT_NEAR(static_cast<double>(masters_two), masters_one / 2.0, 4.0 * 2) << "each of 2 ranks holds half";
+  EXPECT_EQ(two.memory["parameters"], 0) << "nothing stays gathered after backward";
+  EXPECT_EQ(two.memory["parameters_peak"], model_bytes) << "default limits: the whole model during forward";
+  const int64_t limited = budget.memory["parameters_peak"];
+  EXPECT_LT(limited, model_bytes / 2) << "stage3_max_live_parameters 45000 (of " << model_bytes / 4 << ")";
+  EXPECT_GT(limited, 0);
+  ASSERT_EQ(two.losses.size(), budget.losses.size());
+  for (size_t i = 0; i < two.losses.size(); ++i) EXPECT_EQ(two.losses[i], budget.losses[i]) << "step " << 2 * (i + 1);
 }
 
 TEST(GptExample, BadTokenFileAndUnknownSizeAreClearErrors) {
