@@ -187,6 +187,12 @@ class Engine {
   LoadCheckpointResult load_checkpoint(const std::string& load_dir, std::optional<std::string> tag = std::nullopt,
                                        bool load_module_strict = true, bool load_optimizer_states = true,
                                        bool load_lr_scheduler_states = true, bool load_module_only = false);
+  // DeepSpeed's save_16bit_model: the module's state dict in the model's dtype, whole,
+  // written by rank 0 to save_dir/save_filename (atomically; torch.load reads it). Under
+  // ZeRO-3 the parameters are gathered first, and only when
+  // zero_optimization.stage3_gather_16bit_weights_on_model_save is on; otherwise nothing is
+  // written and it returns false, with DeepSpeed's warning. Every rank must call it.
+  bool save_16bit_model(const std::string& save_dir, const std::string& save_filename = "pytorch_model.bin");
   // Where checkpoint files go (default: local files, written atomically).
   void set_checkpoint_storage(std::shared_ptr<CheckpointStorage> storage) { checkpoint_storage_ = std::move(storage); }
 

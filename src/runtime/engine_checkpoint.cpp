@@ -9,6 +9,7 @@
 #include <deepspeed/errors.h>
 #include <deepspeed/version.h>
 
+#include "checkpoint/atomic_file.h"
 #include "checkpoint/checkpoint_reader.h"
 #include "checkpoint/checkpoint_writer.h"
 #include "checkpoint/data_position.h"
@@ -183,6 +184,27 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   write_checkpoint(*group_, checkpoint_storage_ ? *checkpoint_storage_ : default_storage, save_dir, header, make_files,
                    save_latest);
   logger.info(fmt::format("[Torch] Checkpoint {} is ready now!", tag));
+  return true;
+}
+
+bool Engine::save_16bit_model(const std::string& save_dir, const std::string& save_filename) {
+  const Logger logger(group_->rank(), level_of(config_));
+  const auto path = std::filesystem::path(save_dir) / save_filename;
+  const bool stage3 = dynamic_cast<const ZeroOptimizer*>(wrapper_.get()) &&
+                      dynamic_cast<const ZeroOptimizer&>(*wrapper_).partitioned_parameters();
+  if (stage3 && !config_.zero_optimization.stage3_gather_16bit_weights_on_model_save) {
+    logger.warning("Did not save the model " + path.string() +
+                   " because stage3_gather_16bit_weights_on_model_save is False");
+    return false;
+  }
+  const auto whole = gathered_parameters();
+  // A failure on rank 0 becomes an error on every rank (none waits forever).
+  run_phase(*group_, "writing " + path.string(), [&] {
+    if (group_->rank() != 0) return;
+    logger.info("Saving model weights to " + path.string());
+    std::filesystem::create_directories(save_dir);
+    write_file_atomically(path, to_pickle_bytes(module_state_dict(*module_)));
+  });
   return true;
 }
 

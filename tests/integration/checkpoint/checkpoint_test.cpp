@@ -520,6 +520,34 @@ void check_fp32_reassembly(int stage) {
 }
 
 TEST(DsToFp32, ReassemblesZeroMastersFromEveryShard) { check_fp32_reassembly(2); }
+
+// save_16bit_model under ZeRO-3 on 2 ranks: with stage3_gather_16bit_weights_on_model_save
+// rank 0 writes the whole bf16 state dict (the gathered parameters); without it, nothing and
+// DeepSpeed's warning.
+TEST(Save16BitModel, ZeroStage3GathersOnlyWhenConfigured) {
+  TempDir dir;
+  const std::string zero = R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": 3, "reduce_bucket_size": 50,
+      "stage3_param_persistence_threshold": 0, "stage3_gather_16bit_weights_on_model_save": )";
+  auto on = run(2, config(4, 1, zero + "true}"), dir,
+                {"--steps", "3", "--save_16bit", dir.file("on"), "--out", dir.file("out.pt")});
+  EXPECT_NE(on.ranks[0].output.find("save_16bit_model true"), std::string::npos) << on.output();
+  std::ifstream in(dir.file("on/pytorch_model.bin"), std::ios::binary);
+  ASSERT_TRUE(in) << "no on/pytorch_model.bin";
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+  auto dict = torch::pickle_load(bytes).toGenericDict();
+  const auto saved = load_tensors(dir.file("out.pt"));  // the module's parameters first
+  const std::vector<std::string> names = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto t = dict.at(names[i]).toTensor();
+    EXPECT_EQ(t.scalar_type(), torch::kBFloat16) << names[i];
+    EXPECT_TRUE(torch::equal(t, saved[i])) << names[i];
+  }
+  auto off = run(2, config(4, 1, zero + "false}"), dir, {"--steps", "1", "--save_16bit", dir.file("off")});
+  EXPECT_NE(off.ranks[0].output.find("save_16bit_model false"), std::string::npos) << off.output();
+  EXPECT_NE(off.ranks[0].output.find("because stage3_gather_16bit_weights_on_model_save is False"), std::string::npos)
+      << off.output();
+  EXPECT_FALSE(std::filesystem::exists(dir.file("off/pytorch_model.bin")));
+}
 // ZeRO-3's model states hold empty tensors for partitioned parameters; shapes come from
 // param_shapes.
 TEST(DsToFp32, ReassemblesZeroStage3MastersFromEveryShard) { check_fp32_reassembly(3); }

@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
   app.add_flag("--load", load, "load the latest checkpoint of --save_dir first");
   app.add_flag("--rank_in_tag", rank_in_tag, "use a tag that differs across ranks");
   app.add_option("--out", out);
+  std::string save_16bit_dir;
+  app.add_option("--save_16bit", save_16bit_dir, "call save_16bit_model(DIR) at the end");
   std::string pid_dir;
   int64_t step_delay_ms = 0, fsize_limit = 0, fsize_limit_at_step = -1;
   app.add_option("--pid_dir", pid_dir, "write <dir>/rank<R>.pid at start");
@@ -182,6 +184,10 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
     std::printf("final_lr %a\n", engine->get_lr().at(0));
+    if (!save_16bit_dir.empty()) {
+      const bool saved = engine->save_16bit_model(save_16bit_dir);
+      std::printf("save_16bit_model %s\n", saved ? "true" : "false");
+    }
     // ZeRO-3: the weights whole on every rank (a collective), so that rank 0 can read them.
     const auto whole = engine->gathered_parameters();
     if (!out.empty() && rank == 0) {
