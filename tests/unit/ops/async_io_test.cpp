@@ -59,7 +59,7 @@ class AsyncIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!async_io_built()) {
-      GTEST_SKIP() << "the async_io op is not in this build: " << io_uring_unavailable_reason();
+      GTEST_SKIP() << io_uring_unavailable_reason();  // "this build has no async_io op (why)"
     }
     std::string pattern = (fs::temp_directory_path() / "ds_async_io_XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
