@@ -12,9 +12,7 @@
 # .cpp or .cu), and its build dependencies were found here; a requested op that cannot be
 # built is skipped with a warning naming the reason, as DeepSpeed skips incompatible ops.
 
-include(CheckIncludeFileCXX)
-
-# name | build variable | source folder under ops/ | needs: none, cuda, aio
+# name | build variable | source folder under ops/ | needs: none, cuda, aio (liburing), ...
 set(DS_OPS_TABLE
   "async_io|DS_BUILD_AIO|io/async_io|aio"
   "gds|DS_BUILD_GDS|io/gds|cufile"
@@ -42,9 +40,12 @@ set(DS_OPS_TABLE
   "dc|DS_BUILD_DEEP_COMPILE|cuda/dc|torch_compile")
 
 # What this machine offers for building (not for running: ds_report checks that).
-check_include_file_cxx(libaio.h DS_HAVE_LIBAIO_HEADER)
-check_include_file_cxx(liburing.h DS_HAVE_LIBURING_HEADER)
-if(DS_HAVE_LIBAIO_HEADER OR DS_HAVE_LIBURING_HEADER)
+# async_io is written on liburing (Debian: liburing-dev); libaio is not used. find_path and
+# find_library search again on the next configure while they have found nothing, so that
+# installing liburing-dev later is seen without clearing the cache.
+find_path(DS_LIBURING_INCLUDE_DIR liburing.h)
+find_library(DS_LIBURING_LIBRARY uring)
+if(DS_LIBURING_INCLUDE_DIR AND DS_LIBURING_LIBRARY)
   set(DS_HAVE_AIO ON)
 else()
   set(DS_HAVE_AIO OFF)
@@ -88,7 +89,7 @@ foreach(_row ${DS_OPS_TABLE})
   # Why this op cannot be built here ("" when it can).
   set(_reason "")
   if(_needs STREQUAL "aio" AND NOT DS_HAVE_AIO)
-    set(_reason "no libaio or liburing headers (install libaio-dev or liburing-dev and reconfigure)")
+    set(_reason "no liburing (liburing.h and liburing.so; install liburing-dev and reconfigure)")
   elseif(_needs STREQUAL "cuda" AND NOT DS_HAVE_CUDA)
     set(_reason "this build has no CUDA (the LibTorch found is CPU-only)")
   elseif(_needs STREQUAL "cufile" AND (NOT DS_HAVE_CUDA OR NOT DS_CUFILE_INCLUDE_DIR))

@@ -192,6 +192,17 @@ struct CommsLoggerConfig {
   std::vector<std::string> prof_ops;
 };
 
+// "aio": the async_io op's settings (deepspeed/ops/async_io.h), used when ZeRO-3 swaps to
+// NVMe. "thread_count", the name in DeepSpeed's documentation, is read as intra_op_parallelism.
+struct AioConfig {
+  int64_t block_size = 1048576;                // bytes per I/O request a transfer is split into
+  int64_t queue_depth = 8;                     // requests in flight per thread
+  int64_t intra_op_parallelism = 1;            // threads a transfer is split across
+  bool single_submit = false;                  // submit requests one by one instead of in batches
+  bool overlap_events = true;                  // refill the queue as requests complete
+  bool use_gds = false;                        // GPUDirect Storage: not available in deepspeed-cpp
+};
+
 struct DeepSpeedConfig {
   // Batch sizes, resolved (spec §1.3): train_batch_size == micro * gas * world_size.
   int64_t train_batch_size = 0;
@@ -242,6 +253,7 @@ struct DeepSpeedConfig {
   FlopsProfilerConfig flops_profiler;
   CommsLoggerConfig comms_logger;
   CheckpointConfig checkpoint;
+  AioConfig aio;
 
   nlohmann::json raw;                          // the config as read (comments stripped)
   std::vector<std::string> warnings;           // deprecations, unknown top-level keys

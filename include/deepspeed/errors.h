@@ -43,6 +43,13 @@ class CommError : public Error {
   using Error::Error;
 };
 
+// Asynchronous file I/O (the async_io op, deepspeed/async_io.h): a file that cannot be opened,
+// a short read or write, an I/O error; each names the file, the offset and the system's error.
+class AioError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Misuse of the engine API (backward without an optimizer, a non-scalar loss, ...).
 class EngineError : public Error {
  public:

@@ -60,7 +60,7 @@ json to_json(const MonitorConfig& c) {
 
 // Sections deepspeed-cpp does not model are printed as written.
 constexpr const char* kPassedThrough[] = {
-    "torch_autocast", "activation_checkpointing", "aio", "pipeline", "elasticity",
+    "torch_autocast", "activation_checkpointing", "pipeline", "elasticity",
     "progressive_layer_drop", "sparse_attention", "hybrid_engine", "compile", "tensor_parallel",
     "expert_parallel", "autotuning", "compression_training", "quantize_training", "data_efficiency",
     "curriculum_learning", "nebula", "datastates", "weight_quantization", "graph_harvesting",
@@ -163,6 +163,12 @@ nlohmann::json DeepSpeedConfig::to_json() const {
                      {"parallel_write", {{"pipeline_stage", checkpoint.parallel_write_pipeline_stage}}},
                      {"checkpoint_serialization", checkpoint.checkpoint_serialization},
                      {"writer", checkpoint.writer}};
+  j["aio"] = {{"block_size", aio.block_size},
+              {"queue_depth", aio.queue_depth},
+              {"intra_op_parallelism", aio.intra_op_parallelism},
+              {"single_submit", aio.single_submit},
+              {"overlap_events", aio.overlap_events},
+              {"use_gds", aio.use_gds}};
   j["dataloader_drop_last"] = dataloader_drop_last;
   j["vocabulary_size"] = vocabulary_size ? json(*vocabulary_size) : json(nullptr);
 

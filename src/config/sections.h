@@ -44,4 +44,7 @@ ThroughputTimerConfig read_timers(const nlohmann::json& value);
 // sections_checkpoint.cpp
 CheckpointConfig read_checkpoint(const nlohmann::json& value);
 
+// sections_aio.cpp
+AioConfig read_aio(const nlohmann::json& value, WarningLog& warnings);
+
 }  // namespace deepspeed::config_detail

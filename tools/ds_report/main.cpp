@@ -4,8 +4,12 @@
 #include <iostream>
 
 #include "deepspeed/errors.h"
+#include "deepspeed/ops_config.h"
 #include "deepspeed/version.h"
 #include "environment_report.h"
+#if DEEPSPEED_OP_ASYNC_IO_BUILT
+#include "io/async_io/io_queue.h"
+#endif
 #include "op_report.h"
 #include "report_format.h"
 
@@ -32,7 +36,11 @@ int main(int argc, char** argv) {
                 << dr::kSeparator << "\n"
                 << dr::op_line("op name", "installed", 9, "compatible") << "\n"
                 << dr::kSeparator << "\n";
-      const auto ops = dr::op_statuses({DEEPSPEED_HAVE_CUDA_BUILD != 0, env.gpu_count});
+      dr::MachineFacts facts{DEEPSPEED_HAVE_CUDA_BUILD != 0, env.gpu_count, ""};
+#if DEEPSPEED_OP_ASYNC_IO_BUILT
+      facts.aio_runtime_problem = deepspeed::ops::aio::io_uring_unavailable_reason();
+#endif
+      const auto ops = dr::op_statuses(facts);
       for (const auto& op : ops) {
         if (!hide_warnings && !op.reason.empty())
           std::cout << " " << style.warning() << "  " << op.name << ": " << op.reason << "\n";

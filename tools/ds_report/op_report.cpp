@@ -22,6 +22,8 @@ std::vector<OpStatus> op_statuses(const MachineFacts& facts) {
       s.reason = "this build has no CUDA";
     } else if ((needs == "cuda" || needs == "cutlass" || needs == "cufile") && facts.gpu_count == 0) {
       s.reason = "no GPU found on this machine";
+    } else if (needs == "aio" && op.built && !facts.aio_runtime_problem.empty()) {
+      s.reason = facts.aio_runtime_problem + " (AioHandle falls back to threads doing pread/pwrite)";
     }
     s.compatible = s.reason.empty();
     if (s.compatible && op.requested && !op.has_sources) {

@@ -11,6 +11,9 @@ namespace deepspeed::report {
 struct MachineFacts {
   bool cuda_build = false;  // this build was compiled with CUDA
   int gpu_count = 0;        // GPUs visible on this machine
+  // Why io_uring cannot be used here (the async_io op's run-time need); "" when it can, or
+  // when this build has no async_io op to try it with.
+  std::string aio_runtime_problem;
 };
 
 struct OpStatus {

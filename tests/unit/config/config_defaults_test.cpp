@@ -3,6 +3,8 @@
 
 #include <deepspeed/config.h>
 
+#include "test_helpers.h"
+
 namespace deepspeed {
 namespace {
 
@@ -138,7 +140,7 @@ TEST(ConfigDefaults, ToJsonHasEveryDefault) {
                           "prescale_gradients", "gradient_predivide_factor", "gradient_allreduce_op",
                           "communication_data_type", "steps_per_print", "wall_clock_breakdown", "timers",
                           "tensorboard", "csv_monitor", "wandb", "comet", "trackio", "flops_profiler", "comms_logger", "checkpoint",
-                          "data_types", "dataloader_drop_last", "zero_allow_untested_optimizer"}) {
+                          "data_types", "dataloader_drop_last", "zero_allow_untested_optimizer", "aio"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["steps_per_print"], 10);
@@ -148,6 +150,33 @@ TEST(ConfigDefaults, ToJsonHasEveryDefault) {
   EXPECT_EQ(j["fp16"]["initial_scale_power"], 16);
   EXPECT_EQ(j["checkpoint"]["tag_validation"], "WARN");
   EXPECT_EQ(j["timers"]["throughput"]["synchronized"], true);
+  EXPECT_EQ(j["aio"], nlohmann::json::parse(R"({"block_size": 1048576, "queue_depth": 8, "intra_op_parallelism": 1,
+      "single_submit": false, "overlap_events": true, "use_gds": false})"));
+}
+
+TEST(ConfigDefaults, AioHasDeepSpeedsDefaultsAndReadsEveryKey) {
+  const auto d = parse_config(R"({"train_batch_size": 8})", 1).aio;
+  EXPECT_EQ(d.block_size, 1048576);
+  EXPECT_EQ(d.queue_depth, 8);
+  EXPECT_EQ(d.intra_op_parallelism, 1);
+  EXPECT_FALSE(d.single_submit);
+  EXPECT_TRUE(d.overlap_events);
+  EXPECT_FALSE(d.use_gds);
+  const auto c = parse_config(R"({"train_batch_size": 8, "aio": {"block_size": 262144, "queue_depth": 32,
+      "intra_op_parallelism": 2, "single_submit": true, "overlap_events": false, "use_gds": false}})", 1);
+  EXPECT_EQ(c.aio.block_size, 262144);
+  EXPECT_EQ(c.aio.queue_depth, 32);
+  EXPECT_EQ(c.aio.intra_op_parallelism, 2);
+  EXPECT_TRUE(c.aio.single_submit);
+  EXPECT_FALSE(c.aio.overlap_events);
+  EXPECT_TRUE(c.warnings.empty()) << c.warnings.front();
+}
+
+TEST(ConfigDefaults, AioThreadCountIsReadAsIntraOpParallelism) {
+  // "thread_count" is the name in DeepSpeed's documentation (and in many published configs).
+  const auto c = parse_config(R"({"train_batch_size": 8, "aio": {"thread_count": 4}})", 1);
+  EXPECT_EQ(c.aio.intra_op_parallelism, 4);
+  EXPECT_TRUE(testing::has_warning(c, "aio.thread_count: read as \"intra_op_parallelism\"")) << c.warnings.front();
 }
 
 TEST(ConfigDefaults, ToJsonReadsBackToTheSameConfig) {

@@ -294,5 +294,16 @@ TEST(ConfigMisc, ManagedAccumulationWithOverlapComm) {
       with(R"("managed_gradient_accumulation": false, "zero_optimization": {"stage": 2, "overlap_comm": true})"), 1));
 }
 
+TEST(ConfigValues, AioSizesAndKeys) {
+  EXPECT_EQ(config_error(with(R"("aio": {"block_size": 0})")).path(), "aio.block_size");
+  EXPECT_EQ(config_error(with(R"("aio": {"queue_depth": -1})")).path(), "aio.queue_depth");
+  EXPECT_EQ(config_error(with(R"("aio": {"intra_op_parallelism": 0})")).path(), "aio.intra_op_parallelism");
+  EXPECT_EQ(config_error(with(R"("aio": {"single_submit": "no"})")).path(), "aio.single_submit");
+  EXPECT_EQ(config_error(with(R"("aio": {"queue_dept": 4})")).path(), "aio.queue_dept");
+  EXPECT_STREQ(config_error(with(R"("aio": {"thread_count": 2, "intra_op_parallelism": 2})")).what(),
+               "aio.thread_count: give either \"intra_op_parallelism\" or its documentation name \"thread_count\", "
+               "not both (at ds_config.json:1:33)");
+}
+
 }  // namespace
 }  // namespace deepspeed
