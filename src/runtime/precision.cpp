@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <deepspeed/async_io.h>
 #include <deepspeed/errors.h>
 
 namespace deepspeed {
@@ -75,10 +76,16 @@ void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& 
   }
   if (config.zero_optimization.offload_param_enabled()) {
     if (stage != 3) throw ConfigError("zero_optimization.offload_param", "parameter offload needs ZeRO stage 3");
-    const auto& device = config.zero_optimization.offload_param->device;
-    if (device != "cpu") {
+    const auto& offload = *config.zero_optimization.offload_param;
+    if (offload.device == "nvme") {  // (the config reader requires its nvme_path)
+      if (!ops::async_io_built()) {
+        throw ConfigError("zero_optimization.offload_param.device",
+                          "nvme needs the async_io op, which this build does not have (ds_report says why; "
+                          "install liburing-dev and rebuild)");
+      }
+    } else if (offload.device != "cpu") {
       throw ConfigError("zero_optimization.offload_param.device",
-                        "device '" + device + "' is not available in this version of deepspeed-cpp; use \"cpu\"");
+                        "device '" + offload.device + "' is not available; use \"cpu\" or \"nvme\"");
     }
   }
   if (config.zero_optimization.offload_optimizer_enabled()) {

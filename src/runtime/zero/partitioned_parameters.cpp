@@ -7,6 +7,7 @@
 
 #include <deepspeed/errors.h>
 
+#include "runtime/zero/nvme_shard_store.h"
 #include "runtime/zero/parameter_use_observer.h"
 
 namespace deepspeed {
@@ -74,8 +75,12 @@ PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> paramete
   // The shards, from this rank's masters.
   // Where the masters already live on the shards' device, they are the shards: a gather
   // casts them into its buffer (as FSDP2 does), and no model-dtype copy is kept.
-  shards_are_masters_ = !masters.empty() && masters.front().device() == options_.shard_device;
+  if (options_.nvme_path) {
+    nvme_ = std::make_unique<NvmeShardStore>(*options_.nvme_path, group_->rank(), options_.dtype, options_.aio, masters);
+  }
+  shards_are_masters_ = !nvme_ && !masters.empty() && masters.front().device() == options_.shard_device;
   for (const auto& m : masters) {
+    if (nvme_) break;
     if (shards_are_masters_) {
       shards_.push_back(m);
       continue;
@@ -108,6 +113,7 @@ PartitionedParameters::~PartitionedParameters() = default;
 
 torch::Tensor PartitionedParameters::shard_of(int64_t bucket) const {
   const auto& b = plan_.buckets[bucket];
+  if (nvme_) return nvme_->read(b.group, b.group_offset / plan_.partitions, b.slice);
   return shards_[b.group].narrow(0, b.group_offset / plan_.partitions, b.slice);
 }
 
@@ -240,7 +246,9 @@ void PartitionedParameters::set_shards(const std::vector<torch::Tensor>& masters
     regather.push_back(static_cast<int64_t>(b));
     release(static_cast<int64_t>(b));
   }
-  if (!shards_are_masters_) {
+  if (nvme_) {
+    nvme_->write(masters);
+  } else if (!shards_are_masters_) {
     for (size_t g = 0; g < shards_.size(); ++g) shards_[g].copy_(masters[g]);
   }
   for (size_t i = 0; i < regather.size(); ++i) {

@@ -21,15 +21,18 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <deepspeed/comm.h>
+#include <deepspeed/config.h>
 
 #include "comm/bucket_plan.h"
 #include "runtime/zero/fetch_schedule.h"
 
 namespace deepspeed {
 
+class NvmeShardStore;
 class ParameterUseObserver;
 
 class PartitionedParameters {
@@ -39,6 +42,9 @@ class PartitionedParameters {
     torch::ScalarType dtype = torch::kFloat32;  // the model's
     torch::Device shard_device = torch::kCPU;   // the CPU with offload_param, else the group's device
     bool pin_shards = false;
+    // offload_param {device: nvme}: the shards live in files under this folder.
+    std::optional<std::string> nvme_path;
+    AioConfig aio;
   };
   // `parameters` in the plan's indexing, full and equal on every rank; `persistent[i]`: keep
   // parameter i whole. `masters`: this rank's fp32 partition of each group (the shards' values).
@@ -94,6 +100,7 @@ class PartitionedParameters {
   Options options_;
   torch::ScalarType gather_dtype_;
   std::vector<torch::Tensor> shards_;           // per group, partition_size(g): the masters, or a copy
+  std::unique_ptr<NvmeShardStore> nvme_;        // or the shards are on NVMe
   bool shards_are_masters_ = false;
   std::vector<bool> persistent_bucket_;
   std::vector<bool> live_;                      // per bucket: delivered into its parameters

@@ -135,6 +135,10 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
     const bool offload_param = z.offload_param_enabled();
     po.shard_device = offload_param ? torch::Device(torch::kCPU) : device;
     po.pin_shards = offload_param && device.is_cuda() && z.offload_param->pin_memory;
+    if (offload_param && z.offload_param->device == "nvme") {
+      po.nvme_path = z.offload_param->nvme_path;
+      po.aio = config.aio;
+    }
     partitioned_ = std::make_unique<PartitionedParameters>(parameters_, reducer_->plan(), persistent, group_, po, masters_);
   }
 }
