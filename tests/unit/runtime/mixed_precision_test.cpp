@@ -330,8 +330,11 @@ TEST(MixedPrecision, UnsupportedCombinationsFailAtInitialize) {
   c = base_config(0);
   c["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}};
   EXPECT_EQ(config_error_path(attempt(c)), "zero_optimization.offload_optimizer");
+  c = base_config(2);
+  c["zero_optimization"]["offload_param"] = {{"device", "cpu"}};  // needs stage 3
+  EXPECT_EQ(config_error_path(attempt(c)), "zero_optimization.offload_param");
   c = base_config(3);
-  EXPECT_EQ(config_error_path(attempt(c)), "zero_optimization.stage");
+  EXPECT_EQ(config_error_path(attempt(c)), "(no error)");
   c = base_config(2);
   c["optimizer"] = {{"type", "Lamb"}};
   EXPECT_EQ(config_error_path(attempt(c)), "optimizer.type");
