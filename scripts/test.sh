@@ -24,12 +24,17 @@ if ((sanitize)); then
   # The sanitizer job's build (clang, build-san/) needs nothing from build/, so it runs beside
   # the main build and CTest at the lowest CPU priority: it takes the time they leave a core
   # idle (links, a target's last file, tests waiting on other processes) and little else.
-  # Its own session, so that an early exit of this script can stop all of it.
+  # Its own session, so that an early exit of this script can stop all of it. A new session is
+  # a new scheduling autogroup where Linux has them (sched_autogroup_enabled), and autogroups
+  # share the CPU equally whatever their processes' nice values: the group gets nice 19 too
+  # (set from inside the new session, /proc/self/autogroup).
   san_dir="${DS_SAN_BUILD_DIR:-$root/build-san}"
   mkdir -p "$san_dir"
   san_log="$san_dir/background-build.log"
   echo "test: building the sanitizer job in the background (log: $san_log)"
-  DS_SAN_BUILD_ONLY=1 setsid nice -n 19 "$root/scripts/sanitize.sh" > "$san_log" 2>&1 &
+  # shellcheck disable=SC2016
+  DS_SAN_BUILD_ONLY=1 setsid sh -c '(echo 19 > /proc/self/autogroup) 2> /dev/null; exec nice -n 19 "$0"' \
+    "$root/scripts/sanitize.sh" > "$san_log" 2>&1 &
   san_pid=$!
   trap 'if [[ -n "$san_pid" ]]; then kill -- -"$san_pid" 2> /dev/null || true; fi' EXIT
 fi
