@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Configures (once) and builds deepspeed-cpp into build/ (binaries in build/bin/).
-# Extra arguments are passed to the CMake configure step, e.g. -DDS_BUILD_BENCH=OFF.
+# Configures (once) and builds deepspeed-cpp into build/ (binaries in build/bin/), with Ninja
+# where it is installed. Extra arguments are passed to the CMake configure step, e.g.
+# -DDS_BUILD_BENCH=OFF.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${DS_BUILD_DIR:-$root/build}"
@@ -16,7 +17,14 @@ if [[ -n "$ds_torch_prefix" ]]; then
   echo "build: LibTorch from $ds_torch_prefix"
   torch_args=(-DCMAKE_PREFIX_PATH="$ds_torch_prefix")
 fi
+generator=()
+if [[ ! -f "$build/CMakeCache.txt" ]] && command -v ninja > /dev/null 2>&1; then
+  # Ninja starts a target's files as soon as their own inputs are there (Make waits for every
+  # library the target links), which keeps both cores busy through the whole build.
+  generator=(-G Ninja)
+fi
 if [[ ! -f "$build/CMakeCache.txt" || $# -gt 0 ]]; then
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${DS_BUILD_TYPE:-RelWithDebInfo}" "${torch_args[@]}" "$@"
+  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE="${DS_BUILD_TYPE:-RelWithDebInfo}" \
+    "${torch_args[@]}" "$@"
 fi
 cmake --build "$build" -j "$jobs"

@@ -18,8 +18,10 @@ if ((${#targets[@]} == 0)); then
   targets=(fuzz_config fuzz_hostfile fuzz_resource_filter fuzz_world_info fuzz_manifest)
 fi
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  generator=()
+  if command -v ninja > /dev/null 2>&1; then generator=(-G Ninja); fi
   CXX="${DS_SAN_CXX:-clang++-14}" CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}" \
-    cmake -S "$root/tests/sanitize" -B "$build" -DCMAKE_BUILD_TYPE=
+    cmake -S "$root/tests/sanitize" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=
 fi
 CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}" cmake --build "$build" -j "${DS_JOBS:-$(nproc)}" --target "${targets[@]}"
 

@@ -1,7 +1,6 @@
 // ds_config.json → DeepSpeedConfig: the order in which sections are read, the top-level
 // scalars, the batch triple, and the checks that involve more than one section.
 #include <algorithm>
-#include <cctype>
 
 #include <fmt/format.h>
 
@@ -23,17 +22,12 @@ const nlohmann::json& section(const nlohmann::json& config, const char* key) {
   return it == config.end() ? kAbsent : *it;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  return s;
-}
-
 // communication_data_type and seq_parallel_communication_data_type: case-insensitive, and
 // DeepSpeed's message shows the value lower-cased.
 std::optional<std::string> read_comm_dtype(const SectionReader& top, const char* key) {
   const auto* v = top.find(key);
   if (!v || v->is_null()) return std::nullopt;
-  const std::string dtype = lower(to_string(*v, key));
+  const std::string dtype = ascii_lower(to_string(*v, key));
   if (dtype != "fp32" && dtype != "fp16" && dtype != "bf16") {
     throw ConfigError(key, fmt::format("Invalid {}. Supported data types: ['fp16', 'bf16', 'fp32']. Got: {}", key, dtype));
   }
@@ -52,7 +46,7 @@ void read_scalars(const SectionReader& top, DeepSpeedConfig& c, WarningLog& warn
     if (c.gradient_predivide_factor <= 0) throw_expected("gradient_predivide_factor", "a number > 0", *v);
   }
   if (const auto* v = top.find("gradient_allreduce_op"); v) {
-    const std::string op = lower(to_string(*v, "gradient_allreduce_op"));
+    const std::string op = ascii_lower(to_string(*v, "gradient_allreduce_op"));
     if (op != "mean" && op != "sum") {
       throw ConfigError("gradient_allreduce_op",
                         fmt::format("Invalid gradient_allreduce_op. Supported operations: ['mean', 'sum']. Got: '{}'",
@@ -73,7 +67,7 @@ void read_scalars(const SectionReader& top, DeepSpeedConfig& c, WarningLog& warn
   c.memory_breakdown = top.boolean("memory_breakdown", c.memory_breakdown);
   c.dump_state = top.boolean("dump_state", c.dump_state);
   if (auto level = top.optional_string("log_level")) {
-    const std::string l = lower(*level);
+    const std::string l = ascii_lower(*level);
     if (l != "debug" && l != "info" && l != "warning" && l != "error" && l != "critical") {
       throw ConfigError("log_level", fmt::format("expected one of debug, info, warning, error, critical, got \"{}\"", *level));
     }
@@ -83,7 +77,7 @@ void read_scalars(const SectionReader& top, DeepSpeedConfig& c, WarningLog& warn
   c.zero_allow_untested_optimizer = top.boolean("zero_allow_untested_optimizer", c.zero_allow_untested_optimizer);
   c.zero_force_ds_cpu_optimizer = top.boolean("zero_force_ds_cpu_optimizer", c.zero_force_ds_cpu_optimizer);
   if (auto action = top.optional_string("nonfinite_gradients")) {
-    const std::string a = lower(*action);
+    const std::string a = ascii_lower(*action);
     if (a != "error" && a != "skip" && a != "apply") {
       throw ConfigError("nonfinite_gradients",
                         fmt::format("expected \"error\", \"skip\" or \"apply\", got \"{}\"", *action));

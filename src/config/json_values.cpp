@@ -1,5 +1,7 @@
 #include "config/json_values.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -57,6 +59,12 @@ double to_number(const nlohmann::json& value, const std::string& path) {
 std::string to_string(const nlohmann::json& value, const std::string& path) {
   if (!value.is_string()) throw_expected(path, "a string", value);
   return value.get<std::string>();
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  return out;
 }
 
 }  // namespace deepspeed::config_detail

@@ -29,5 +29,7 @@ int64_t to_int(const nlohmann::json& value, const std::string& path,
 // Any JSON number (not a bool).
 double to_number(const nlohmann::json& value, const std::string& path);
 std::string to_string(const nlohmann::json& value, const std::string& path);
+// ASCII lower case, for the names DeepSpeed matches case-insensitively.
+std::string ascii_lower(std::string_view s);
 
 }  // namespace deepspeed::config_detail

@@ -2,7 +2,6 @@
 // as JSON for the optimizer and schedule factories, which check them against each algorithm.
 #include <algorithm>
 #include <array>
-#include <cctype>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -13,6 +12,8 @@
 
 namespace deepspeed {
 namespace {
+
+using config_detail::ascii_lower;
 
 // DeepSpeed's optimizer names: the canonical spelling, matched case-insensitively.
 constexpr std::array<std::string_view, 12> kDeepSpeedOptimizers = {
@@ -31,17 +32,11 @@ constexpr std::array<std::string_view, 16> kTorchSchedulers = {
     "ReduceLROnPlateau", "CyclicLR", "CosineAnnealingWarmRestarts", "OneCycleLR",
     "PolynomialLR", "LRScheduler"};
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  return out;
-}
-
 // The canonical spelling of a DeepSpeed optimizer name written in any case.
 std::optional<std::string_view> deepspeed_optimizer(std::string_view type) {
-  const std::string l = lower(type);
+  const std::string l = ascii_lower(type);
   for (std::string_view name : kDeepSpeedOptimizers) {
-    if (lower(name) == l) return name;
+    if (ascii_lower(name) == l) return name;
   }
   return std::nullopt;
 }
@@ -66,7 +61,7 @@ nlohmann::json read_params(const config_detail::SectionReader& s) {
 }  // namespace
 
 std::optional<std::string> canonical_optimizer_name(const std::string& type) {
-  if (auto ds = deepspeed_optimizer(type)) return lower(*ds);
+  if (auto ds = deepspeed_optimizer(type)) return ascii_lower(*ds);
   if (contains(kTorchOptimizers, type)) return type;
   return std::nullopt;
 }
@@ -95,7 +90,7 @@ std::optional<OptimizerConfig> read_optimizer(const nlohmann::json& value, Warni
                                   fmt::join(kTorchOptimizers, ", ")));
   }
   // "OnebitAdam" and the like: accepted as DeepSpeed does, but not the documented spelling.
-  if (auto ds = deepspeed_optimizer(c.type); ds && c.type != *ds && c.type != lower(*ds)) {
+  if (auto ds = deepspeed_optimizer(c.type); ds && c.type != *ds && c.type != ascii_lower(*ds)) {
     warnings.add(s.path("type"), fmt::format("\"{}\" is a legacy spelling of {}", c.type, *ds));
   }
   c.legacy_fusion = s.boolean("legacy_fusion", c.legacy_fusion);

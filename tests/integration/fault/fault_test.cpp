@@ -79,6 +79,34 @@ LauncherJob launch(TempDir& dir, const std::string& worker, const std::vector<st
   return job;
 }
 
+// A checkpoint-worker job through the launcher whose ranks write their pids to <dir>/pids,
+// once both ranks have started (`ranks` holds fewer than 2 pids if they did not in time).
+struct StartedJob {
+  LauncherJob job;
+  std::vector<pid_t> ranks;
+};
+StartedJob launch_and_wait_for_ranks(TempDir& dir, std::vector<std::string> worker_args,
+                                     std::map<std::string, std::string> env = {}) {
+  const std::string pids = dir.file("pids");
+  fs::create_directory(pids);
+  worker_args.insert(worker_args.end(), {"--pid_dir", pids});
+  StartedJob started;
+  started.job = launch(dir, kCheckpointWorker, worker_args, std::move(env));
+  started.ranks = wait_for_pid_files(pids, 2, kStartup);
+  return started;
+}
+
+// `world_size` ranks of `worker` with <dir>/ds_config.json, through the multi-process harness
+// (no launcher: each rank's own exit code is seen), on the CPU; `env` adds or overrides.
+std::vector<RankResult> run_worker(TempDir& dir, const std::string& worker, int world_size,
+                                   std::vector<std::string> args, const std::map<std::string, std::string>& env = {}) {
+  RunOptions options;
+  options.env = kCpuRanks;
+  for (const auto& [key, value] : env) options.env[key] = value;
+  args.insert(args.begin(), {"--deepspeed_config", dir.file("ds_config.json")});
+  return run_ranks(world_size, worker, args, options);
+}
+
 // Waits for the launcher to exit; on a hang kills its whole job so the test ends.
 int expect_exit_within(const LauncherJob& job, std::chrono::seconds limit, const std::vector<pid_t>& ranks = {}) {
   const auto code = wait_for_exit(job.pid, limit);
@@ -114,12 +142,8 @@ std::string all_output(const std::vector<RankResult>& ranks) {
 // Resumes from the latest checkpoint of `ckpt` on 2 ranks for two more steps; every rank
 // must load the checkpoint `latest` names and finish.
 void expect_resumes_from(TempDir& dir, const std::string& ckpt, int64_t step) {
-  RunOptions options;
-  options.env = kCpuRanks;
-  const auto ranks = run_ranks(2, kCheckpointWorker,
-                               {"--deepspeed_config", dir.file("ds_config.json"), "--save_dir", ckpt, "--load",
-                                "--steps", std::to_string(step + 2)},
-                               options);
+  const auto ranks =
+      run_worker(dir, kCheckpointWorker, 2, {"--save_dir", ckpt, "--load", "--steps", std::to_string(step + 2)});
   const std::string expected = "global_step" + std::to_string(step) + "/mp_rank_00_model_states.pt step " +
                                std::to_string(step) + " global_steps " + std::to_string(step);
   for (const auto& r : ranks) {
@@ -134,12 +158,9 @@ void expect_resumes_from(TempDir& dir, const std::string& ckpt, int64_t step) {
 // exits non-zero at once, nothing is left running, and the last complete checkpoint resumes.
 TEST(FaultKill, SigkillOfARankMidStepEndsTheJobAndTrainingResumes) {
   TempDir dir;
-  const std::string ckpt = dir.file("ckpt"), pids = dir.file("pids");
-  fs::create_directory(pids);
-  auto job = launch(dir, kCheckpointWorker,
-                    {"--steps", "100000", "--save_dir", ckpt, "--save_every", "3", "--step_delay_ms", "20", "--pid_dir",
-                     pids});
-  const auto ranks = wait_for_pid_files(pids, 2, kStartup);
+  const std::string ckpt = dir.file("ckpt");
+  const auto [job, ranks] =
+      launch_and_wait_for_ranks(dir, {"--steps", "100000", "--save_dir", ckpt, "--save_every", "3", "--step_delay_ms", "20"});
   ASSERT_EQ(ranks.size(), 2u) << job.output();
   // Two checkpoints written, training under way: kill rank 1 between two steps' work.
   ASSERT_TRUE(wait_until([&] { return latest_step(ckpt) >= 6; }, kStartup)) << job.output();
@@ -159,11 +180,9 @@ TEST(FaultKill, SigkillOfARankMidStepEndsTheJobAndTrainingResumes) {
 TEST(FaultKill, SigkillDuringSaveKeepsThePreviousCheckpoint) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config(R"(, "zero_optimization": {"stage": 1})"));
-  const std::string ckpt = dir.file("ckpt"), pids = dir.file("pids");
-  fs::create_directory(pids);
-  auto job = launch(dir, kCheckpointWorker, {"--steps", "100", "--save_dir", ckpt, "--save_every", "3", "--pid_dir", pids},
-                    {{"DS_TEST_HANG_IN_SAVE", "1:zero_pp_rank_1_mp_rank_00_optim_states.pt:6"}});
-  const auto ranks = wait_for_pid_files(pids, 2, kStartup);
+  const std::string ckpt = dir.file("ckpt");
+  const auto [job, ranks] = launch_and_wait_for_ranks(dir, {"--steps", "100", "--save_dir", ckpt, "--save_every", "3"},
+                                                      {{"DS_TEST_HANG_IN_SAVE", "1:zero_pp_rank_1_mp_rank_00_optim_states.pt:6"}});
   ASSERT_EQ(ranks.size(), 2u) << job.output();
   ASSERT_TRUE(wait_until([&] { return job.output().find("hanging while writing") != std::string::npos; }, kStartup))
       << job.output();
@@ -179,12 +198,9 @@ TEST(FaultKill, SigkillDuringSaveKeepsThePreviousCheckpoint) {
 // no process behind, and the checkpoints written so far load.
 TEST(FaultSignal, SigintToTheLauncherStopsCleanly) {
   TempDir dir;
-  const std::string ckpt = dir.file("ckpt"), pids = dir.file("pids");
-  fs::create_directory(pids);
-  auto job = launch(dir, kCheckpointWorker,
-                    {"--steps", "100000", "--save_dir", ckpt, "--save_every", "3", "--step_delay_ms", "20", "--pid_dir",
-                     pids});
-  const auto ranks = wait_for_pid_files(pids, 2, kStartup);
+  const std::string ckpt = dir.file("ckpt");
+  const auto [job, ranks] =
+      launch_and_wait_for_ranks(dir, {"--steps", "100000", "--save_dir", ckpt, "--save_every", "3", "--step_delay_ms", "20"});
   ASSERT_EQ(ranks.size(), 2u) << job.output();
   ASSERT_TRUE(wait_until([&] { return latest_step(ckpt) >= 3; }, kStartup)) << job.output();
   ASSERT_EQ(::kill(job.pid, SIGINT), 0);
@@ -233,11 +249,7 @@ TEST(FaultHang, SilentRankBecomesATimeoutErrorNamingTheCollective) {
 TEST(FaultHang, MissingRankFailsTheRendezvousAfterTheTimeout) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config());
-  RunOptions options;
-  options.env = kCpuRanks;
-  options.env["WORLD_SIZE"] = "2";
-  const auto ranks = run_ranks(1, kTrainWorker,
-                               {"--deepspeed_config", dir.file("ds_config.json"), "--comm_timeout_ms", "2000"}, options);
+  const auto ranks = run_worker(dir, kTrainWorker, 1, {"--comm_timeout_ms", "2000"}, {{"WORLD_SIZE", "2"}});
   EXPECT_EQ(ranks[0].exit_code, 1) << ranks[0].output;
   const std::string& out = ranks[0].output;
   EXPECT_NE(out.find("error: rank 0: the rendezvous at 127.0.0.1:"), std::string::npos) << out;
@@ -250,13 +262,9 @@ TEST(FaultHang, MissingRankFailsTheRendezvousAfterTheTimeout) {
 TEST(FaultKill, DeadPeerIsAnErrorOnTheOthersWithoutTheLauncher) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config());
-  RunOptions options;
-  options.env = kCpuRanks;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto ranks = run_ranks(2, kTrainWorker,
-                               {"--deepspeed_config", dir.file("ds_config.json"), "--steps", "10", "--fault", "die",
-                                "--fault_rank", "1", "--fault_at_step", "3"},
-                               options);
+  const auto ranks = run_worker(dir, kTrainWorker, 2,
+                                {"--steps", "10", "--fault", "die", "--fault_rank", "1", "--fault_at_step", "3"});
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s);
   EXPECT_EQ(ranks[1].exit_code, 128 + SIGKILL) << all_output(ranks);
   EXPECT_EQ(ranks[0].exit_code, 1) << all_output(ranks);
@@ -270,12 +278,7 @@ TEST(FaultKill, DeadPeerIsAnErrorOnTheOthersWithoutTheLauncher) {
 TEST(FaultNan, NanLossInFp32IsAnErrorOnEveryRank) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config());
-  RunOptions options;
-  options.env = kCpuRanks;
-  const auto ranks = run_ranks(2, kTrainWorker,
-                               {"--deepspeed_config", dir.file("ds_config.json"), "--steps", "10", "--bad_loss_at", "4",
-                                "--bad_loss_rank", "1"},
-                               options);
+  const auto ranks = run_worker(dir, kTrainWorker, 2, {"--steps", "10", "--bad_loss_at", "4", "--bad_loss_rank", "1"});
   for (const auto& r : ranks) {
     EXPECT_EQ(r.exit_code, 1) << all_output(ranks);
     EXPECT_NE(r.output.find("error: global step 5: the gradients hold NaN or inf"), std::string::npos) << r.output;
@@ -290,12 +293,8 @@ TEST(FaultNan, InfLossIsSkippedWhenConfigured) {
   TempDir dir;
   write_file(dir.file("ds_config.json"),
              config(R"(, "nonfinite_gradients": "skip", "zero_optimization": {"stage": 1})"));
-  RunOptions options;
-  options.env = kCpuRanks;
-  const auto ranks = run_ranks(2, kTrainWorker,
-                               {"--deepspeed_config", dir.file("ds_config.json"), "--steps", "6", "--bad_loss_at", "2",
-                                "--bad_loss_value", "inf", "--bad_loss_rank", "-1"},
-                               options);
+  const auto ranks = run_worker(dir, kTrainWorker, 2,
+                                {"--steps", "6", "--bad_loss_at", "2", "--bad_loss_value", "inf", "--bad_loss_rank", "-1"});
   for (const auto& r : ranks) {
     EXPECT_EQ(r.exit_code, 0) << all_output(ranks);
     EXPECT_NE(r.output.find("skipped 1 "), std::string::npos) << r.output;
@@ -311,11 +310,7 @@ TEST(FaultNan, InfLossIsSkippedWhenConfigured) {
 TEST(FaultNan, ApplyKeepsDeepSpeedsBehaviour) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config(R"(, "nonfinite_gradients": "apply")"));
-  RunOptions options;
-  options.env = kCpuRanks;
-  const auto ranks = run_ranks(1, kTrainWorker,
-                               {"--deepspeed_config", dir.file("ds_config.json"), "--steps", "3", "--bad_loss_at", "1"},
-                               options);
+  const auto ranks = run_worker(dir, kTrainWorker, 1, {"--steps", "3", "--bad_loss_at", "1"});
   EXPECT_EQ(ranks[0].exit_code, 0) << ranks[0].output;
   EXPECT_NE(ranks[0].output.find("skipped 0 "), std::string::npos) << ranks[0].output;
   EXPECT_NE(ranks[0].output.find("parameters NOT finite"), std::string::npos) << ranks[0].output;

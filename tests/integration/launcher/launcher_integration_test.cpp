@@ -1,7 +1,5 @@
 // Real jobs through build/bin/deepspeed: ranks are real processes on this machine. Every
 // test checks that no rank outlives the launcher (the pids the ranks wrote are gone).
-#include <functional>
-
 #include <gtest/gtest.h>
 
 // ds_report's test needs the ops this build has; tests/sanitize (a clang build of the
@@ -11,27 +9,32 @@
 #define DS_TEST_DS_REPORT 1
 #endif
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "launcher/shell_quote.h"
+#include "processes.h"
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 using deepspeed::launcher::shell_join;
 using deepspeed::launcher::shell_quote;
+using deepspeed::testing::alive;
+using deepspeed::testing::spawn_background;
+using deepspeed::testing::wait_for_exit;
+using deepspeed::testing::wait_for_pid_files;
+using deepspeed::testing::wait_until;
 
 namespace {
 
@@ -89,35 +92,19 @@ Result run(const std::vector<std::string>& argv, const std::string& cwd = ".") {
   return r;
 }
 
-// A process that exists and is not a zombie (a killed orphan waits for init to reap it).
-bool alive(pid_t pid) {
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const auto close_paren = line.rfind(')');
-  return close_paren == std::string::npos || close_paren + 2 >= line.size() || line[close_paren + 2] != 'Z';
-}
-
-std::vector<pid_t> read_pids(const std::string& dir) {
-  std::vector<pid_t> pids;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() != ".pid") continue;
-    pid_t p = 0;
-    std::ifstream(e.path()) >> p;
-    if (p > 0) pids.push_back(p);
-  }
-  return pids;
-}
+// The pids the ranks have written into `dir` so far.
+std::vector<pid_t> read_pids(const std::string& dir) { return wait_for_pid_files(dir, 0, 0ms); }
 
 void expect_all_gone(const std::vector<pid_t>& pids) {
   // The launcher has exited; give the kernel a moment to finish reaping.
-  for (int i = 0; i < 150; ++i) {
-    bool any = false;
-    for (pid_t p : pids) any = any || alive(p);
-    if (!any) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  wait_until(
+      [&] {
+        for (pid_t p : pids) {
+          if (alive(p)) return false;
+        }
+        return true;
+      },
+      3s);
   for (pid_t p : pids) EXPECT_FALSE(alive(p)) << "rank process " << p << " outlived the launcher";
 }
 
@@ -180,80 +167,47 @@ TEST(LauncherJob, RanksIgnoringSigtermAreKilledAfterTheGrace) {
   expect_all_gone(read_pids(pids.str()));
 }
 
+// Waits for a job's first process to exit after it was signalled (its exit code, 128+N for
+// signal N); one still running after 10 s is killed and fails the test.
+std::optional<int> expect_exit_after_signal(pid_t pid) {
+  const auto code = wait_for_exit(pid, 10s);
+  if (!code) {
+    ::kill(pid, SIGKILL);
+    wait_for_exit(pid, 10s);
+    ADD_FAILURE() << "process " << pid << " did not exit within 10 s of the signal";
+  }
+  return code;
+}
+
 // Starts the launcher in the background, waits for `ranks` pid files, sends `signo`.
 void signal_test(int signo, int ranks) {
   TempDir pids;
-  auto argv = ds({"--num_gpus", std::to_string(ranks), "--term_grace", "2", kProbe, "--pid-dir", pids.str(),
-                  "--sleep-ms", "60000"});
-  pid_t launcher = ::fork();
+  const auto argv = ds({"--num_gpus", std::to_string(ranks), "--term_grace", "2", kProbe, "--pid-dir", pids.str(),
+                        "--sleep-ms", "60000"});
+  const pid_t launcher = spawn_background(argv, pids.str() + "/launcher.log");
   ASSERT_GE(launcher, 0);
-  if (launcher == 0) {
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    int null_fd = ::open("/dev/null", O_WRONLY);
-    ::dup2(null_fd, STDOUT_FILENO);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (read_pids(pids.str()).size() < static_cast<size_t>(ranks) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const auto rank_pids = read_pids(pids.str());
+  const auto rank_pids = wait_for_pid_files(pids.str(), ranks, 10s);
   ASSERT_EQ(rank_pids.size(), static_cast<size_t>(ranks));
-  const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(launcher, signo), 0);
-  int status = 0;
-  while (::waitpid(launcher, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(10)) {
-      ::kill(launcher, SIGKILL);
-      ::waitpid(launcher, &status, 0);
-      FAIL() << "launcher did not exit within 10 s of the signal";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const auto code = expect_exit_after_signal(launcher);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 1);
   expect_all_gone(rank_pids);
 }
 
 TEST(LauncherJob, SigtermToTheLauncherEndsEveryRank) { signal_test(SIGTERM, 3); }
 TEST(LauncherJob, SigintToTheLauncherEndsEveryRank) { signal_test(SIGINT, 2); }
 
-// Starts argv (stdout to /dev/null) in a child that first runs `setup`; -1 if fork fails.
-pid_t spawn_quiet(std::vector<std::string> argv, const std::function<void()>& setup = {}) {
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  if (setup) setup();
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const int null_fd = ::open("/dev/null", O_WRONLY);
-  ::dup2(null_fd, STDOUT_FILENO);
-  ::execv(args[0], args.data());
-  ::_exit(127);
-}
-
-// The pids the ranks wrote into `dir`, once there are `count` of them (or after 10 s).
-std::vector<pid_t> wait_for_pids(const std::string& dir, size_t count) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (read_pids(dir).size() < count && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return read_pids(dir);
-}
-
 TEST(LauncherJob, SigkillOfTheLauncherStillEndsEveryRank) {
   // The second line of defence: PR_SET_PDEATHSIG.
   TempDir pids;
-  auto argv = ds({"--num_gpus", "2", kProbe, "--pid-dir", pids.str(), "--sleep-ms", "60000"});
-  const pid_t launcher = spawn_quiet(argv);
+  const auto argv = ds({"--num_gpus", "2", kProbe, "--pid-dir", pids.str(), "--sleep-ms", "60000"});
+  const pid_t launcher = spawn_background(argv, pids.str() + "/launcher.log");
   ASSERT_GE(launcher, 0);
-  const auto rank_pids = wait_for_pids(pids.str(), 2);
+  const auto rank_pids = wait_for_pid_files(pids.str(), 2, 10s);
   ASSERT_EQ(rank_pids.size(), 2u);
   ::kill(launcher, SIGKILL);
-  int status = 0;
-  ::waitpid(launcher, &status, 0);
+  expect_exit_after_signal(launcher);
   expect_all_gone(rank_pids);
 }
 
@@ -289,27 +243,17 @@ TEST(LauncherPdsh, SigtermRunsTheKillCommandOnEveryHost) {
   auto argv = ds({"-H", hf, "--no_ssh_check", "--master_addr", "127.0.0.1", "--master_port", port, kProbe,
                   "--pid-dir", pids.str(), "--sleep-ms", "60000"});
   const std::string path = dir.str() + ":" + std::getenv("PATH");
-  const pid_t runner = spawn_quiet(argv, [&] {
-    ::setenv("PATH", path.c_str(), 1);
-    ::setenv("FAKE_PDSH_LOG", log.c_str(), 1);
-  });
+  const pid_t runner = spawn_background(argv, dir.str() + "/runner.log", {{"PATH", path}, {"FAKE_PDSH_LOG", log}});
   ASSERT_GE(runner, 0);
-  const auto rank_pids = wait_for_pids(pids.str(), 2);
+  const auto rank_pids = wait_for_pid_files(pids.str(), 2, 10s);
   ASSERT_EQ(rank_pids.size(), 2u);
   ASSERT_EQ(::kill(runner, SIGTERM), 0);
-  int status = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  while (::waitpid(runner, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(10)) {
-      ::kill(runner, SIGKILL);
-      ::waitpid(runner, &status, 0);
-      for (pid_t p : rank_pids) ::kill(p, SIGKILL);
-      FAIL() << "runner did not exit within 10 s of SIGTERM";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto code = expect_exit_after_signal(runner);
+  if (!code) {
+    for (pid_t p : rank_pids) ::kill(p, SIGKILL);
+    return;
   }
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_EQ(*code, 1);
   expect_all_gone(rank_pids);
   for (pid_t p : rank_pids) ::kill(p, SIGKILL);  // never leave one behind, even on failure
 

@@ -22,33 +22,19 @@
 #include "checkpoint/optimizer_state.h"
 #include "checkpoint/pickle_io.h"
 #include "checkpoint/safetensors.h"
+#include "checkpoint_test_helpers.h"
 #include "multiprocess.h"
 
 namespace ck = deepspeed::checkpoint;
 namespace fs = std::filesystem;
-using deepspeed::CheckpointError;
 using deepspeed::StateDict;
 using deepspeed::StateList;
 using deepspeed::StateValue;
+using deepspeed::testing::error_of;
 using deepspeed::testing::read_file;
+using deepspeed::testing::span_of;
 using deepspeed::testing::TempDir;
 using deepspeed::testing::write_file;
-
-namespace {
-
-std::span<const char> span_of(const std::string& s) { return {s.data(), s.size()}; }
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST(CheckpointAtomicFile, WritesReplacesAndSwapsFolders) {
   TempDir dir;

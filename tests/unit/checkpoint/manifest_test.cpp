@@ -12,25 +12,11 @@
 #include "checkpoint/checksum.h"
 #include "checkpoint/layout.h"
 #include "checkpoint/manifest.h"
+#include "checkpoint_test_helpers.h"
 
 namespace ck = deepspeed::checkpoint;
-using deepspeed::CheckpointError;
-
-namespace {
-
-std::span<const char> span_of(const std::string& s) { return {s.data(), s.size()}; }
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
+using deepspeed::testing::error_of;
+using deepspeed::testing::span_of;
 
 TEST(CheckpointLayout, DeepSpeedFileNames) {
   EXPECT_EQ(ck::default_tag(20), "global_step20");

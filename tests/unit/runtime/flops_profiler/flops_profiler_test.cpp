@@ -280,8 +280,8 @@ TEST(ProfileReport, ModuleDepthLimitsTheAggregatedProfileAndDetailedCanBeOff) {
   EXPECT_EQ(text.find("\nbwd latency: "), std::string::npos) << "no engine timings: no backward lines\n" << text;
 }
 
-struct Mlp : torch::nn::Module {
-  Mlp() {
+struct ProfiledMlp : torch::nn::Module {
+  ProfiledMlp() {
     fc1 = register_module("fc1", torch::nn::Linear(8, 16));
     fc2 = register_module("fc2", torch::nn::Linear(16, 4));
   }
@@ -297,7 +297,7 @@ TEST(EngineFlopsProfiler, ProfilesStepProfileStepIntoOutputFile) {
       "optimizer": {"type": "SGD", "params": {"lr": 0.1}},
       "flops_profiler": {"enabled": true, "profile_step": 2, "top_modules": 3}})");
   config["flops_profiler"]["output_file"] = dir.file("sub/profile.txt");
-  auto net = std::make_shared<Mlp>();
+  auto net = std::make_shared<ProfiledMlp>();
   InitializeOptions options;
   options.config_json = config;
   auto [engine, optimizer, loader, scheduler] = initialize(net, options);

@@ -191,8 +191,8 @@ TEST(MonitorMaster, OnlyRankZeroWrites) {
 }
 
 // Element-wise only: LibTorch 1.13 has no fp16 matmul on the CPU.
-struct Elementwise : torch::nn::Module {
-  Elementwise() { w = register_parameter("w", torch::ones({4})); }
+struct WeightedSum : torch::nn::Module {
+  WeightedSum() { w = register_parameter("w", torch::ones({4})); }
   torch::Tensor forward(torch::Tensor x) { return (x * w).sum(-1); }
   torch::Tensor w;
 };
@@ -215,7 +215,7 @@ TEST(EngineMonitors, WritesDeepSpeedsTrainSamplesEvents) {
       "optimizer": {"type": "SGD", "params": {"lr": 0.1}}})");
   config["tensorboard"] = {{"enabled", true}, {"output_path", dir.path()}, {"job_name", "tb"}};
   config["csv_monitor"] = {{"enabled", true}, {"output_path", dir.path()}, {"job_name", "csv"}};
-  auto net = std::make_shared<Elementwise>();
+  auto net = std::make_shared<WeightedSum>();
   InitializeOptions options;
   options.config_json = config;
   auto [engine, optimizer, loader, scheduler] = initialize(net, options);
@@ -261,7 +261,7 @@ TEST(EngineMonitors, WritesDeepSpeedsTrainSamplesEvents) {
 }
 
 TEST(EngineMonitors, OnlineMonitorFailsInitialize) {
-  auto net = std::make_shared<Elementwise>();
+  auto net = std::make_shared<WeightedSum>();
   InitializeOptions options;
   options.config_json = nlohmann::json::parse(
       R"({"train_batch_size": 1, "optimizer": {"type": "SGD", "params": {"lr": 0.1}}, "wandb": {"enabled": true}})");
