@@ -13,6 +13,7 @@
 // error names the collective, this rank and the world size, and says whether it timed out.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -64,6 +65,11 @@ class ProcessGroup {
   ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
                DistributedEnvironment env, std::string backend_name, torch::Device device,
                std::chrono::milliseconds timeout = std::chrono::minutes(10));
+  // Shuts the backend down (NCCL: finalizes its communicators), or aborts it after a
+  // collective failed, so that nothing is left for the CUDA runtime's own exit.
+  ~ProcessGroup();
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
 
   int64_t rank() const { return env_.rank; }
   int64_t size() const { return env_.world_size; }
@@ -125,6 +131,10 @@ class ProcessGroup {
   torch::Device device_;
   std::shared_ptr<CommsLogger> comms_logger_;
   std::chrono::milliseconds timeout_;
+  // Set when a collective failed (a peer died, a timeout): the backend is then aborted, not
+  // shut down, at destruction (a graceful shutdown may wait for that peer).
+  mutable std::atomic<bool> failed_{false};
+  friend void note_failure(const ProcessGroup& group) noexcept;
 };
 
 // Creates the job's process group, once: later calls return the same group. The group is

@@ -65,6 +65,18 @@ bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
 
+// A rank missing at the rendezvous: the usual reason a store or backend times out at start-up,
+// and what the user can act on.
+CommError rendezvous_timeout(const DistributedEnvironment& env, std::chrono::milliseconds timeout,
+                             const std::string& cause) {
+  return CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + env.master_addr + ":" +
+                   std::to_string(env.master_port) + " did not complete within " + describe_duration(timeout) +
+                   ": not all " + std::to_string(env.world_size) +
+                   " ranks (WORLD_SIZE) joined (a rank did not start, failed before init_distributed, or uses "
+                   "another MASTER_ADDR/MASTER_PORT). Set DEEPSPEED_TIMEOUT (minutes) to wait longer. [c10d: " +
+                   cause + "]");
+}
+
 c10::intrusive_ptr<c10d::Store> make_store(const DistributedEnvironment& env,
                                            std::chrono::milliseconds timeout) {
   if (env.world_size == 1) return c10::make_intrusive<c10d::HashStore>();
@@ -79,8 +91,11 @@ c10::intrusive_ptr<c10d::Store> make_store(const DistributedEnvironment& env,
     // A prefix keeps this group's keys apart from anything else using the same store.
     return c10::make_intrusive<c10d::PrefixStore>("deepspeed", store);
   } catch (const std::exception& e) {
+    const std::string cause = error_text(e);
+    // LibTorch 2.x's TCPStore server waits for every worker itself (1.13's backends did).
+    if (is_timeout_text(cause)) throw rendezvous_timeout(env, timeout, cause);
     throw CommError("rank " + std::to_string(env.rank) + ": rendezvous at " + env.master_addr + ":" +
-                    std::to_string(env.master_port) + " failed: " + error_text(e));
+                    std::to_string(env.master_port) + " failed: " + cause);
   }
 }
 
@@ -146,18 +161,19 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
     const std::string cause = error_text(e);
     // The backend connects every pair of ranks through the store: a rank missing there is
     // the usual reason, and what the user can act on.
-    if (is_timeout_text(cause)) {
-      throw CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + env.master_addr + ":" +
-                      std::to_string(env.master_port) + " did not complete within " +
-                      describe_duration(timeout) + ": not all " + std::to_string(env.world_size) +
-                      " ranks (WORLD_SIZE) joined (a rank did not start, failed before init_distributed, or uses "
-                      "another MASTER_ADDR/MASTER_PORT). Set DEEPSPEED_TIMEOUT (minutes) to wait longer. [c10d: " +
-                      cause + "]");
-    }
+    if (is_timeout_text(cause)) throw rendezvous_timeout(env, timeout, cause);
     throw CommError("rank " + std::to_string(env.rank) + ": creating the " + backend_name +
                     " process group failed: " + cause);
   }
   state.group = std::make_shared<ProcessGroup>(backend, store, env, backend_name, device, timeout);
+  // The group is static state: released at exit by this handler, registered after the CUDA
+  // runtime started (choose_backend asked it for devices), so that it runs before the
+  // runtime's own teardown, as a user's destroy_process_group() at the end of main would.
+  static const bool release_at_exit = [] {
+    std::atexit([] { destroy_process_group(); });
+    return true;
+  }();
+  (void)release_at_exit;
   return state.group;
 }
 

@@ -3,6 +3,7 @@
 // away says so), and, when a comms logger is set, each collective timed to its end and logged.
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
@@ -36,6 +37,7 @@ std::string lower(std::string s) {
 // collective operation timeout", "NCCL communicator was aborted"); what it cannot tell is
 // which peer, so the message says what each case usually means.
 [[noreturn]] void throw_comm_error(const char* what, const ProcessGroup& group, const std::string& cause) {
+  note_failure(group);
   const std::string where = fmt::format("{} on rank {} of {}", what, group.rank(), group.size());
   const std::string text = lower(cause);
   if (is_timeout_text(cause)) {
@@ -114,6 +116,28 @@ ProcessGroup::ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::
       backend_name_(std::move(backend_name)),
       device_(device),
       timeout_(timeout) {}
+
+void note_failure(const ProcessGroup& group) noexcept { group.failed_ = true; }
+
+ProcessGroup::~ProcessGroup() {
+#if DS_TORCH_AT_LEAST(2, 4)
+  // LibTorch 2.x's ProcessGroupNCCL warns when it is destroyed without a shutdown (what
+  // torch.distributed.destroy_process_group does) and then aborts its communicators, which
+  // fails if the CUDA runtime has already gone (init_distributed releases the group at exit,
+  // before it).
+  if (!backend_ || backend_name_ != "nccl") return;
+  try {
+    if (failed_) {
+      backend_->abort();
+    } else {
+      backend_->shutdown();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: rank %lld: shutting the nccl process group down failed: %s\n",
+                 static_cast<long long>(rank()), e.what());
+  }
+#endif
+}
 
 void ProcessGroup::wait(const compat::WorkPtr& work, const char* collective) const {
   if (!work) return;

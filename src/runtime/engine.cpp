@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
@@ -67,19 +68,30 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
                    "it: LibTorch's autocast decides per operation which ones run in lower precision");
   }
 
-  module_->to(device_);
   {
     torch::NoGradGuard no_grad;
-    // fp16/bf16: the parameters (not the buffers, as DeepSpeed) take the model's dtype; the
-    // tensors stay the same objects, so the optimizer's groups still refer to them.
-    if (model_dtype_ != torch::kFloat32) {
-      for (auto& p : module_->parameters()) {
-        if (p.is_floating_point()) p.set_data(p.detach().to(model_dtype_));
+    // ZeRO-3 takes the optimizer's parameters to the device one at a time as it partitions
+    // them (partition_whole_parameters), so a model built on the CPU never has to fit on the
+    // device whole. Everything else moves now.
+    std::unordered_set<const void*> zero3_moves;
+    if (optimizer_ && config_.zero_stage() == 3) {
+      for (const auto& g : optimizer_->param_groups()) {
+        for (const auto& t : g.params) zero3_moves.insert(t.unsafeGetTensorImpl());
       }
     }
-    // Every rank starts from rank 0's weights, whatever its own initialisation drew.
-    for (auto& p : module_->parameters()) group_->broadcast(p, 0);
-    for (auto& b : module_->buffers()) group_->broadcast(b, 0);
+    for (auto& p : module_->parameters()) {
+      if (p.requires_grad() && zero3_moves.count(p.unsafeGetTensorImpl())) continue;
+      // fp16/bf16: the parameters (not the buffers, as DeepSpeed) take the model's dtype; the
+      // tensors stay the same objects, so the optimizer's groups still refer to them.
+      const auto dtype = p.is_floating_point() ? model_dtype_ : p.scalar_type();
+      if (p.device() != device_ || p.scalar_type() != dtype) p.set_data(p.detach().to(device_, dtype));
+      // Every rank starts from rank 0's weights, whatever its own initialisation drew.
+      group_->broadcast(p, 0);
+    }
+    for (auto& b : module_->buffers()) {
+      if (b.device() != device_) b.set_data(b.detach().to(device_));
+      group_->broadcast(b, 0);
+    }
   }
   for (auto& p : module_->parameters()) {
     if (p.requires_grad()) parameters_.push_back(p);

@@ -99,8 +99,12 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
   auto config = resolve_config(options, group->size());
 
   // Parameters move before the optimizer sees them (Module::to keeps the tensor objects, but
-  // an optimizer's state must be created on the parameters' final device).
-  module->to(group->device());
+  // an optimizer's state must be created on the parameters' final device). Not under ZeRO-3
+  // with an optimizer: its state is for the fp32 partitions, and the engine moves the
+  // parameters one at a time as it partitions them (the model may not fit on the device).
+  const bool zero3_partitions =
+      config.zero_stage() == 3 && (options.optimizer || options.optimizer_factory || config.optimizer.has_value());
+  if (!zero3_partitions) module->to(group->device());
 
   std::shared_ptr<Optimizer> optimizer = options.optimizer;
   if (!optimizer && options.optimizer_factory) {

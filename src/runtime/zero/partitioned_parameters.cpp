@@ -39,7 +39,64 @@ int64_t allocate_storage(const torch::Tensor& p) {
 // Writes without autograd seeing it: the values are the parameter's own, restored.
 torch::Tensor untracked_flat(const torch::Tensor& p) { return p.variable_data().view(-1); }
 
+// Buckets that hold a persistent parameter: they are never released.
+std::vector<bool> persistent_buckets(const BucketPlan& plan, const std::vector<bool>& persistent) {
+  std::vector<bool> out(plan.buckets.size(), false);
+  for (size_t b = 0; b < plan.buckets.size(); ++b) {
+    for (const auto& e : plan.buckets[b].entries) {
+      if (persistent[e.param]) out[b] = true;
+    }
+  }
+  return out;
+}
+
+bool owns_its_storage(const torch::Tensor& p) {
+  const auto bytes = static_cast<int64_t>(p.storage().nbytes());
+  return p.is_contiguous() && p.storage_offset() == 0 &&
+         (bytes == 0 || bytes == p.numel() * static_cast<int64_t>(p.element_size()));
+}
+
+[[noreturn]] void throw_shared_storage() {
+  throw EngineError("ZeRO stage 3 needs every parameter to own its storage (contiguous, not a view of another "
+                    "tensor); a parameter shares or only partly uses its storage");
+}
+
 }  // namespace
+
+void partition_whole_parameters(const std::vector<torch::Tensor>& parameters, const BucketPlan& plan,
+                                const std::vector<bool>& persistent, comm::ProcessGroup& group,
+                                torch::ScalarType dtype, const std::vector<torch::Tensor>& masters) {
+  torch::NoGradGuard no_grad;
+  const auto keep_bucket = persistent_buckets(plan, persistent);
+  const int64_t rank = group.rank();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const torch::Tensor& p = parameters[i];
+    if (!owns_its_storage(p)) throw_shared_storage();
+    // A new tensor unless the parameter already is on the device in `dtype`; the model's copy
+    // (fp32 on the CPU, typically) goes as soon as the parameter points at it.
+    torch::Tensor full = p.detach().to(group.device(), dtype);
+    group.broadcast(full, 0);
+    if (!full.is_same(p)) p.set_data(full);
+    const torch::Tensor flat = p.detach().view(-1);
+    bool keep = false;
+    for (int64_t b : plan.buckets_of[i]) {
+      const auto& bucket = plan.buckets[b];
+      keep = keep || keep_bucket[b];
+      const int64_t lo = rank * bucket.slice;
+      const int64_t hi = lo + bucket.slice;
+      for (const auto& e : bucket.entries) {
+        if (e.param != static_cast<int64_t>(i)) continue;
+        const int64_t a = std::max(lo, e.bucket_offset);
+        const int64_t z = std::min(hi, e.bucket_offset + e.length);
+        if (a >= z) continue;
+        masters[bucket.group]
+            .narrow(0, bucket.group_offset / plan.partitions + (a - lo), z - a)
+            .copy_(flat.narrow(0, e.param_offset + (a - e.bucket_offset), z - a));
+      }
+    }
+    if (!keep) free_storage(p);
+  }
+}
 
 PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> parameters, const BucketPlan& plan,
                                              const std::vector<bool>& persistent,
@@ -57,19 +114,11 @@ PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> paramete
       schedule_({}, {}, options.limits) {
   torch::NoGradGuard no_grad;
   for (const auto& p : parameters_) {
-    if (!p.is_contiguous() || p.storage_offset() != 0 ||
-        static_cast<int64_t>(p.storage().nbytes()) != p.numel() * static_cast<int64_t>(p.element_size())) {
-      throw EngineError("ZeRO stage 3 needs every parameter to own its storage (contiguous, not a view of another "
-                        "tensor); a parameter shares or only partly uses its storage");
-    }
+    if (!owns_its_storage(p)) throw_shared_storage();
   }
+  persistent_bucket_ = persistent_buckets(plan_, persistent);
   std::vector<int64_t> sizes;
-  for (size_t b = 0; b < plan_.buckets.size(); ++b) {
-    sizes.push_back(plan_.buckets[b].size);
-    for (const auto& e : plan_.buckets[b].entries) {
-      if (persistent[e.param]) persistent_bucket_[b] = true;
-    }
-  }
+  for (const auto& b : plan_.buckets) sizes.push_back(b.size);
   schedule_ = FetchSchedule(sizes, persistent_bucket_, options.limits);
 
   // The shards, from this rank's masters.
@@ -91,7 +140,8 @@ PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> paramete
     shards_.back().copy_(m);
   }
 
-  // The parameters are whole now: persistent buckets count as gathered, the rest goes.
+  // Persistent buckets count as gathered (their parameters are whole); the rest goes, where
+  // partition_whole_parameters has not already released it.
   for (size_t b = 0; b < plan_.buckets.size(); ++b) {
     if (!persistent_bucket_[b]) continue;
     live_[b] = true;

@@ -35,6 +35,17 @@ namespace deepspeed {
 class NvmeShardStore;
 class ParameterUseObserver;
 
+// ZeRO-3 at initialize, before PartitionedParameters exists: the parameters arrive whole,
+// wherever the model was built (the CPU, for a model larger than one GPU). One at a time each
+// moves to the group's device in `dtype`, takes rank 0's values (broadcast), gives this
+// rank's slices of the plan to `masters` (flat fp32 per group, zero-filled beforehand), and
+// gives its memory back unless a bucket it shares with a `persistent` parameter keeps it
+// whole. So the whole model never has to fit on the device (DeepSpeed's zero.Init does this
+// during construction instead).
+void partition_whole_parameters(const std::vector<torch::Tensor>& parameters, const BucketPlan& plan,
+                                const std::vector<bool>& persistent, comm::ProcessGroup& group,
+                                torch::ScalarType dtype, const std::vector<torch::Tensor>& masters);
+
 class PartitionedParameters {
  public:
   struct Options {
@@ -46,8 +57,8 @@ class PartitionedParameters {
     std::optional<std::string> nvme_path;
     AioConfig aio;
   };
-  // `parameters` in the plan's indexing, full and equal on every rank; `persistent[i]`: keep
-  // parameter i whole. `masters`: this rank's fp32 partition of each group (the shards' values).
+  // `parameters` in the plan's indexing, as partition_whole_parameters left them (or whole and
+  // equal on every rank); `persistent[i]`: keep parameter i whole. `masters`: this rank's fp32 partition of each group (the shards' values).
   PartitionedParameters(std::vector<torch::Tensor> parameters, const BucketPlan& plan, const std::vector<bool>& persistent,
                         std::shared_ptr<comm::ProcessGroup> group, Options options,
                         const std::vector<torch::Tensor>& masters);

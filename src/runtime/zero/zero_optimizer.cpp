@@ -121,10 +121,13 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
     params.push_back(masters_[g]);
     masters_[g].mutable_grad() = master_grads_[g];
   }
+  // Stage 3 partitions the parameters as they come (whole, possibly still on the CPU) before
+  // the reducer hooks them; below it they are on the device and the partitions copy them.
+  if (stage_ == 3) partition_whole_parameters(parameters_, plan, persistent, *group_, model_dtype_, masters_);
   reducer_ = std::make_unique<GradientReducer>(
       parameters_, group_, options, std::move(plan),
       [this](int64_t bucket, const torch::Tensor& slice) { accumulate_slice(bucket, slice); });
-  refresh_partitions_from_parameters();
+  if (stage_ != 3) refresh_partitions_from_parameters();
   if (stage_ == 3) {
     const auto& z = config.zero_optimization;
     PartitionedParameters::Options po;

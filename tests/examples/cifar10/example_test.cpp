@@ -194,7 +194,10 @@ TEST_F(Cifar10Example, EveryShippedConfigRunsOnTwoRanksAndResumes) {
     auto resumed = run_example(2, {"--deepspeed_config", config, "--data_dir", dir_.path(), "-e", "2", "--log_interval",
                                    "5", "--load_dir", ckpt});
     expect_ok(resumed);
-    EXPECT_TRUE(contains(resumed.out(), "Resumed from " + ckpt + "/epoch1/mp_rank_00_model_states.pt after epoch 1"))
+    // Under ZeRO-3 every rank writes its own model-states file (rank 0's is the one named).
+    const std::string states = contains(config, "zero3") ? "zero_pp_rank_0_mp_rank_00_model_states.pt"
+                                                         : "mp_rank_00_model_states.pt";
+    EXPECT_TRUE(contains(resumed.out(), "Resumed from " + ckpt + "/epoch1/" + states + " after epoch 1"))
         << resumed.out();
     EXPECT_TRUE(contains(resumed.out(), "[2,")) << "the resumed run trains epoch 2:\n" << resumed.out();
     EXPECT_FALSE(contains(resumed.out(), "[1,")) << "the resumed run trained epoch 1 again:\n" << resumed.out();

@@ -253,7 +253,7 @@ std::string save_small(const std::string& dir, const deepspeed::ClientState& cli
   auto net = std::make_shared<Net>();
   auto engine = make_engine(net);
   for (int i = 0; i < 2; ++i) {
-    engine->backward(engine->forward(torch::ones({2, 3})).pow(2).mean());
+    engine->backward(engine->forward(torch::ones({2, 3}, engine->device())).pow(2).mean());
     engine->step();
   }
   engine->save_checkpoint(dir, std::nullopt, client);
@@ -396,7 +396,7 @@ TEST(CheckpointSave, FailedWriteCleansUpAndKeepsThePreviousCheckpoint) {
   TempDir dir;
   auto engine = make_engine(std::make_shared<Net>());
   auto train_step = [&] {
-    engine->backward(engine->forward(torch::ones({2, 3})).pow(2).mean());
+    engine->backward(engine->forward(torch::ones({2, 3}, engine->device())).pow(2).mean());
     engine->step();
   };
   train_step();

@@ -6,6 +6,7 @@
 
 #include <regex>
 
+#include "gloo_ranks_test.h"
 #include "multiprocess.h"
 
 using deepspeed::testing::run_ranks;
@@ -28,7 +29,9 @@ std::vector<deepspeed::testing::RankResult> run(int world, const std::string& pr
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-TEST(CommsLogger, CountsAndSizesOfEachCollectiveOnTwoRanks) {
+using CommsLoggerGloo = deepspeed::testing::GlooRanksTest;
+
+TEST_F(CommsLoggerGloo, CountsAndSizesOfEachCollectiveOnTwoRanks) {
   auto r = run(2, kWorker, {});
   ASSERT_EQ(r.size(), 2u);
   for (const auto& rank : r) {
@@ -54,7 +57,7 @@ TEST(CommsLogger, CountsAndSizesOfEachCollectiveOnTwoRanks) {
   EXPECT_FALSE(contains(r[1].output, "Comm. Op")) << "only rank 0 prints the table\n" << r[1].output;
 }
 
-TEST(CommsLogger, ProfOpsAndDebugCallerNames) {
+TEST_F(CommsLoggerGloo, ProfOpsAndDebugCallerNames) {
   auto r = run(2, kWorker, {"--prof_ops", "all_reduce", "--debug"});
   const std::string& out = r.at(0).output;
   EXPECT_TRUE(contains(out, "ops 4\n")) << out;

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "multiprocess.h"
+#include "gloo_ranks_test.h"
 #include "processes.h"
 
 namespace fs = std::filesystem;
@@ -154,9 +155,15 @@ void expect_resumes_from(TempDir& dir, const std::string& ckpt, int64_t step) {
 
 }  // namespace
 
+using FaultKill = deepspeed::testing::GlooRanksTest;
+using FaultSignal = deepspeed::testing::GlooRanksTest;
+using FaultDisk = deepspeed::testing::GlooRanksTest;
+using FaultHang = deepspeed::testing::GlooRanksTest;
+using FaultNan = deepspeed::testing::GlooRanksTest;
+
 // kill -9 of one rank in the middle of training: the launcher stops the other rank and
 // exits non-zero at once, nothing is left running, and the last complete checkpoint resumes.
-TEST(FaultKill, SigkillOfARankMidStepEndsTheJobAndTrainingResumes) {
+TEST_F(FaultKill, SigkillOfARankMidStepEndsTheJobAndTrainingResumes) {
   TempDir dir;
   const std::string ckpt = dir.file("ckpt");
   const auto [job, ranks] =
@@ -177,7 +184,7 @@ TEST(FaultKill, SigkillOfARankMidStepEndsTheJobAndTrainingResumes) {
 
 // kill -9 of a rank while it writes its checkpoint shard (ZeRO-1: every rank writes one): the
 // job ends, `latest` still names the previous checkpoint, which loads.
-TEST(FaultKill, SigkillDuringSaveKeepsThePreviousCheckpoint) {
+TEST_F(FaultKill, SigkillDuringSaveKeepsThePreviousCheckpoint) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config(R"(, "zero_optimization": {"stage": 1})"));
   const std::string ckpt = dir.file("ckpt");
@@ -196,7 +203,7 @@ TEST(FaultKill, SigkillDuringSaveKeepsThePreviousCheckpoint) {
 
 // Ctrl-C: SIGINT to the launcher stops every rank (exit 1, as DeepSpeed's launcher), leaves
 // no process behind, and the checkpoints written so far load.
-TEST(FaultSignal, SigintToTheLauncherStopsCleanly) {
+TEST_F(FaultSignal, SigintToTheLauncherStopsCleanly) {
   TempDir dir;
   const std::string ckpt = dir.file("ckpt");
   const auto [job, ranks] =
@@ -213,7 +220,7 @@ TEST(FaultSignal, SigintToTheLauncherStopsCleanly) {
 // A disk that fills up during a save (RLIMIT_FSIZE from step 6; SIGXFSZ ignored, as Python
 // does, so writes fail with EFBIG as they would with ENOSPC): a clear error naming the file,
 // every rank exits, and the previous checkpoint is still `latest` and loads.
-TEST(FaultDisk, FullDiskDuringSaveKeepsThePreviousCheckpoint) {
+TEST_F(FaultDisk, FullDiskDuringSaveKeepsThePreviousCheckpoint) {
   TempDir dir;
   const std::string ckpt = dir.file("ckpt");
   auto job = launch(dir, kCheckpointWorker,
@@ -230,7 +237,7 @@ TEST(FaultDisk, FullDiskDuringSaveKeepsThePreviousCheckpoint) {
 
 // A rank that stops answering (asleep before step 3): after the collective timeout the
 // others fail with an error naming the collective and the rank, and the job ends.
-TEST(FaultHang, SilentRankBecomesATimeoutErrorNamingTheCollective) {
+TEST_F(FaultHang, SilentRankBecomesATimeoutErrorNamingTheCollective) {
   TempDir dir;
   // 8 s, not less: the timeout also bounds the rendezvous, which ranks that start a few
   // seconds apart on a loaded machine must still complete.
@@ -246,7 +253,7 @@ TEST(FaultHang, SilentRankBecomesATimeoutErrorNamingTheCollective) {
 
 // A rank that never arrives (here: WORLD_SIZE says 2, one process starts): the rendezvous
 // fails after the timeout with an error that says where it waited.
-TEST(FaultHang, MissingRankFailsTheRendezvousAfterTheTimeout) {
+TEST_F(FaultHang, MissingRankFailsTheRendezvousAfterTheTimeout) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config());
   const auto ranks = run_worker(dir, kTrainWorker, 1, {"--comm_timeout_ms", "2000"}, {{"WORLD_SIZE", "2"}});
@@ -259,7 +266,7 @@ TEST(FaultHang, MissingRankFailsTheRendezvousAfterTheTimeout) {
 
 // Without a launcher that stops the job (mpirun, srun, the harness), a rank that dies still
 // turns into an error on the others, naming the collective, at once rather than at the timeout.
-TEST(FaultKill, DeadPeerIsAnErrorOnTheOthersWithoutTheLauncher) {
+TEST_F(FaultKill, DeadPeerIsAnErrorOnTheOthersWithoutTheLauncher) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config());
   const auto t0 = std::chrono::steady_clock::now();
@@ -275,7 +282,7 @@ TEST(FaultKill, DeadPeerIsAnErrorOnTheOthersWithoutTheLauncher) {
 
 // NaN in the loss of one rank, fp32: by default every rank stops with an error naming the
 // step and whose loss it was; nothing was updated.
-TEST(FaultNan, NanLossInFp32IsAnErrorOnEveryRank) {
+TEST_F(FaultNan, NanLossInFp32IsAnErrorOnEveryRank) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config());
   const auto ranks = run_worker(dir, kTrainWorker, 2, {"--steps", "10", "--bad_loss_at", "4", "--bad_loss_rank", "1"});
@@ -289,7 +296,7 @@ TEST(FaultNan, NanLossInFp32IsAnErrorOnEveryRank) {
 
 // "nonfinite_gradients": "skip" (here with ZeRO-1 and an inf loss on every rank): the step is
 // skipped and counted, training goes on, the weights stay finite.
-TEST(FaultNan, InfLossIsSkippedWhenConfigured) {
+TEST_F(FaultNan, InfLossIsSkippedWhenConfigured) {
   TempDir dir;
   write_file(dir.file("ds_config.json"),
              config(R"(, "nonfinite_gradients": "skip", "zero_optimization": {"stage": 1})"));
@@ -307,7 +314,7 @@ TEST(FaultNan, InfLossIsSkippedWhenConfigured) {
 }
 
 // "apply" is DeepSpeed's fp32 stage-0 behaviour: the update is applied and the weights are NaN.
-TEST(FaultNan, ApplyKeepsDeepSpeedsBehaviour) {
+TEST_F(FaultNan, ApplyKeepsDeepSpeedsBehaviour) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config(R"(, "nonfinite_gradients": "apply")"));
   const auto ranks = run_worker(dir, kTrainWorker, 1, {"--steps", "3", "--bad_loss_at", "1"});

@@ -304,7 +304,7 @@ TEST(EngineFlopsProfiler, ProfilesStepProfileStepIntoOutputFile) {
   EXPECT_TRUE(engine->config().wall_clock_breakdown);
   ::testing::internal::CaptureStdout();
   for (int step = 0; step < 4; ++step) {
-    auto loss = engine->forward(torch::randn({4, 8})).pow(2).mean();
+    auto loss = engine->forward(torch::randn({4, 8}, engine->device())).pow(2).mean();
     engine->backward(loss);
     engine->step();
     if (step == 1) {

@@ -221,7 +221,7 @@ TEST(EngineMonitors, WritesDeepSpeedsTrainSamplesEvents) {
   auto [engine, optimizer, loader, scheduler] = initialize(net, options);
   std::vector<double> losses;
   for (int micro = 0; micro < 6; ++micro) {
-    auto x = torch::full({2, 4}, 0.1 * (micro + 1)).to(torch::kHalf);
+    auto x = torch::full({2, 4}, 0.1 * (micro + 1)).to(engine->device(), torch::kHalf);
     auto loss = engine->forward(x).to(torch::kFloat32).pow(2).mean();
     losses.push_back(loss.item<double>());
     engine->backward(loss);

@@ -1,0 +1,79 @@
+// ZeRO-3 on a GPU partitions a model built on the CPU one parameter at a time as the engine
+// starts: the model never lands on the device whole (what DeepSpeed's zero.Init is for), so a
+// model larger than the GPU can be trained with parameter offload. And it still trains.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <deepspeed/deepspeed.h>
+#include <deepspeed/version.h>
+
+#if DEEPSPEED_HAVE_CUDA_BUILD
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace deepspeed {
+namespace {
+
+constexpr int64_t kWidth = 1024;
+constexpr int kLayers = 16;  // 16.8M parameters: 67 MB in fp32, 34 MB in bf16
+
+struct Deep : torch::nn::Module {
+  Deep() {
+    for (int i = 0; i < kLayers; ++i) layers.push_back(register_module("fc" + std::to_string(i), torch::nn::Linear(kWidth, kWidth)));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    for (auto& l : layers) x = torch::tanh(l->forward(x));
+    return x.mean(-1);
+  }
+  std::vector<torch::nn::Linear> layers;
+};
+
+TEST(GpuZeroStage3, AModelBuiltOnTheCpuNeverLandsOnTheDeviceWhole) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
+#if DEEPSPEED_HAVE_CUDA_BUILD
+  torch::manual_seed(3);
+  auto net = std::make_shared<Deep>();
+  // Buckets of about one layer, so that parameters come and go; the biases stay whole.
+  auto config = nlohmann::json::parse(R"({"train_batch_size": 8, "steps_per_print": 1000, "bf16": {"enabled": true},
+      "optimizer": {"type": "AdamW", "params": {"lr": 0.001}},
+      "zero_optimization": {"stage": 3, "stage3_prefetch_bucket_size": 1100000,
+                            "offload_param": {"device": "cpu"}, "offload_optimizer": {"device": "cpu"}}})");
+  InitializeOptions options;
+  options.config_json = config;
+  torch::cuda::synchronize();
+  const int device = 0;
+  namespace alloc = c10::cuda::CUDACachingAllocator;
+  alloc::resetPeakStats(device);
+  const auto before = alloc::getDeviceStats(device).allocated_bytes[0].current;
+  auto engine = initialize(net, options).engine;
+  ASSERT_TRUE(engine->device().is_cuda());
+  torch::cuda::synchronize();
+  const auto stats = alloc::getDeviceStats(device);
+  const int64_t model_bf16 = kLayers * (kWidth * kWidth + kWidth) * 2;
+  const int64_t peak = stats.allocated_bytes[0].peak - before;
+  EXPECT_GT(peak, 0);
+  EXPECT_LT(peak, model_bf16 / 4) << "initialize held " << peak << " bytes on the GPU at once; the bf16 model is "
+                                  << model_bf16;
+  for (const auto& l : net->layers) {
+    EXPECT_TRUE(l->weight.is_cuda());
+    EXPECT_EQ(l->weight.scalar_type(), torch::kBFloat16);
+    EXPECT_EQ(l->weight.storage().nbytes(), 0u) << "a weight stayed whole on the device";
+  }
+
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto x = torch::randn({8, kWidth}, gen).to(engine->device(), torch::kBFloat16);
+  auto y = torch::randn({8}, gen).to(engine->device());
+  std::vector<double> losses;
+  for (int step = 0; step < 20; ++step) {
+    auto loss = torch::mse_loss(engine->forward(x).to(torch::kFloat32), y);
+    engine->backward(loss);
+    engine->step();
+    losses.push_back(loss.item<double>());
+  }
+  EXPECT_LT(losses.back(), losses.front());
+  EXPECT_EQ(engine->skipped_steps(), 0);
+#endif
+}
+
+}  // namespace
+}  // namespace deepspeed
