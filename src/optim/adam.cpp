@@ -203,8 +203,7 @@ void Adam::update(const std::vector<torch::Tensor>* grads, const torch::Tensor& 
       torch::Tensor grad;
       if (grads) {  // step_from with a tensor the fused op did not take: fp32, scaled
         if (!(*grads)[tensor].defined()) continue;
-        grad = (*grads)[tensor].to(torch::kFloat32);
-        if (grad_scale.defined()) grad = grad.mul(grad_scale);
+        grad = scaled_fp32_gradient((*grads)[tensor], grad_scale);
       } else {
         if (!p.grad().defined()) continue;
         grad = dense_grad(p, "Adam");

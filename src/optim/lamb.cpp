@@ -153,8 +153,7 @@ void Lamb::update(const std::vector<torch::Tensor>* grads, const torch::Tensor& 
       torch::Tensor grad;
       if (grads) {
         if (!(*grads)[tensor].defined()) continue;
-        grad = (*grads)[tensor].to(torch::kFloat32);
-        if (grad_scale.defined()) grad = grad.mul(grad_scale);
+        grad = scaled_fp32_gradient((*grads)[tensor], grad_scale);
       } else {
         if (!p.grad().defined()) continue;
         grad = dense_grad(p, "Lamb");

@@ -63,6 +63,14 @@ torch::Tensor dense_grad(const torch::Tensor& param, const char* algorithm) {
   return grad.scalar_type() == math_type ? grad : grad.to(math_type);
 }
 
+torch::Tensor scaled_fp32_gradient(const torch::Tensor& grad, const torch::Tensor& grad_scale) {
+  if (grad.scalar_type() != torch::kFloat32) {
+    auto g = grad.to(torch::kFloat32);
+    return grad_scale.defined() ? g.mul_(grad_scale) : g;
+  }
+  return grad_scale.defined() ? grad.detach().mul_(grad_scale) : grad;
+}
+
 torch::Tensor math_view(const torch::Tensor& t) {
   return reduced_precision(t) ? t.to(torch::kFloat) : t;
 }

@@ -52,6 +52,11 @@ double increment_step(std::map<std::string, torch::Tensor>& state);
 // The gradient of `param` in the math type (see math_view); throws for sparse gradients.
 torch::Tensor dense_grad(const torch::Tensor& param, const char* algorithm);
 
+// A gradient step_from was given, in fp32 and multiplied by `grad_scale` (when defined). An
+// fp32 gradient is scaled in place: step_from's callers discard their gradients after the
+// step, and a model-sized copy is what limits the largest model under CPU offload.
+torch::Tensor scaled_fp32_gradient(const torch::Tensor& grad, const torch::Tensor& grad_scale);
+
 // The arithmetic runs in fp32 for fp16/bf16 tensors (as DeepSpeed's kernels do with their
 // MATH_T; CPU LibTorch 1.13 also lacks some half kernels) and in the tensor's own type
 // otherwise. math_view gives the tensor itself or an fp32 copy; write_back stores a copy's

@@ -205,6 +205,18 @@ void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice)
   auto dst = master_grads_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice);
   if (slice.device() == dst.device() && slice.scalar_type() == dst.scalar_type()) {
     dst.add_(slice);
+  } else if (slice.is_cuda() && dst.is_cpu()) {
+    // Offloaded gradients: converted on the GPU, copied into pinned memory (a copy into
+    // pageable memory goes through the driver's bounce buffer at a fraction of the PCIe
+    // speed, and .to(kCPU, kFloat32) of a bf16 slice converted on the CPU besides), added on
+    // the CPU by ATen's threads.
+    const int64_t n = slice.numel();
+    if (!grad_staging_.defined() || grad_staging_.numel() < n) {
+      grad_staging_ = torch::empty({n}, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+    }
+    auto staged = grad_staging_.narrow(0, 0, n);
+    staged.copy_(slice.to(torch::kFloat32));
+    dst.add_(staged);
   } else {
     dst.add_(slice.to(dst.device(), torch::kFloat32));
   }

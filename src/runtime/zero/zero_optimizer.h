@@ -91,6 +91,7 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::unique_ptr<PartitionedParameters> partitioned_;  // stage 3
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
   std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
+  torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
   std::vector<int64_t> groups_;
   int64_t bucket_elements_ = 0;
   int stage_ = 1;
