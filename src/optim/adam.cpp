@@ -27,7 +27,7 @@ bool update_with_cpu_adam([[maybe_unused]] torch::Tensor& p,
                           [[maybe_unused]] torch::Tensor& exp_avg_sq,
                           [[maybe_unused]] const ParamGroup& group,
                           [[maybe_unused]] bool adamw_mode, [[maybe_unused]] bool bias_correction,
-                          [[maybe_unused]] double step) {
+                          [[maybe_unused]] double step, [[maybe_unused]] double grad_scale) {
 #if DEEPSPEED_OP_CPU_ADAM_BUILT
   if (!ops::cpu_op_can_update({&p, &grad, &exp_avg, &exp_avg_sq})) return false;
   ops::AdamStep s;
@@ -39,6 +39,7 @@ bool update_with_cpu_adam([[maybe_unused]] torch::Tensor& p,
   s.adamw_mode = adamw_mode;
   s.bias_correction = bias_correction;
   s.step = static_cast<int64_t>(step);
+  s.grad_scale = grad_scale;
   ops::adam_step(p.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),
                  exp_avg_sq.data_ptr<float>(), p.numel(), s);
   ops::mark_written(p);
@@ -201,9 +202,18 @@ void Adam::update(const std::vector<torch::Tensor>* grads, const torch::Tensor& 
       const size_t tensor = i++;
       auto& state = state_at(tensor);
       torch::Tensor grad;
+      // An fp32 CPU gradient's factor goes into the cpu_adam op's pass (no pass of its own).
+      std::optional<double> op_scale;
       if (grads) {  // step_from with a tensor the fused op did not take: fp32, scaled
-        if (!(*grads)[tensor].defined()) continue;
-        grad = scaled_fp32_gradient((*grads)[tensor], grad_scale);
+        const torch::Tensor& given = (*grads)[tensor];
+        if (!given.defined()) continue;
+        if (!options_.torch_adam && grad_scale.defined() && grad_scale.is_cpu() && given.is_cpu() &&
+            given.scalar_type() == torch::kFloat32) {
+          grad = given;
+          op_scale = grad_scale.item<double>();
+        } else {
+          grad = scaled_fp32_gradient(given, grad_scale);
+        }
       } else {
         if (!p.grad().defined()) continue;
         grad = dense_grad(p, "Adam");
@@ -215,10 +225,11 @@ void Adam::update(const std::vector<torch::Tensor>* grads, const torch::Tensor& 
       const double step = increment_step(state);
       if (!options_.torch_adam &&
           update_with_cpu_adam(p, grad, state["exp_avg"], state["exp_avg_sq"], group,
-                               options_.adamw_mode, bias_correction, step)) {
+                               options_.adamw_mode, bias_correction, step, op_scale.value_or(1.0))) {
         if (copies && (*copies)[tensor].defined()) (*copies)[tensor].detach().copy_(p);
         continue;
       }
+      if (op_scale) grad = scaled_fp32_gradient(grad, grad_scale);
       torch::Tensor w = math_view(p);
       torch::Tensor exp_avg = math_view(state["exp_avg"]);
       torch::Tensor exp_avg_sq = math_view(state["exp_avg_sq"]);

@@ -23,11 +23,12 @@ void run(const AdamConstants& c, const AdamSpan& s) {
   const __m256 step_size = _mm256_set1_ps(c.step_size);
   const __m256 bc2_rsqrt = _mm256_set1_ps(c.bc2_rsqrt);
   const __m256 decay = _mm256_set1_ps(c.decay);
+  const __m256 grad_scale = _mm256_set1_ps(c.grad_scale);
 
   // DeepSpeed's Step_AVX, operation for operation.
   auto block = [&](float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                    uint16_t* copy) {
-    __m256 g = _mm256_loadu_ps(grad);
+    __m256 g = _mm256_mul_ps(_mm256_loadu_ps(grad), grad_scale);
     __m256 p = _mm256_loadu_ps(param);
     __m256 m = _mm256_loadu_ps(exp_avg);
     __m256 v = _mm256_loadu_ps(exp_avg_sq);

@@ -24,11 +24,12 @@ void run(const AdamConstants& c, const AdamSpan& s) {
   const __m512 step_size = _mm512_set1_ps(c.step_size);
   const __m512 bc2_rsqrt = _mm512_set1_ps(c.bc2_rsqrt);
   const __m512 decay = _mm512_set1_ps(c.decay);
+  const __m512 grad_scale = _mm512_set1_ps(c.grad_scale);
 
   // DeepSpeed's Step_AVX, operation for operation.
   auto block = [&](float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                    uint16_t* copy) {
-    __m512 g = _mm512_loadu_ps(grad);
+    __m512 g = _mm512_mul_ps(_mm512_loadu_ps(grad), grad_scale);
     __m512 p = _mm512_loadu_ps(param);
     __m512 m = _mm512_loadu_ps(exp_avg);
     __m512 v = _mm512_loadu_ps(exp_avg_sq);

@@ -22,6 +22,7 @@ struct AdamConstants {
   float step_size;  // -lr / bc1
   float bc2_rsqrt;  // 1 / sqrt(bc2)
   float decay;      // L2: weight_decay (times p, added to g); Decoupled: -lr * weight_decay
+  float grad_scale; // g = g * grad_scale as it is read
   Decay decay_mode;
   CopyType copy;
 };

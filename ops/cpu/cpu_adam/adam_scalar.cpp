@@ -19,7 +19,7 @@ void run(const AdamConstants& c, const AdamSpan& s) {
   float* __restrict exp_avg_sq = s.exp_avg_sq;
   uint16_t* __restrict copy = s.copy;
   for (int64_t i = 0; i < s.n; ++i) {
-    float g = grad[i];
+    float g = grad[i] * c.grad_scale;
     float p = param[i];
     float m = exp_avg[i];
     float v = exp_avg_sq[i];

@@ -52,6 +52,7 @@ AdamConstants constants(const AdamStep& s, CopyType copy) {
     c.decay_mode = Decay::None;
     c.decay = 0.0f;
   }
+  c.grad_scale = static_cast<float>(s.grad_scale);
   c.copy = copy;
   return c;
 }

@@ -6,6 +6,7 @@
 // Arithmetic, element by element, as DeepSpeed's Adam_Optimizer::Step_AVX (csrc/includes/
 // cpu_adam.h), with bc1 = 1 - beta1^step and bc2 = 1 - beta2^step (both 1 without bias
 // correction), computed in double and rounded once to float:
+//   g = g * grad_scale                              (the unscale/clip factor; 1 by default)
 //   L2 mode (adamw_mode false, weight_decay != 0): g = g + weight_decay * p
 //   m = beta1 * m + (1 - beta1) * g
 //   v = beta2 * v + (1 - beta2) * g * g
@@ -38,6 +39,9 @@ struct AdamStep {
   bool adamw_mode = true;  // decoupled weight decay; false: L2 (added to the gradient)
   bool bias_correction = true;
   int64_t step = 1;  // this step's number, counted from 1
+  // Multiplies the gradient as it is read (the loss-scale and clipping factor), so that the
+  // caller needs no pass of its own over the gradients.
+  double grad_scale = 1.0;
 };
 
 // Updates param, exp_avg and exp_avg_sq in place from grad. With copy != None, param_copy

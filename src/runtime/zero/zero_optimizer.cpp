@@ -237,7 +237,21 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   StepOutcome out;
   const auto device = group_->device();
   bool overflow = false;
-  if (check_overflow_) {
+  // Every rank's partition adds to the norm; computed where the partitions are and, on the
+  // GPU, not read back.
+  auto global_squared_norm = [&] {
+    auto sq = squared_norm(master_grads_, master_device_).to(device).reshape({1});
+    group_->all_reduce(sq);
+    return sq.reshape({}).to(master_device_);
+  };
+  torch::Tensor sq;
+  if (check_overflow_ && offload_) {
+    // Offloaded: a pass over gradients in CPU memory is most of the step, so the overflow
+    // check reads the norm's pass instead of making its own: the sum of squares is inf or
+    // NaN when a gradient is (and, as DeepSpeed's norm check, when it overflows float).
+    sq = global_squared_norm();
+    overflow = !std::isfinite(sq.item<double>());
+  } else if (check_overflow_) {
     auto flag = torch::tensor({has_inf_or_nan(master_grads_, fp32_ ? torch::kFloat64 : torch::kFloat32) ? 1.0f : 0.0f},
                               torch::TensorOptions().dtype(torch::kFloat32).device(device));
     group_->all_reduce(flag, comm::ReduceOp::Max);
@@ -252,10 +266,7 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
     zero_grad();
     return out;
   }
-  // Every rank's partition adds to the norm; computed on the device and not read back.
-  auto sq = squared_norm(master_grads_, master_device_).to(device).reshape({1});
-  group_->all_reduce(sq);
-  sq = sq.reshape({}).to(master_device_);
+  if (!sq.defined()) sq = global_squared_norm();
   out.grad_norm = sq.to(torch::kFloat64).sqrt() / prev_scale;
   // One flat partition per group, each the group's only tensor: master_grads_ is in group order.
   optimizer_->step_from(master_grads_, unscale_and_clip_factor(sq, scaler_.scale(), gradient_clipping), {});

@@ -259,6 +259,33 @@ TEST_P(CpuOptimizerOps, AdamWritesTheRoundedCopyInTheSamePass) {
   }
 }
 
+// grad_scale multiplies the gradient as it is read: the same bits as scaling the gradient in
+// float first (what torch's grad.mul(scale) does), in L2 mode too where the decay adds after.
+TEST_P(CpuOptimizerOps, AdamScalesTheGradientAsItReadsIt) {
+  for (int64_t n : kSizes) {
+    for (bool adamw : {true, false}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " adamw=" + std::to_string(adamw));
+      std::mt19937 rng(77u + static_cast<uint32_t>(n));
+      const std::vector<float> p0 = uniform(rng, n, -1.0f, 1.0f);
+      const std::vector<float> g = uniform(rng, n, -100.0f, 100.0f);
+      AdamStep s;
+      s.weight_decay = 0.1;
+      s.adamw_mode = adamw;
+      s.grad_scale = 1.0 / 384.0;  // an unscale factor that is not a power of two below
+      std::vector<float> p1 = p0, m1(n, 0.0f), v1(n, 0.0f);
+      adam_step(p1.data(), g.data(), m1.data(), v1.data(), n, s, nullptr, CopyType::None, level());
+      std::vector<float> scaled(g.size());
+      for (size_t i = 0; i < g.size(); ++i) scaled[i] = g[i] * static_cast<float>(s.grad_scale);
+      s.grad_scale = 1.0;
+      std::vector<float> p2 = p0, m2(n, 0.0f), v2(n, 0.0f);
+      adam_step(p2.data(), scaled.data(), m2.data(), v2.data(), n, s, nullptr, CopyType::None, level());
+      EXPECT_EQ(p1, p2);
+      EXPECT_EQ(m1, m2);
+      EXPECT_EQ(v1, v2);
+    }
+  }
+}
+
 TEST_P(CpuOptimizerOps, AdagradMatchesTheDoubleReference) {
   for (int64_t n : kSizes) {
     for (double wd : {0.0, 0.1}) {
