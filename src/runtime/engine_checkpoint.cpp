@@ -3,6 +3,8 @@
 // src/checkpoint/, which knows the layout, the file protocol and the conversions.
 #include <deepspeed/engine.h>
 
+#include <unordered_set>
+
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -111,9 +113,18 @@ c10::impl::GenericDict stage3_module_state(const torch::nn::Module& module) {
   return dict;
 }
 
-// The buffers of a saved module entry (ZeRO-3 takes its parameters from the masters).
-c10::impl::GenericDict buffers_only(const c10::impl::GenericDict& module_state, const torch::nn::Module& module) {
+// What ZeRO-3 restores from a saved module entry: the buffers and the parameters it does
+// not partition (frozen ones, saved whole); the others come from the masters.
+c10::impl::GenericDict unpartitioned_entries(const c10::impl::GenericDict& module_state, const torch::nn::Module& module,
+                                             const std::vector<torch::Tensor>& partitioned) {
+  std::unordered_set<const void*> managed;
+  for (const auto& p : partitioned) managed.insert(p.unsafeGetTensorImpl());
   auto dict = make_string_dict();
+  for (const auto& p : module.named_parameters()) {
+    if (!managed.count(p.value().unsafeGetTensorImpl()) && module_state.contains(p.key())) {
+      dict.insert(p.key(), module_state.at(p.key()));
+    }
+  }
   for (const auto& name : buffer_names(module)) {
     if (module_state.contains(name)) dict.insert(name, module_state.at(name));
   }
@@ -274,7 +285,8 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     if (!module.isGenericDict()) throw CheckpointError(file + ": 'module' is not a state dict");
     auto* zero = dynamic_cast<ZeroOptimizer*>(wrapper_.get());
     if (zero && zero->partitioned_parameters()) {
-      load_module_state(*module_, buffers_only(module.toGenericDict(), *module_), /*strict=*/false, file);
+      load_module_state(*module_, unpartitioned_entries(module.toGenericDict(), *module_, zero->parameters()),
+                        /*strict=*/false, file);
       zero_grad();
       load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, load_optimizer_states && !load_module_only);
       if (load_module_only) return;
