@@ -42,7 +42,14 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
   if (!name_value.isList() || name_value.toListRef().size() != numels.size()) {
     throw CheckpointError(names[0] + ": ds_cpp_layout.names should name every parameter");
   }
-  const auto plan = plan_buckets(numels, groups, bucket, m.dp_world_size);
+  // ZeRO-3 keeps persistent parameters in buckets of their own (absent in older checkpoints).
+  const auto classes = layout.contains("bucket_classes")
+                           ? int_list(layout.at("bucket_classes"), names[0] + ": ds_cpp_layout.bucket_classes")
+                           : std::vector<int64_t>{};
+  if (!classes.empty() && classes.size() != numels.size()) {
+    throw CheckpointError(names[0] + ": ds_cpp_layout.bucket_classes should have an entry per parameter");
+  }
+  const auto plan = plan_buckets(numels, groups, bucket, m.dp_world_size, classes);
   std::map<std::string, torch::Tensor> out;
   for (int64_t g = 0; g < static_cast<int64_t>(plan.group_size.size()); ++g) {
     std::vector<torch::Tensor> parts;

@@ -7,8 +7,11 @@
 namespace deepspeed {
 
 BucketPlan plan_buckets(const std::vector<int64_t>& numels, const std::vector<int64_t>& groups,
-                        int64_t bucket_elements, int64_t partitions) {
+                        int64_t bucket_elements, int64_t partitions, const std::vector<int64_t>& classes) {
   if (numels.size() != groups.size()) throw std::invalid_argument("plan_buckets: numels and groups differ in length");
+  if (!classes.empty() && classes.size() != numels.size()) {
+    throw std::invalid_argument("plan_buckets: classes and numels differ in length");
+  }
   if (partitions < 1) throw std::invalid_argument("plan_buckets: partitions must be >= 1");
   BucketPlan plan;
   plan.partitions = partitions;
@@ -40,8 +43,13 @@ BucketPlan plan_buckets(const std::vector<int64_t>& numels, const std::vector<in
     open[g].group_offset = next_offset;
     filled[g] = 0;
   };
+  std::vector<int64_t> open_class(group_count, 0);  // the class of the open bucket's parameters
   for (int64_t i = n - 1; i >= 0; --i) {
     const int64_t g = groups[i];
+    if (!classes.empty()) {
+      if (filled[g] > 0 && classes[i] != open_class[g]) close(g);
+      open_class[g] = classes[i];
+    }
     int64_t done = 0;
     while (done < numels[i]) {
       const int64_t take = std::min(numels[i] - done, cap - filled[g]);

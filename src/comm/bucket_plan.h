@@ -43,8 +43,11 @@ struct BucketPlan {
 // numels[i] and groups[i]: parameter i's element count and optimizer group (0-based,
 // dense). bucket_elements < partitions is taken as partitions. Buckets are numbered in the
 // order they fill up during a reverse walk over the parameters; each group's last (partly
-// filled) bucket follows, in group order. The same inputs give the same plan on every rank.
+// filled) bucket follows, in group order. `classes` (empty: all alike) keeps parameters of
+// different classes out of one bucket: a bucket closes early where the class changes (ZeRO-3
+// keeps its persistent parameters' buckets gathered, and no other parameter should share
+// them). The same inputs give the same plan on every rank.
 BucketPlan plan_buckets(const std::vector<int64_t>& numels, const std::vector<int64_t>& groups,
-                        int64_t bucket_elements, int64_t partitions);
+                        int64_t bucket_elements, int64_t partitions, const std::vector<int64_t>& classes = {});
 
 }  // namespace deepspeed

@@ -125,6 +125,9 @@ c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Opt
   layout.insert("numels", numels);
   layout.insert("groups", c10::List<int64_t>(wrapper.parameter_groups()));
   layout.insert("bucket_elements", wrapper.bucket_elements());
+  if (!wrapper.parameter_classes().empty()) {
+    layout.insert("bucket_classes", c10::List<int64_t>(wrapper.parameter_classes()));
+  }
   c10::List<std::string> name_list;
   for (const auto& n : names) name_list.push_back(n);
   layout.insert("names", name_list);
@@ -155,6 +158,10 @@ void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
   const auto numels = int_list(dict_at(ld, "numels", f0 + ": ds_cpp_layout"), f0 + ": ds_cpp_layout.numels");
   const auto groups = int_list(dict_at(ld, "groups", f0 + ": ds_cpp_layout"), f0 + ": ds_cpp_layout.groups");
   const int64_t bucket = checkpoint::int_at(ld, "bucket_elements", f0 + ": ds_cpp_layout");
+  // Absent before buckets had classes: those plans mixed them.
+  const auto classes = ld.contains("bucket_classes")
+                           ? int_list(ld.at("bucket_classes"), f0 + ": ds_cpp_layout.bucket_classes")
+                           : std::vector<int64_t>{};
   std::vector<int64_t> mine;
   for (const auto& p : wrapper.parameters()) mine.push_back(p.numel());
   if (numels != mine || groups != wrapper.parameter_groups()) {
@@ -167,7 +174,11 @@ void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
     throw CheckpointError(f0 + ": partition_count is " + std::to_string(partition_count) + " but " +
                           std::to_string(old_n) + " optimizer-state files were saved");
   }
-  const auto old_plan = plan_buckets(numels, groups, bucket, old_n);
+  if (!classes.empty() && classes.size() != numels.size()) {
+    throw CheckpointError(f0 + ": ds_cpp_layout.bucket_classes has " + std::to_string(classes.size()) +
+                          " entries for " + std::to_string(numels.size()) + " parameters");
+  }
+  const auto old_plan = plan_buckets(numels, groups, bucket, old_n, classes);
   const auto& new_plan = wrapper.plan();
   const int64_t rank = wrapper.rank();
   const size_t group_count = wrapper.partitions().size();

@@ -1,9 +1,52 @@
 #include "runtime/zero/partition_resharding.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 namespace deepspeed {
+namespace {
+
+// Calls fn(rank, position in the rank's partition, position in the group's dense sequence,
+// length) for every run of parameter elements of `group` that a rank owns under `plan`. The
+// dense sequence is the group's parameters, last first, without padding: a bucket's entries
+// list them in that order, and buckets of a group come in the order they were filled.
+template <typename Fn>
+void for_each_run(const BucketPlan& plan, int64_t group, Fn&& fn) {
+  std::vector<int64_t> start(plan.buckets_of.size(), 0);
+  int64_t dense = 0;
+  for (const auto& b : plan.buckets) {
+    if (b.group != group) continue;
+    for (const auto& e : b.entries) {
+      if (e.param_offset == 0) start[e.param] = dense;
+      dense += e.length;
+    }
+  }
+  for (const auto& b : plan.buckets) {
+    if (b.group != group) continue;
+    for (int64_t r = 0; r < plan.partitions; ++r) {
+      const int64_t lo = r * b.slice;
+      const int64_t hi = lo + b.slice;
+      for (const auto& e : b.entries) {
+        const int64_t a = std::max(lo, e.bucket_offset);
+        const int64_t z = std::min(hi, e.bucket_offset + e.length);
+        if (a >= z) continue;
+        fn(r, b.group_offset / plan.partitions + (a - lo), start[e.param] + e.param_offset + (a - e.bucket_offset), z - a);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int64_t dense_group_size(const BucketPlan& plan, int64_t group) {
+  int64_t n = 0;
+  for (const auto& b : plan.buckets) {
+    if (b.group != group) continue;
+    for (const auto& e : b.entries) n += e.length;
+  }
+  return n;
+}
 
 torch::Tensor assemble_group(const BucketPlan& plan, int64_t group, const std::vector<torch::Tensor>& partitions) {
   if (static_cast<int64_t>(partitions.size()) != plan.partitions) {
@@ -17,27 +60,22 @@ torch::Tensor assemble_group(const BucketPlan& plan, int64_t group, const std::v
                                   std::to_string(p.numel()) + " elements, expected " + std::to_string(expected));
     }
   }
-  auto flat = torch::zeros({plan.group_size[group]}, partitions.empty() ? torch::TensorOptions() : partitions[0].options());
-  for (const auto& b : plan.buckets) {
-    if (b.group != group) continue;
-    for (int64_t r = 0; r < plan.partitions; ++r) {
-      flat.narrow(0, b.group_offset + r * b.slice, b.slice)
-          .copy_(partitions[r].narrow(0, b.group_offset / plan.partitions, b.slice));
-    }
-  }
-  return flat;
+  auto dense = torch::zeros({dense_group_size(plan, group)},
+                            partitions.empty() ? torch::TensorOptions() : partitions[0].options());
+  for_each_run(plan, group, [&](int64_t rank, int64_t at, int64_t to, int64_t n) {
+    dense.narrow(0, to, n).copy_(partitions[rank].narrow(0, at, n));
+  });
+  return dense;
 }
 
-torch::Tensor take_partition(const BucketPlan& plan, int64_t group, int64_t rank, const torch::Tensor& flat) {
-  auto part = torch::zeros({plan.partition_size(group)}, flat.options());
-  const int64_t available = flat.numel();
-  for (const auto& b : plan.buckets) {
-    if (b.group != group) continue;
-    const int64_t from = b.group_offset + rank * b.slice;
-    const int64_t n = std::min(b.slice, available - from);
-    if (n <= 0) continue;
-    part.narrow(0, b.group_offset / plan.partitions, n).copy_(flat.narrow(0, from, n));
-  }
+torch::Tensor take_partition(const BucketPlan& plan, int64_t group, int64_t rank, const torch::Tensor& dense) {
+  auto part = torch::zeros({plan.partition_size(group)}, dense.options());
+  const int64_t available = dense.numel();
+  for_each_run(plan, group, [&](int64_t r, int64_t at, int64_t from, int64_t n) {
+    if (r != rank) return;
+    n = std::min(n, available - from);
+    if (n > 0) part.narrow(0, at, n).copy_(dense.narrow(0, from, n));
+  });
   return part;
 }
 

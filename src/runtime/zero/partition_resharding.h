@@ -1,8 +1,8 @@
 // Moving ZeRO partitions between world sizes. Whatever N and bucket size a run used, a
-// group's flat space (its parameters, last first) is the same sequence of elements; only the
-// zero padding at its end and the way it is sliced among ranks differ (BucketPlan). So a
-// checkpoint saved on N ranks loads on M ranks by reassembling each group's flat space from
-// the N saved partitions and slicing it again for M.
+// group's dense sequence (its parameters, last first, without padding) is the same; only the
+// padding (at the end of a bucket, per BucketPlan) and the way it is sliced among ranks differ.
+// So a checkpoint saved on N ranks loads on M ranks by reassembling each group's dense
+// sequence from the N saved partitions and slicing it again for M.
 #pragma once
 
 #include <cstdint>
@@ -14,12 +14,15 @@
 
 namespace deepspeed {
 
-// Group `group`'s flat space (plan.group_size elements) from every rank's partition of it,
-// in rank order. Throws std::invalid_argument if a partition has the wrong size.
+// Elements of group `group`'s parameters (its dense sequence's length).
+int64_t dense_group_size(const BucketPlan& plan, int64_t group);
+
+// Group `group`'s dense sequence from every rank's partition of it, in rank order. Throws
+// std::invalid_argument if a partition has the wrong size.
 torch::Tensor assemble_group(const BucketPlan& plan, int64_t group, const std::vector<torch::Tensor>& partitions);
 
-// Rank `rank`'s partition of a group's flat space under `plan`. `flat` may be longer or
-// shorter than the plan's group size (another padding): elements beyond it read as zero.
-torch::Tensor take_partition(const BucketPlan& plan, int64_t group, int64_t rank, const torch::Tensor& flat);
+// Rank `rank`'s partition (padding zero) of a group's dense sequence under `plan`; elements
+// beyond the end of `dense` read as zero.
+torch::Tensor take_partition(const BucketPlan& plan, int64_t group, int64_t rank, const torch::Tensor& dense);
 
 }  // namespace deepspeed

@@ -103,7 +103,11 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   if (stage_ == 3 && config.zero_optimization.stage3_prefetch_bucket_size > 0) {
     bucket_elements_ = std::min(bucket_elements_, config.zero_optimization.stage3_prefetch_bucket_size);
   }
-  auto plan = plan_buckets(numels, groups, bucket_elements_, n);
+  // Stage 3: persistent parameters get buckets of their own (those stay gathered).
+  if (stage_ == 3) {
+    for (bool keep : persistent) classes_.push_back(keep ? 1 : 0);
+  }
+  auto plan = plan_buckets(numels, groups, bucket_elements_, n, classes_);
 
   // This rank's fp32 partition of each group, from the (rank-0 broadcast) parameters.
   const int64_t group_count = static_cast<int64_t>(optimizer_->param_groups().size());

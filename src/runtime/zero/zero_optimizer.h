@@ -67,6 +67,8 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // with parameters()' sizes, what rebuilds plan() for any world size (checkpoints).
   const std::vector<int64_t>& parameter_groups() const { return groups_; }
   int64_t bucket_elements() const { return bucket_elements_; }
+  // Stage 3: 1 for a persistent parameter, else 0 (plan_buckets' classes); empty below.
+  const std::vector<int64_t>& parameter_classes() const { return classes_; }
   // Writes the masters into the model's parameters on every rank (collective).
   void gather_parameters();
   // Replaces this rank's partitions (one flat fp32 tensor per group, as partitions()) and
@@ -93,6 +95,7 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
   torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
   std::vector<int64_t> groups_;
+  std::vector<int64_t> classes_;
   int64_t bucket_elements_ = 0;
   int stage_ = 1;
   // bf16/fp16 model with data_types.grad_accum_dtype fp32: every micro batch is reduced into

@@ -68,6 +68,24 @@ TEST(BucketPlan, PartitionShareIsCeilOfGroupSize) {
   }
 }
 
+// Classes (ZeRO-3: persistent or not) never share a bucket: the bucket open when the class
+// changes closes early, padded to a multiple of the world size.
+TEST(BucketPlan, ClassesNeverShareABucket) {
+  const std::vector<int64_t> numels{3, 5, 64, 7, 100};
+  const std::vector<int64_t> groups{0, 0, 0, 1, 0};
+  const std::vector<int64_t> classes{1, 1, 0, 0, 0};
+  for (int64_t n : {1, 2, 3}) {
+    auto plan = plan_buckets(numels, groups, 50, n, classes);
+    check_plan(plan, numels, groups, 50 / n * n);
+    for (const auto& b : plan.buckets) {
+      for (const auto& e : b.entries) {
+        EXPECT_EQ(classes[e.param], classes[b.entries.front().param]) << "a bucket mixes classes, n=" << n;
+      }
+    }
+  }
+  EXPECT_THROW(plan_buckets(numels, groups, 50, 2, {1, 0}), std::invalid_argument);
+}
+
 TEST(BucketPlan, ParametersStraddleBuckets) {
   auto plan = plan_buckets({10, 25}, {0, 0}, 20, 2);
   // Flat space (last first): p1[0..25) then p0[0..10), cut every 20 elements.
