@@ -214,16 +214,21 @@ int run(const CLI::App& app, Options o) {
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!rank0) return 0;
-
-  std::printf("Finished Training\n");
-  std::printf("Training throughput: %.1f samples/s (%lld samples in %.1f s, world size %lld)\n",
-              seconds > 0 ? static_cast<double>(engine->global_samples() - samples_before) / seconds : 0.0,
-              static_cast<long long>(engine->global_samples() - samples_before), seconds, static_cast<long long>(engine->world_size()));
+  if (rank0) {
+    std::printf("Finished Training\n");
+    std::printf("Training throughput: %.1f samples/s (%lld samples in %.1f s, world size %lld)\n",
+                seconds > 0 ? static_cast<double>(engine->global_samples() - samples_before) / seconds : 0.0,
+                static_cast<long long>(engine->global_samples() - samples_before), seconds,
+                static_cast<long long>(engine->world_size()));
+    std::fflush(stdout);
+  }
+  // Every rank runs the test pass, as the tutorial's script does, and rank 0 prints it: under
+  // ZeRO-3 the parameters are gathered as the pass reads them, which all ranks do together.
   ImageDataset testset = load_image_dataset(o.dataset, o.data_dir, Split::kTest, o.test_samples);
   if (ema) ema->copy_to(*engine->module());
   engine->eval();
-  print_evaluation(evaluate(net, testset, device, dtype), classes);
+  const Evaluation evaluation = evaluate(net, testset, device, dtype);
+  if (rank0) print_evaluation(evaluation, classes);
   return 0;
 }
 
