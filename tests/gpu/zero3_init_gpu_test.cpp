@@ -7,6 +7,8 @@
 #include <deepspeed/deepspeed.h>
 #include <deepspeed/version.h>
 
+#include "train_on_one_batch.h"
+
 #if DEEPSPEED_HAVE_CUDA_BUILD
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -67,13 +69,7 @@ TEST(GpuZeroStage3, AModelBuiltOnTheCpuNeverLandsOnTheDeviceWhole) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
   auto x = torch::randn({8, kWidth}, gen).to(engine->device(), torch::kBFloat16);
   auto y = torch::randn({8}, gen).to(engine->device());
-  std::vector<double> losses;
-  for (int step = 0; step < 20; ++step) {
-    auto loss = torch::mse_loss(engine->forward(x).to(torch::kFloat32), y);
-    engine->backward(loss);
-    engine->step();
-    losses.push_back(loss.item<double>());
-  }
+  const auto losses = testing::train_on_one_batch(*engine, x, y, 20);
   EXPECT_LT(losses.back(), losses.front());
   EXPECT_EQ(engine->skipped_steps(), 0);
 #endif

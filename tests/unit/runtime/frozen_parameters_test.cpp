@@ -8,6 +8,7 @@
 #include <deepspeed/deepspeed.h>
 
 #include "multiprocess.h"
+#include "train_on_one_batch.h"
 
 namespace deepspeed {
 namespace {
@@ -52,13 +53,7 @@ TEST_P(FrozenParameters, StayOutOfTheOptimizerKeepTheirValuesAndTheRestTrains) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto x = torch::randn({4, 8}, gen).to(engine->device(), torch::kBFloat16);
   const auto y = torch::randn({4}, gen).to(engine->device());
-  std::vector<double> losses;
-  for (int step = 0; step < 20; ++step) {
-    auto loss = torch::mse_loss(engine->forward(x).to(torch::kFloat32), y);
-    engine->backward(loss);
-    engine->step();
-    losses.push_back(loss.item<double>());
-  }
+  const auto losses = testing::train_on_one_batch(*engine, x, y, 20);
   EXPECT_LT(losses.back(), 0.5 * losses.front());
   torch::Tensor head_after;
   {
