@@ -51,17 +51,32 @@ struct AdamFunctor {
     int64_t scalar_from = begin;
     if (vector_ok) {
       const int64_t vector_end = begin + (end - begin) / 4 * 4;
-      for (int64_t i = begin + 4 * static_cast<int64_t>(threadIdx.x); i < vector_end; i += 4 * blockDim.x) {
+      const int64_t stride = 4 * static_cast<int64_t>(blockDim.x);
+      auto update = [&](int64_t at, Float4& pv, const Float4& gv, Float4& mv, Float4& vv) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) math.apply(pv.v[k], gv.v[k], mv.v[k], vv.v[k]);
+        store4(p + at, pv);
+        store4(m + at, mv);
+        store4(v + at, vv);
+        if constexpr (kCopy) store4(c + at, pv);
+      };
+      int64_t i = begin + 4 * static_cast<int64_t>(threadIdx.x);
+      // Two vectors of each array in flight per thread: eight loads issued before the first
+      // use, which is what keeps enough bytes in flight to approach the copy's bandwidth.
+      for (; i + stride < vector_end; i += 2 * stride) {
+        Float4 p0 = load4(p + i), p1 = load4(p + i + stride);
+        const Float4 g0 = load4(g + i), g1 = load4(g + i + stride);
+        Float4 m0 = load4(m + i), m1 = load4(m + i + stride);
+        Float4 v0 = load4(v + i), v1 = load4(v + i + stride);
+        update(i, p0, g0, m0, v0);
+        update(i + stride, p1, g1, m1, v1);
+      }
+      if (i < vector_end) {
         Float4 pv = load4(p + i);
         const Float4 gv = load4(g + i);
         Float4 mv = load4(m + i);
         Float4 vv = load4(v + i);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) math.apply(pv.v[k], gv.v[k], mv.v[k], vv.v[k]);
-        store4(p + i, pv);
-        store4(m + i, mv);
-        store4(v + i, vv);
-        if constexpr (kCopy) store4(c + i, pv);
+        update(i, pv, gv, mv, vv);
       }
       scalar_from = vector_end;
     }

@@ -2,39 +2,15 @@
 
 #include <algorithm>
 
-#include <c10/core/DeviceGuard.h>
-#include <c10/core/StorageImpl.h>
-
 #include <deepspeed/errors.h>
 
+#include "runtime/pinned_host_memory.h"
 #include "runtime/zero/nvme_shard_store.h"
 #include "runtime/zero/parameter_use_observer.h"
+#include "runtime/zero/tensor_storage.h"
 
 namespace deepspeed {
 namespace {
-
-// The parameter's storage gives its memory back; the tensor and every view of it stay.
-// Returns the bytes freed.
-int64_t free_storage(const torch::Tensor& p) {
-  auto* s = p.storage().unsafeGetStorageImpl();
-  const auto bytes = static_cast<int64_t>(s->nbytes());
-  if (bytes == 0) return 0;
-  s->set_data_ptr_noswap(c10::DataPtr(nullptr, p.device()));
-  s->set_nbytes(0);
-  return bytes;
-}
-
-// Returns the bytes allocated.
-int64_t allocate_storage(const torch::Tensor& p) {
-  auto* s = p.storage().unsafeGetStorageImpl();
-  if (s->nbytes() > 0) return 0;
-  const size_t bytes = static_cast<size_t>(p.numel()) * p.element_size();
-  // The CUDA allocator allocates on the current device, which need not be the parameter's.
-  const c10::DeviceGuard on_device(p.device());
-  s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
-  s->set_nbytes(bytes);
-  return static_cast<int64_t>(bytes);
-}
 
 // Writes without autograd seeing it: the values are the parameter's own, restored.
 torch::Tensor untracked_flat(const torch::Tensor& p) { return p.variable_data().view(-1); }
@@ -134,9 +110,8 @@ PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> paramete
       shards_.push_back(m);
       continue;
     }
-    auto o = torch::TensorOptions().dtype(options_.dtype).device(options_.shard_device);
-    if (options_.pin_shards) o = o.pinned_memory(true);
-    shards_.push_back(torch::empty({m.numel()}, o));
+    const auto o = torch::TensorOptions().dtype(options_.dtype).device(options_.shard_device);
+    shards_.push_back(options_.pin_shards ? pinned_host_empty(m.numel(), options_.dtype) : torch::empty({m.numel()}, o));
     shards_.back().copy_(m);
   }
 

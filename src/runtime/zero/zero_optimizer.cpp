@@ -8,7 +8,9 @@
 
 #include <deepspeed/errors.h>
 
+#include "runtime/pinned_host_memory.h"
 #include "runtime/precision.h"
+#include "runtime/zero/tensor_storage.h"
 
 namespace deepspeed {
 namespace {
@@ -111,13 +113,26 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
 
   // This rank's fp32 partition of each group, from the (rank-0 broadcast) parameters.
   const int64_t group_count = static_cast<int64_t>(optimizer_->param_groups().size());
-  auto master_options = torch::TensorOptions().dtype(torch::kFloat32).device(master_device_);
+  const auto master_options = torch::TensorOptions().dtype(torch::kFloat32).device(master_device_);
   const bool pin = offload_ && device.is_cuda() && config.zero_optimization.offload_optimizer->pin_memory;
-  if (pin) master_options = master_options.pinned_memory(true);
+  // Pinned: exactly the size (runtime/pinned_host_memory.h), not rounded up to a power of two.
+  auto partition = [&](int64_t size) {
+    if (!pin) return torch::zeros({size}, master_options);
+    auto t = pinned_host_empty(size, torch::kFloat32);
+    return pinned_host_memory_is_exact() ? t : t.zero_();
+  };
   for (int64_t g = 0; g < group_count; ++g) {
     const int64_t size = g < static_cast<int64_t>(plan.group_size.size()) ? plan.partition_size(g) : 0;
-    masters_.push_back(torch::zeros({size}, master_options));
-    master_grads_.push_back(torch::zeros({size}, master_options));
+    masters_.push_back(partition(size));
+    master_grads_.push_back(partition(size));
+  }
+  // Gradient partitions on the device are given back after each step and taken again at the
+  // next window's first gradient, so they are not held through forward, where activations
+  // peak (FSDP2 frees its sharded gradients the same way). Pinned host ones stay: page-locking
+  // tens of GiB each step would cost more than it saves.
+  release_gradient_partitions_ = !offload_;
+  for (auto& g : master_grads_) {
+    if (release_gradient_partitions_) free_storage(g);
   }
   for (int64_t g = 0; g < group_count; ++g) {
     auto& params = optimizer_->param_groups()[g].params;
@@ -206,6 +221,7 @@ void ZeroOptimizer::load_partitions(const std::vector<torch::Tensor>& partitions
 void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice) {
   const auto& plan = reducer_->plan();
   const auto& b = plan.buckets[bucket];
+  hold_gradient_partition(b.group);
   auto dst = master_grads_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice);
   if (slice.device() == dst.device() && slice.scalar_type() == dst.scalar_type()) {
     dst.add_(slice);
@@ -241,6 +257,7 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   StepOutcome out;
   const auto device = group_->device();
   bool overflow = false;
+  for (size_t g = 0; g < master_grads_.size(); ++g) hold_gradient_partition(static_cast<int64_t>(g));
   // Every rank's partition adds to the norm; computed where the partitions are and, on the
   // GPU, not read back.
   auto global_squared_norm = [&] {
@@ -317,8 +334,19 @@ void ZeroOptimizer::gather_parameters() {
   while (!pending.empty()) finish();
 }
 
+void ZeroOptimizer::hold_gradient_partition(int64_t group) {
+  auto& g = master_grads_[group];
+  if (allocate_storage(g) > 0) g.zero_();
+}
+
 void ZeroOptimizer::zero_grad() {
-  for (auto& g : master_grads_) g.zero_();
+  for (auto& g : master_grads_) {
+    if (release_gradient_partitions_) {
+      free_storage(g);
+    } else {
+      g.zero_();
+    }
+  }
   for (auto& p : parameters_) {
     if (p.grad().defined()) p.mutable_grad().reset();
   }
@@ -332,7 +360,7 @@ MemoryReport ZeroOptimizer::memory_report() const {
   }
   for (size_t g = 0; g < masters_.size(); ++g) {
     r.master_weights += masters_[g].numel() * static_cast<int64_t>(masters_[g].element_size());
-    r.gradients += master_grads_[g].numel() * static_cast<int64_t>(master_grads_[g].element_size());
+    r.gradients += static_cast<int64_t>(master_grads_[g].storage().nbytes());  // 0 between steps when released
   }
   r.parameters_peak = r.parameters;
   if (partitioned_) {

@@ -85,6 +85,8 @@ class ZeroOptimizer final : public OptimizerWrapper {
 
  private:
   void accumulate_slice(int64_t bucket, const torch::Tensor& slice);
+  // Gives master_grads_[group] memory again (zero-filled) where zero_grad released it.
+  void hold_gradient_partition(int64_t group);
 
   std::vector<torch::Tensor> parameters_;
   std::shared_ptr<comm::ProcessGroup> group_;
@@ -93,6 +95,7 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::unique_ptr<PartitionedParameters> partitioned_;  // stage 3
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
   std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
+  bool release_gradient_partitions_ = false;  // master_grads_ hold memory only from backward to step
   torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
   std::vector<int64_t> groups_;
   std::vector<int64_t> classes_;

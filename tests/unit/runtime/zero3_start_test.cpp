@@ -34,7 +34,7 @@ TEST(ZeroStage3Start, OnlyPersistentParametersStayWhole) {
     EXPECT_EQ(l->weight.storage().nbytes(), 0u) << "a weight stayed whole";
     EXPECT_GT(l->bias.storage().nbytes(), 0u) << "a persistent bias was released";
   }
-  const auto x = torch::randn({2, 64});
+  const auto x = torch::randn({2, 64}).to(engine->device());
   for (int step = 0; step < 2; ++step) {
     engine->backward(engine->forward(x).pow(2).mean());
     engine->step();
