@@ -85,8 +85,11 @@ class ZeroOptimizer final : public OptimizerWrapper {
 
  private:
   void accumulate_slice(int64_t bucket, const torch::Tensor& slice);
-  // Gives master_grads_[group] memory again (zero-filled) where zero_grad released it.
+  // Gives master_grads_[group] memory again where zero_grad released it (contents undefined
+  // until written: see slice_written_).
   void hold_gradient_partition(int64_t group);
+  // Before reading master_grads_: zeros for the buckets no slice reached since zero_grad.
+  void zero_unwritten_slices();
 
   std::vector<torch::Tensor> parameters_;
   std::shared_ptr<comm::ProcessGroup> group_;
@@ -96,6 +99,10 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
   std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
   bool release_gradient_partitions_ = false;  // master_grads_ hold memory only from backward to step
+  bool partitions_pinned_ = false;            // offloaded to page-locked host memory
+  // Per bucket: has a slice been written into master_grads_ since zero_grad? The first one is
+  // copied, later ones added, so the partitions are never zeroed in a pass of their own.
+  std::vector<char> slice_written_;
   torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
   std::vector<int64_t> groups_;
   std::vector<int64_t> classes_;
