@@ -49,8 +49,9 @@ class Optimizer {
   virtual void step() = 0;
   // One update from gradients the caller holds (the mixed-precision and ZeRO wrappers):
   // grads[i] is the gradient of the i-th tensor in group order (any float dtype; undefined
-  // skips the tensor; an fp32 one may be scaled in place), multiplied by grad_scale first (a 0-dim float64 tensor, on the CPU or
-  // on the tensors' GPU, where a factor computed there needs no synchronisation); copies[i],
+  // skips the tensor; an fp32 one may be scaled in place), multiplied by grad_scale first (a
+  // 0-dim float64 tensor, on the CPU or on the tensors' GPU, where a factor computed there
+  // needs no synchronisation); copies[i],
   // when `copies` is not empty and it is defined, receives the updated tensor in its own dtype
   // (a half-precision model weight). The default stores each gradient as the tensor's .grad()
   // (in place when it is that tensor already), calls step() and copies; Adam and Lamb do it

@@ -9,6 +9,7 @@
 
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/layout.h"
+#include "checkpoint/zero_partition_layout.h"
 #include "comm/bucket_plan.h"
 #include "runtime/zero/partition_resharding.h"
 
@@ -32,24 +33,10 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
     shards.push_back(inner.toGenericDict());
     names.push_back(file);
   }
-  const auto layout_value = dict_at(shards[0], "ds_cpp_layout", names[0]);
-  if (!layout_value.isGenericDict()) throw CheckpointError(names[0] + ": ds_cpp_layout is not a dict");
-  const auto layout = layout_value.toGenericDict();
-  const auto numels = int_list(dict_at(layout, "numels", names[0]), names[0] + ": ds_cpp_layout.numels");
-  const auto groups = int_list(dict_at(layout, "groups", names[0]), names[0] + ": ds_cpp_layout.groups");
-  const int64_t bucket = int_at(layout, "bucket_elements", names[0]);
-  const auto name_value = dict_at(layout, "names", names[0]);
-  if (!name_value.isList() || name_value.toListRef().size() != numels.size()) {
-    throw CheckpointError(names[0] + ": ds_cpp_layout.names should name every parameter");
-  }
-  // ZeRO-3 keeps persistent parameters in buckets of their own (absent in older checkpoints).
-  const auto classes = layout.contains("bucket_classes")
-                           ? int_list(layout.at("bucket_classes"), names[0] + ": ds_cpp_layout.bucket_classes")
-                           : std::vector<int64_t>{};
-  if (!classes.empty() && classes.size() != numels.size()) {
-    throw CheckpointError(names[0] + ": ds_cpp_layout.bucket_classes should have an entry per parameter");
-  }
-  const auto plan = plan_buckets(numels, groups, bucket, m.dp_world_size, classes);
+  const auto layout = read_zero_partition_layout(shards[0], names[0]);
+  const auto& numels = layout.numels;
+  const auto& groups = layout.groups;
+  const auto plan = layout.plan(m.dp_world_size);
   std::map<std::string, torch::Tensor> out;
   for (int64_t g = 0; g < static_cast<int64_t>(plan.group_size.size()); ++g) {
     std::vector<torch::Tensor> parts;
@@ -70,7 +57,7 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
     int64_t offset = 0;
     for (int64_t i = static_cast<int64_t>(numels.size()) - 1; i >= 0; --i) {
       if (groups[i] != g) continue;
-      out[name_value.toListRef()[i].toStringRef()] = flat.narrow(0, offset, numels[i]).clone();
+      out[layout.names[i]] = flat.narrow(0, offset, numels[i]).clone();
       offset += numels[i];
     }
   }

@@ -7,6 +7,7 @@
 
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/optimizer_state.h"
+#include "checkpoint/zero_partition_layout.h"
 #include "runtime/zero/partition_resharding.h"
 
 namespace deepspeed {
@@ -119,19 +120,13 @@ c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Opt
   }
   inner.insert("group_paddings", paddings);
   inner.insert("ds_version", std::string(DEEPSPEED_VERSION));
-  auto layout = make_string_dict();
-  c10::List<int64_t> numels;
-  for (const auto& p : wrapper.parameters()) numels.push_back(p.numel());
-  layout.insert("numels", numels);
-  layout.insert("groups", c10::List<int64_t>(wrapper.parameter_groups()));
-  layout.insert("bucket_elements", wrapper.bucket_elements());
-  if (!wrapper.parameter_classes().empty()) {
-    layout.insert("bucket_classes", c10::List<int64_t>(wrapper.parameter_classes()));
-  }
-  c10::List<std::string> name_list;
-  for (const auto& n : names) name_list.push_back(n);
-  layout.insert("names", name_list);
-  inner.insert("ds_cpp_layout", layout);
+  checkpoint::ZeroPartitionLayout layout;
+  for (const auto& p : wrapper.parameters()) layout.numels.push_back(p.numel());
+  layout.groups = wrapper.parameter_groups();
+  layout.names = names;
+  layout.bucket_elements = wrapper.bucket_elements();
+  layout.classes = wrapper.parameter_classes();
+  inner.insert("ds_cpp_layout", checkpoint::to_ivalue(layout));
 
   auto out = make_string_dict();
   out.insert("optimizer_state_dict", inner);
@@ -152,19 +147,11 @@ void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
   }
   // The saved layout must be this model's.
   const auto& f0 = names[0];
-  const auto layout = dict_at(inner[0], "ds_cpp_layout", f0 + ": optimizer_state_dict");
-  if (!layout.isGenericDict()) throw CheckpointError(f0 + ": ds_cpp_layout is not a dict");
-  const auto ld = layout.toGenericDict();
-  const auto numels = int_list(dict_at(ld, "numels", f0 + ": ds_cpp_layout"), f0 + ": ds_cpp_layout.numels");
-  const auto groups = int_list(dict_at(ld, "groups", f0 + ": ds_cpp_layout"), f0 + ": ds_cpp_layout.groups");
-  const int64_t bucket = checkpoint::int_at(ld, "bucket_elements", f0 + ": ds_cpp_layout");
-  // Absent before buckets had classes: those plans mixed them.
-  const auto classes = ld.contains("bucket_classes")
-                           ? int_list(ld.at("bucket_classes"), f0 + ": ds_cpp_layout.bucket_classes")
-                           : std::vector<int64_t>{};
+  const auto layout = checkpoint::read_zero_partition_layout(inner[0], f0);
+  const auto& numels = layout.numels;
   std::vector<int64_t> mine;
   for (const auto& p : wrapper.parameters()) mine.push_back(p.numel());
-  if (numels != mine || groups != wrapper.parameter_groups()) {
+  if (numels != mine || layout.groups != wrapper.parameter_groups()) {
     throw CheckpointError(f0 + ": the checkpoint's parameters (" + std::to_string(numels.size()) +
                           " tensors, their sizes and groups) are not this model's (" + std::to_string(mine.size()) +
                           " tensors)");
@@ -174,11 +161,7 @@ void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
     throw CheckpointError(f0 + ": partition_count is " + std::to_string(partition_count) + " but " +
                           std::to_string(old_n) + " optimizer-state files were saved");
   }
-  if (!classes.empty() && classes.size() != numels.size()) {
-    throw CheckpointError(f0 + ": ds_cpp_layout.bucket_classes has " + std::to_string(classes.size()) +
-                          " entries for " + std::to_string(numels.size()) + " parameters");
-  }
-  const auto old_plan = plan_buckets(numels, groups, bucket, old_n, classes);
+  const auto old_plan = layout.plan(old_n);
   const auto& new_plan = wrapper.plan();
   const int64_t rank = wrapper.rank();
   const size_t group_count = wrapper.partitions().size();

@@ -40,8 +40,9 @@ class ParameterUseObserver;
 // moves to the group's device in `dtype`, takes rank 0's values (broadcast), gives this
 // rank's slices of the plan to `masters` (flat fp32 per group, zero-filled beforehand), and
 // gives its memory back unless it is in a bucket that stays gathered (one holding a
-// `persistent` parameter; ZeroOptimizer's plan gives those buckets of their own). So the whole model never has to fit on the device (DeepSpeed's zero.Init does this
-// during construction instead).
+// `persistent` parameter; ZeroOptimizer's plan gives those buckets of their own). So the
+// whole model never has to fit on the device (DeepSpeed's zero.Init does this during
+// construction instead).
 void partition_whole_parameters(const std::vector<torch::Tensor>& parameters, const BucketPlan& plan,
                                 const std::vector<bool>& persistent, comm::ProcessGroup& group,
                                 torch::ScalarType dtype, const std::vector<torch::Tensor>& masters);

@@ -117,24 +117,27 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   const auto master_options = torch::TensorOptions().dtype(torch::kFloat32).device(master_device_);
   const bool pin = offload_ && device.is_cuda() && config.zero_optimization.offload_optimizer->pin_memory;
   // Pinned: exactly the size (runtime/pinned_host_memory.h), not rounded up to a power of two.
-  auto partition = [&](int64_t size) {
+  auto master_partition = [&](int64_t size) {
     if (!pin) return torch::zeros({size}, master_options);
     auto t = pinned_host_empty(size, torch::kFloat32);
     return pinned_host_memory_is_exact() ? t : t.zero_();
   };
-  for (int64_t g = 0; g < group_count; ++g) {
-    const int64_t size = g < static_cast<int64_t>(plan.group_size.size()) ? plan.partition_size(g) : 0;
-    masters_.push_back(partition(size));
-    master_grads_.push_back(partition(size));
-  }
   // Gradient partitions on the device are given back after each step and taken again at the
   // next window's first gradient, so they are not held through forward, where activations
-  // peak (FSDP2 frees its sharded gradients the same way). Pinned host ones stay: page-locking
-  // tens of GiB each step would cost more than it saves.
+  // peak (FSDP2 frees its sharded gradients the same way): they start without memory. Pinned
+  // host ones stay: page-locking tens of GiB each step would cost more than it saves. Either
+  // way they need no zeros (accumulate_slice writes a step's first slice).
   release_gradient_partitions_ = !offload_;
   partitions_pinned_ = pin;
-  for (auto& g : master_grads_) {
-    if (release_gradient_partitions_) free_storage(g);
+  for (int64_t g = 0; g < group_count; ++g) {
+    const int64_t size = g < static_cast<int64_t>(plan.group_size.size()) ? plan.partition_size(g) : 0;
+    masters_.push_back(master_partition(size));
+    if (pin) {
+      master_grads_.push_back(pinned_host_empty(size, torch::kFloat32));
+    } else {
+      master_grads_.push_back(torch::empty({size}, master_options));
+      if (release_gradient_partitions_) free_storage(master_grads_.back());
+    }
   }
   for (int64_t g = 0; g < group_count; ++g) {
     auto& params = optimizer_->param_groups()[g].params;
