@@ -36,6 +36,7 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
   const auto layout = read_zero_partition_layout(shards[0], names[0]);
   const auto& numels = layout.numels;
   const auto& groups = layout.groups;
+  if (layout.names.empty()) throw CheckpointError(names[0] + ": ds_cpp_layout.names should name every parameter");
   const auto plan = layout.plan(m.dp_world_size);
   std::map<std::string, torch::Tensor> out;
   for (int64_t g = 0; g < static_cast<int64_t>(plan.group_size.size()); ++g) {

@@ -33,13 +33,15 @@ ZeroPartitionLayout read_zero_partition_layout(const c10::impl::GenericDict& opt
     throw CheckpointError(where + ".groups has " + std::to_string(layout.groups.size()) + " entries for " +
                           std::to_string(count) + " parameters");
   }
-  const auto names = dict_at(dict, "names", where);
-  if (!names.isList() || names.toListRef().size() != count) {
-    throw CheckpointError(where + ".names should name every parameter (" + std::to_string(count) + ")");
-  }
-  for (const auto& n : names.toListRef()) {
-    if (!n.isString()) throw CheckpointError(where + ".names should hold strings, found " + n.tagKind());
-    layout.names.push_back(n.toStringRef());
+  if (dict.contains("names")) {
+    const auto names = dict.at("names");
+    if (!names.isList() || names.toListRef().size() != count) {
+      throw CheckpointError(where + ".names should name every parameter (" + std::to_string(count) + ")");
+    }
+    for (const auto& n : names.toListRef()) {
+      if (!n.isString()) throw CheckpointError(where + ".names should hold strings, found " + n.tagKind());
+      layout.names.push_back(n.toStringRef());
+    }
   }
   if (dict.contains("bucket_classes")) {
     layout.classes = int_list(dict.at("bucket_classes"), where + ".bucket_classes");

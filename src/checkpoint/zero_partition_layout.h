@@ -19,7 +19,7 @@ namespace deepspeed::checkpoint {
 struct ZeroPartitionLayout {
   std::vector<int64_t> numels;      // per parameter, in the wrapper's order
   std::vector<int64_t> groups;      // each parameter's optimizer group
-  std::vector<std::string> names;   // each parameter's name in the module
+  std::vector<std::string> names;   // each parameter's name in the module (empty in older files)
   int64_t bucket_elements = 0;
   std::vector<int64_t> classes;     // plan_buckets' classes; empty where the plan had none
 
@@ -33,7 +33,7 @@ c10::impl::GenericDict to_ivalue(const ZeroPartitionLayout& layout);
 
 // The layout from an optimizer_state_dict read from `file`; CheckpointError naming the file
 // and entry when it is missing or inconsistent. A layout without `bucket_classes` (saved
-// before plans had classes) has no classes.
+// before plans had classes) has no classes; one without `names` (older still) no names.
 ZeroPartitionLayout read_zero_partition_layout(const c10::impl::GenericDict& optimizer_state_dict,
                                                const std::string& file);
 

@@ -52,12 +52,16 @@ TEST(ZeroPartitionLayout, RoundTripsToTheSamePlan) {
   for (size_t i = 0; i < a.buckets.size(); ++i) EXPECT_EQ(a.buckets[i].size, b.buckets[i].size);
 }
 
-TEST(ZeroPartitionLayout, WithoutBucketClassesReadsAsNone) {
+TEST(ZeroPartitionLayout, OlderLayoutsReadWithoutClassesOrNames) {
   auto old = three_parameters();
   old.classes.clear();
-  const auto dict = to_ivalue(old);
+  auto dict = to_ivalue(old);
   EXPECT_FALSE(dict.contains("bucket_classes"));
   EXPECT_TRUE(read_zero_partition_layout(optimizer_state_dict(dict), "f.pt").classes.empty());
+  ASSERT_EQ(dict.erase("names"), 1u);
+  const auto read = read_zero_partition_layout(optimizer_state_dict(dict), "f.pt");
+  EXPECT_TRUE(read.names.empty());
+  EXPECT_EQ(read.numels, old.numels);
 }
 
 TEST(ZeroPartitionLayout, DamagedEntriesNameTheFileAndTheEntry) {
