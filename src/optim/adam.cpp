@@ -27,7 +27,8 @@ bool update_with_cpu_adam([[maybe_unused]] torch::Tensor& p,
                           [[maybe_unused]] torch::Tensor& exp_avg_sq,
                           [[maybe_unused]] const ParamGroup& group,
                           [[maybe_unused]] bool adamw_mode, [[maybe_unused]] bool bias_correction,
-                          [[maybe_unused]] double step, [[maybe_unused]] double grad_scale) {
+                          [[maybe_unused]] double step, [[maybe_unused]] double grad_scale,
+                          [[maybe_unused]] const torch::Tensor& copy) {
 #if DEEPSPEED_OP_CPU_ADAM_BUILT
   if (!ops::cpu_op_can_update({&p, &grad, &exp_avg, &exp_avg_sq})) return false;
   ops::AdamStep s;
@@ -40,8 +41,16 @@ bool update_with_cpu_adam([[maybe_unused]] torch::Tensor& p,
   s.bias_correction = bias_correction;
   s.step = static_cast<int64_t>(step);
   s.grad_scale = grad_scale;
+  // A 16-bit copy of the result (ZeRO-3's offloaded shards) is written in the same pass.
+  const auto copy_type = ops::cpu_op_copy_type(copy, p.numel());
+  const bool copied = copy_type != ops::CopyType::None;
   ops::adam_step(p.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),
-                 exp_avg_sq.data_ptr<float>(), p.numel(), s);
+                 exp_avg_sq.data_ptr<float>(), p.numel(), s, copied ? copy.data_ptr() : nullptr, copy_type);
+  if (copied) {
+    ops::mark_written(copy);
+  } else if (copy.defined()) {
+    copy.detach().copy_(p);
+  }
   ops::mark_written(p);
   ops::mark_written(exp_avg);
   ops::mark_written(exp_avg_sq);
@@ -116,7 +125,7 @@ void Adam::step() { update(nullptr, torch::Tensor(), nullptr); }
 
 void Adam::step_from(const std::vector<torch::Tensor>& grads, const torch::Tensor& grad_scale,
                      const std::vector<torch::Tensor>& copies) {
-  if (options_.torch_adam || !fused_cuda::adam_available()) {
+  if (options_.torch_adam) {
     Optimizer::step_from(grads, grad_scale, copies);
     return;
   }
@@ -225,8 +234,8 @@ void Adam::update(const std::vector<torch::Tensor>* grads, const torch::Tensor& 
       const double step = increment_step(state);
       if (!options_.torch_adam &&
           update_with_cpu_adam(p, grad, state["exp_avg"], state["exp_avg_sq"], group,
-                               options_.adamw_mode, bias_correction, step, op_scale.value_or(1.0))) {
-        if (copies && (*copies)[tensor].defined()) (*copies)[tensor].detach().copy_(p);
+                               options_.adamw_mode, bias_correction, step, op_scale.value_or(1.0),
+                               copies ? (*copies)[tensor] : torch::Tensor())) {
         continue;
       }
       if (op_scale) grad = scaled_fp32_gradient(grad, grad_scale);

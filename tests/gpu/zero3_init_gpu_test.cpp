@@ -75,5 +75,37 @@ TEST(GpuZeroStage3, AModelBuiltOnTheCpuNeverLandsOnTheDeviceWhole) {
 #endif
 }
 
+// With both offloads the bf16 shards live in host memory beside the fp32 masters, and the CPU
+// Adam op writes them in its own pass (no separate copy); the run must follow the one whose
+// shards are the masters on the GPU (FusedAdam there, so equal up to float rounding).
+TEST(GpuZeroStage3, OffloadedShardsWrittenByTheCpuOptimizerFollowTheOnDeviceRun) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
+  auto run = [](bool offload) {
+    torch::manual_seed(3);
+    auto net = std::make_shared<Deep>();
+    auto config = nlohmann::json::parse(R"({"train_batch_size": 8, "steps_per_print": 1000, "bf16": {"enabled": true},
+        "optimizer": {"type": "AdamW", "params": {"lr": 0.001}},
+        "zero_optimization": {"stage": 3, "stage3_prefetch_bucket_size": 1100000}})");
+    if (offload) {
+      config["zero_optimization"]["offload_param"] = {{"device", "cpu"}, {"pin_memory", true}};
+      config["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}, {"pin_memory", true}};
+    }
+    InitializeOptions options;
+    options.config_json = config;
+    auto engine = initialize(net, options).engine;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    auto x = torch::randn({8, kWidth}, gen).to(engine->device(), torch::kBFloat16);
+    auto y = torch::randn({8}, gen).to(engine->device());
+    return testing::train_on_one_batch(*engine, x, y, 12);
+  };
+  const auto on_device = run(false);
+  const auto offloaded = run(true);
+  ASSERT_EQ(on_device.size(), offloaded.size());
+  EXPECT_LT(offloaded.back(), 0.9 * offloaded.front());
+  for (size_t i = 0; i < on_device.size(); ++i) {
+    EXPECT_NEAR(offloaded[i], on_device[i], 2e-2 * std::abs(on_device[i]) + 1e-3) << "step " << i;
+  }
+}
+
 }  // namespace
 }  // namespace deepspeed

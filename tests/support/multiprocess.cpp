@@ -9,29 +9,56 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 namespace deepspeed::testing {
 
-int free_port() {
+namespace {
+
+bool can_bind(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("free_port: bind failed");
-  }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+// The first port the kernel hands out for bind(0) and outgoing connections.
+int ephemeral_low() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (in >> low && low > 2048) return low;
+  return 32768;
+}
+
+}  // namespace
+
+// Below the ephemeral range: a port the kernel gave us for bind(0) is free only until we close
+// it, and under `ctest -j` another test's connections or NCCL's own sockets (all ephemeral) can
+// take it before rank 0 listens on it (EADDRINUSE, seen on GPU runs). Ports below that range are
+// handed out by nobody but programs that ask for them, so a random one that binds now stays ours.
+int free_port() {
+  const int low = 10000, high = ephemeral_low();
+  std::mt19937 rng(static_cast<unsigned>(::getpid()) * 2654435761u ^
+                   static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::uniform_int_distribution<int> pick(low, high - 1);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = pick(rng);
+    if (can_bind(port)) return port;
+  }
+  throw std::runtime_error("free_port: no free port in [" + std::to_string(low) + ", " +
+                           std::to_string(high) + ")");
 }
 
 TempDir::TempDir() {

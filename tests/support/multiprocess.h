@@ -27,7 +27,8 @@ struct RunOptions {
 std::vector<RankResult> run_ranks(int world_size, const std::string& program,
                                   const std::vector<std::string>& args, const RunOptions& options = {});
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range so that
+// no other socket is handed it before a rank listens on it.
 int free_port();
 
 // A fresh directory under the system's temp dir, removed by the destructor.

@@ -9,6 +9,8 @@
 
 #include <torch/types.h>
 
+#include "cpu/common/param_copy.h"
+
 namespace deepspeed::ops {
 
 // True when every tensor is defined, a dense float32 CPU tensor, contiguous, not an inference
@@ -24,6 +26,19 @@ inline bool cpu_op_can_update(std::initializer_list<const torch::Tensor*> tensor
     }
   }
   return true;
+}
+
+// The op's in-pass 16-bit copy for `copy` (a dense contiguous CPU bf16/fp16 tensor of
+// `numel` elements, not `param` itself), or CopyType::None where `copy` does not qualify and
+// the caller copies afterwards.
+inline CopyType cpu_op_copy_type(const torch::Tensor& copy, int64_t numel) {
+  if (!copy.defined() || copy.layout() != torch::kStrided || !copy.device().is_cpu() || !copy.is_contiguous() ||
+      copy.is_inference() || copy.numel() != numel) {
+    return CopyType::None;
+  }
+  if (copy.scalar_type() == torch::kBFloat16) return CopyType::BFloat16;
+  if (copy.scalar_type() == torch::kHalf) return CopyType::Float16;
+  return CopyType::None;
 }
 
 // A write through a raw pointer, recorded as torch's in-place ops record theirs (the

@@ -262,7 +262,12 @@ void PartitionedParameters::release_all() {
   }
 }
 
-void PartitionedParameters::set_shards(const std::vector<torch::Tensor>& masters) {
+std::vector<torch::Tensor> PartitionedParameters::step_copies() const {
+  if (nvme_ || shards_are_masters_ || shards_.empty() || !options_.shard_device.is_cpu()) return {};
+  return shards_;
+}
+
+void PartitionedParameters::set_shards(const std::vector<torch::Tensor>& masters, bool shards_written) {
   torch::NoGradGuard no_grad;
   finish_all_pending();
   std::vector<int64_t> regather;
@@ -273,7 +278,7 @@ void PartitionedParameters::set_shards(const std::vector<torch::Tensor>& masters
   }
   if (nvme_) {
     nvme_->write(masters);
-  } else if (!shards_are_masters_) {
+  } else if (!shards_are_masters_ && !shards_written) {
     for (size_t g = 0; g < shards_.size(); ++g) shards_[g].copy_(masters[g]);
   }
   for (size_t i = 0; i < regather.size(); ++i) {

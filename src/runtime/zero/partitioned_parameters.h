@@ -80,7 +80,12 @@ class PartitionedParameters {
   void gather_all();
   void release_all();
   // New shard values from the fp32 partitions; gathered parameters are refreshed.
-  void set_shards(const std::vector<torch::Tensor>& masters);
+  // `shards_written`: the optimizer already wrote them (as step_copies()).
+  void set_shards(const std::vector<torch::Tensor>& masters, bool shards_written = false);
+  // The shards where an optimizer step can write them in its own pass as 16-bit copies of the
+  // masters (offloaded shards beside offloaded masters: saves a pass over host memory); else
+  // empty.
+  std::vector<torch::Tensor> step_copies() const;
 
   // Bytes of parameter data this rank holds now: the gathered parameters' storages, plus the
   // shards unless they are the fp32 masters themselves; and the most it held since the

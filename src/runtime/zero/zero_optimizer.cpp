@@ -20,6 +20,24 @@ torch::Tensor flat_view(const torch::Tensor& t) { return t.detach().view(-1); }
 
 }  // namespace
 
+// The gradient partitions hold exactly what the reduction gives, so for a bf16/fp16 model
+// reduced in its own dtype they are kept in that dtype (half the memory of fp32; DeepSpeed's
+// stage 1/2 keeps them so too) whenever nothing is accumulated in them: stage 1 accumulates
+// micro batches in .grad and reduces once, stages 2 and 3 reduce every micro batch into the
+// partitions, so there only with one micro batch per step, or when data_types.grad_accum_dtype
+// asks for the model's dtype. Otherwise, and always when offloaded (the CPU optimizer reads
+// fp32), fp32: accumulation in fp32, as before.
+torch::ScalarType ZeroOptimizer::gradient_partition_dtype(const DeepSpeedConfig& config,
+                                                          torch::ScalarType comm_dtype) const {
+  if (offload_ || model_dtype_ == torch::kFloat32 || comm_dtype != model_dtype_ || fp32_accumulation_) {
+    return torch::kFloat32;
+  }
+  const auto& accum = config.data_types.grad_accum_dtype;
+  const bool model_dtype_accumulation = accum && *accum == (model_dtype_ == torch::kBFloat16 ? "bf16" : "fp16");
+  const bool accumulates = stage_ >= 2 && config.gradient_accumulation_steps > 1;
+  return accumulates && !model_dtype_accumulation ? torch::kFloat32 : model_dtype_;
+}
+
 ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
                              const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer)
     : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Zero)),
@@ -129,13 +147,14 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   // way they need no zeros (accumulate_slice writes a step's first slice).
   release_gradient_partitions_ = !offload_;
   partitions_pinned_ = pin;
+  grad_partition_dtype_ = gradient_partition_dtype(config, options.comm_dtype);
   for (int64_t g = 0; g < group_count; ++g) {
     const int64_t size = g < static_cast<int64_t>(plan.group_size.size()) ? plan.partition_size(g) : 0;
     masters_.push_back(master_partition(size));
     if (pin) {
       master_grads_.push_back(pinned_host_empty(size, torch::kFloat32));
     } else {
-      master_grads_.push_back(torch::empty({size}, master_options));
+      master_grads_.push_back(torch::empty({size}, master_options.dtype(grad_partition_dtype_)));
       if (release_gradient_partitions_) free_storage(master_grads_.back());
     }
   }
@@ -143,7 +162,8 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
     auto& params = optimizer_->param_groups()[g].params;
     params.clear();
     params.push_back(masters_[g]);
-    masters_[g].mutable_grad() = master_grads_[g];
+    // A half-precision partition is no fp32 master's .grad: step_from gets it explicitly.
+    if (grad_partition_dtype_ == torch::kFloat32) masters_[g].mutable_grad() = master_grads_[g];
   }
   // Stage 3 partitions the parameters as they come (whole, possibly still on the CPU) before
   // the reducer hooks them; below it they are on the device and the partitions copy them.
@@ -316,9 +336,20 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   if (!sq.defined()) sq = global_squared_norm();
   out.grad_norm = sq.to(torch::kFloat64).sqrt() / prev_scale;
   // One flat partition per group, each the group's only tensor: master_grads_ is in group order.
-  optimizer_->step_from(master_grads_, unscale_and_clip_factor(sq, scaler_.scale(), gradient_clipping), {});
+  // Offloaded ZeRO-3 shards beside offloaded masters are written in the optimizer's pass.
+  const auto copies = partitioned_ && masters_.front().is_cpu() ? partitioned_->step_copies()
+                                                                : std::vector<torch::Tensor>{};
+  optimizer_->step_from(master_grads_, unscale_and_clip_factor(sq, scaler_.scale(), gradient_clipping), copies);
+  // An optimizer without a half-precision path made fp32 copies of the gradients as .grad.
+  if (grad_partition_dtype_ != torch::kFloat32) {
+    for (auto& m : masters_) m.mutable_grad().reset();
+  }
   zero_grad();
-  gather_parameters();
+  if (partitioned_) {
+    partitioned_->set_shards(masters_, !copies.empty());
+  } else {
+    gather_parameters();
+  }
   out.applied = true;
   return out;
 }

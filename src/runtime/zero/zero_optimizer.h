@@ -90,6 +90,8 @@ class ZeroOptimizer final : public OptimizerWrapper {
   void hold_gradient_partition(int64_t group);
   // Before reading master_grads_: zeros for the buckets no slice reached since zero_grad.
   void zero_unwritten_slices();
+  // fp32, or the model's dtype where no accumulation happens in the partitions (see .cpp).
+  torch::ScalarType gradient_partition_dtype(const DeepSpeedConfig& config, torch::ScalarType comm_dtype) const;
 
   std::vector<torch::Tensor> parameters_;
   std::shared_ptr<comm::ProcessGroup> group_;
@@ -97,7 +99,8 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<PartitionedParameters> partitioned_;  // stage 3
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
-  std::vector<torch::Tensor> master_grads_;  // per group, flat fp32
+  std::vector<torch::Tensor> master_grads_;  // per group, flat, grad_partition_dtype_
+  torch::ScalarType grad_partition_dtype_ = torch::kFloat32;
   bool release_gradient_partitions_ = false;  // master_grads_ hold memory only from backward to step
   bool partitions_pinned_ = false;            // offloaded to page-locked host memory
   // Per bucket: has a slice been written into master_grads_ since zero_grad? The first one is

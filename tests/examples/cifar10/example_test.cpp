@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "data_files.h"
+#include "gpu_per_rank.h"
 #include "multiprocess.h"
 #include "tfevents_reader.h"
 
@@ -111,6 +112,7 @@ TEST_F(Cifar10Example, PrintsTheTutorialsLines) {
 }
 
 TEST_F(Cifar10Example, OneAndTwoRanksGiveTheSameLossCurve) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   auto one = run_example(1, args({"-e", "1", "--log_interval", "1"}));
   auto two = run_example(2, args({"-e", "1", "--log_interval", "1"}));
   expect_ok(one);
@@ -176,6 +178,7 @@ TEST_F(Cifar10Example, MissingDataIsAClearError) {
 // trains on a slice with 2 ranks, saves a checkpoint after its epoch, and a second run
 // resumes from it for the next epoch.
 TEST_F(Cifar10Example, EveryShippedConfigRunsOnTwoRanksAndResumes) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   std::vector<std::string> configs;
   for (const auto& entry : std::filesystem::directory_iterator(DS_SOURCE_DIR "/examples/cifar10")) {
     if (entry.path().extension() == ".json") configs.push_back(entry.path().string());
@@ -209,6 +212,7 @@ TEST_F(Cifar10Example, EveryShippedConfigRunsOnTwoRanksAndResumes) {
 // DeepSpeed's tags, the flops profile of the tutorial's Net at its step (its MACs counted by
 // hand), the wall-clock lines, and the comms summary at the end.
 TEST_F(Cifar10Example, EveryMonitorAndProfilerOnTwoRanks) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   const std::string cfg = dir_.file("ds_config_monitors.json");
   write_file(cfg, R"({
     "train_batch_size": 16,

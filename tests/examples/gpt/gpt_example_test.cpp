@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "gpu_per_rank.h"
 #include "multiprocess.h"
 
 using deepspeed::testing::RankResult;
@@ -89,6 +90,7 @@ TEST(GptExample, LearnsARepeatingPatternAndReportsItsSpeed) {
 }
 
 TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
   write_pattern_tokens(dir.file("tokens.bin"), 4096);
   std::vector<std::vector<double>> curves;
@@ -123,6 +125,7 @@ TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
 // and backward under the default limits, and a small stage3_max_live_parameters keeps the
 // peak of gathered parameters far below it without changing the losses.
 TEST(GptExample, ZeroStage3PartitionsTheParametersAndHonoursTheLiveBudget) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
   write_pattern_tokens(dir.file("tokens.bin"), 4096);
   struct Run {

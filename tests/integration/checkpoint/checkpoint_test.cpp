@@ -13,6 +13,7 @@
 
 #include <deepspeed/deepspeed.h>
 
+#include "gpu_per_rank.h"
 #include "multiprocess.h"
 
 namespace fs = std::filesystem;
@@ -102,6 +103,7 @@ int python(const std::string& code, TempDir& dir) {
 // 20 steps straight == 10 steps, save, a new process loads, 10 more steps: every loss, the
 // final parameters, the optimizer state and the LR identical to the bit.
 void check_bit_exact_resume(const std::string& extra) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
   const auto cfg = config(4, 2, extra);
   const std::vector<std::string> common = {"--dropout", "0.1", "--steps", "20"};
@@ -151,13 +153,14 @@ TEST(CheckpointResume, BitExactInANewProcessZeroStage3Bf16) {
 // Saved on 2 ranks, resumed on 1 and on 3 with the same global batch: the same losses as
 // the uninterrupted 2-rank run (up to float summation order).
 void check_resharding(const std::string& extra) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
   auto straight = run(2, config(3, 2, extra), dir, {"--steps", "20"});
   run(2, config(3, 2, extra), dir, {"--steps", "10", "--save_dir", dir.file("ckpt"), "--save_every", "10"});
   for (int world : {1, 3}) {
     // With NCCL every rank needs a GPU of its own.
-    if (torch::cuda::is_available() && static_cast<int>(torch::cuda::device_count()) < world) {
-      std::cout << "[  SKIPPED ] resuming on " << world << " ranks needs " << world << " GPUs\n";
+    if (const auto why = deepspeed::testing::too_few_gpus_for(world); !why.empty()) {
+      std::cout << "[  SKIPPED ] resuming on " << world << " ranks: " << why << "\n";
       continue;
     }
     auto resumed =
@@ -191,6 +194,7 @@ TEST(CheckpointResume, SavedOnTwoRanksLoadsOnOneAndThreeZeroStage3) {
 // A rank killed in the middle of a save (while writing the model states, the manifest, or
 // `latest`) leaves `latest` at the previous complete checkpoint, which loads.
 TEST(CheckpointCrash, KilledDuringSaveKeepsPreviousCheckpoint) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   for (const std::string file : {"mp_rank_00_model_states.pt", "ds_manifest.json", "latest"}) {
     SCOPED_TRACE(file);
     TempDir dir;
@@ -218,6 +222,7 @@ TEST(CheckpointCrash, KilledDuringSaveKeepsPreviousCheckpoint) {
 }
 
 TEST(CheckpointTags, InconsistentTagFailsWhenConfigured) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
   auto r = run(2, config(4, 1, R"(, "checkpoint": {"tag_validation": "Fail"})"), dir,
                {"--steps", "2", "--save_dir", dir.file("ckpt"), "--save_every", "1", "--rank_in_tag"},
@@ -498,6 +503,7 @@ print("python ok")
 // ZeRO-2/3 in bf16 on 2 ranks: ds_to_fp32 reassembles the fp32 masters from both shards; they
 // round to the module's bf16 weights and carry more precision than bf16.
 void check_fp32_reassembly(int stage) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
   const auto cfg = config(4, 1, R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": )" +
                                     std::to_string(stage) + R"(, "reduce_bucket_size": 50, "stage3_param_persistence_threshold": 0})");
@@ -525,6 +531,7 @@ TEST(DsToFp32, ReassemblesZeroMastersFromEveryShard) { check_fp32_reassembly(2);
 // rank 0 writes the whole bf16 state dict (the gathered parameters); without it, nothing and
 // DeepSpeed's warning.
 TEST(Save16BitModel, ZeroStage3GathersOnlyWhenConfigured) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
   const std::string zero = R"(, "bf16": {"enabled": true}, "zero_optimization": {"stage": 3, "reduce_bucket_size": 50,
       "stage3_param_persistence_threshold": 0, "stage3_gather_16bit_weights_on_model_save": )";

@@ -1,6 +1,8 @@
-// ZeRO's fp32 gradient partition holds memory only from the first gradient of a step to the
-// step itself, so it is not held through forward (where activations peak), as FSDP2 frees its
-// sharded gradients; an offloaded (host) partition stays. The report says what is held.
+// ZeRO's gradient partition holds memory only from the first gradient of a step to the step
+// itself, so it is not held through forward (where activations peak), as FSDP2 frees its
+// sharded gradients; an offloaded (host) partition stays. The report says what is held. A
+// half-precision model's partition is kept in its dtype where nothing accumulates in it, and
+// then trains bit for bit as the fp32 partition did.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -50,6 +52,65 @@ TEST_P(GradientPartition, IsHeldFromBackwardToStepOnly) {
       engine->step();
     }
     EXPECT_EQ(engine->memory_report().gradients, between_steps) << "after step " << step;
+  }
+}
+
+// Element-wise only: LibTorch 1.13 has no fp16 matmul on the CPU (and Gloo no bf16).
+struct HalfSafeElementwise : torch::nn::Module {
+  HalfSafeElementwise() {
+    w = register_parameter("w", torch::linspace(-1, 1, 64));
+    b = register_parameter("b", torch::zeros({1}));
+  }
+  torch::Tensor forward(torch::Tensor x) { return (x * w * (x * w + 1)).sum(-1) + b; }
+  torch::Tensor w, b;
+};
+
+struct HalfRun {
+  int64_t held_at_step = 0;  // gradient bytes the report gives just before each step
+  std::vector<torch::Tensor> parameters;
+};
+
+HalfRun train_fp16(int stage, int gas, const char* grad_accum_dtype) {
+  torch::manual_seed(3);
+  auto net = std::make_shared<HalfSafeElementwise>();
+  InitializeOptions options;
+  options.config_json = {{"train_micro_batch_size_per_gpu", 2}, {"gradient_accumulation_steps", gas},
+                         {"steps_per_print", 1000}, {"fp16", {{"enabled", true}, {"initial_scale_power", 4}}},
+                         {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 0.01}}}}},
+                         {"zero_optimization", {{"stage", stage}}}};
+  if (grad_accum_dtype) (*options.config_json)["data_types"] = {{"grad_accum_dtype", grad_accum_dtype}};
+  auto engine = initialize(net, options).engine;
+  HalfRun run;
+  for (int step = 0; step < 4 * gas; ++step) {
+    const auto x = torch::randn({2, 64}).to(engine->device(), torch::kHalf);
+    engine->backward(engine->forward(x).pow(2).mean());
+    if (engine->is_gradient_accumulation_boundary()) run.held_at_step = engine->memory_report().gradients;
+    engine->step();
+  }
+  for (const auto& p : net->parameters()) run.parameters.push_back(p.detach().cpu().clone());
+  return run;
+}
+
+TEST(GradientPartitionDtype, HalfWhereNothingAccumulatesInItElseFp32) {
+  constexpr int64_t elements = 64 + 1;
+  EXPECT_EQ(train_fp16(1, 1, nullptr).held_at_step, elements * 2);
+  EXPECT_EQ(train_fp16(1, 2, nullptr).held_at_step, elements * 2) << "stage 1 accumulates in .grad";
+  EXPECT_EQ(train_fp16(2, 1, nullptr).held_at_step, elements * 2);
+  EXPECT_EQ(train_fp16(2, 2, nullptr).held_at_step, elements * 4) << "stage 2 accumulates in the partition";
+  EXPECT_EQ(train_fp16(2, 2, "fp16").held_at_step, elements * 2) << "asked to accumulate in fp16";
+  EXPECT_EQ(train_fp16(2, 1, "fp32").held_at_step, elements * 4) << "asked to accumulate in fp32";
+}
+
+TEST(GradientPartitionDtype, HalfPartitionTrainsBitForBitAsFp32) {
+  // One micro batch per step: the fp32 partition held the same fp16 values, converted.
+  for (int stage : {1, 2}) {
+    const auto half = train_fp16(stage, 1, nullptr);
+    const auto fp32 = train_fp16(stage, 1, "fp32");
+    ASSERT_EQ(half.held_at_step * 2, fp32.held_at_step) << "stage " << stage;
+    EXPECT_FALSE(torch::equal(half.parameters[0], torch::linspace(-1, 1, 64).to(torch::kHalf))) << "it trained";
+    for (size_t i = 0; i < half.parameters.size(); ++i) {
+      EXPECT_TRUE(torch::equal(half.parameters[i], fp32.parameters[i])) << "stage " << stage << " parameter " << i;
+    }
   }
 }
 
