@@ -23,6 +23,8 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> parameters,
   ready_.assign(n, false);
   remaining_.assign(n, 0);
   state_.resize(plan_.buckets.size());
+  // One rank and plain all-reduce: nothing to do, no hooks, no buffers, no cost.
+  if (group_->size() == 1 && options_.mode == Mode::AllReduce) return;
   if (options_.max_in_flight < 0) {
     // Persistent buffers: stage 0 reduces everything anyway, and reallocating costs time.
     for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
@@ -30,8 +32,7 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> parameters,
                                       torch::TensorOptions().dtype(options_.comm_dtype).device(group_->device()));
     }
   }
-  // One rank and plain all-reduce: nothing to do, no hooks, no cost.
-  if (group_->size() > 1 || options_.mode == Mode::ReduceScatter) register_hooks();
+  register_hooks();
 }
 
 void GradientReducer::register_hooks() {

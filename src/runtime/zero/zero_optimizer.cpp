@@ -146,6 +146,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   // host ones stay: page-locking tens of GiB each step would cost more than it saves. Either
   // way they need no zeros (accumulate_slice writes a step's first slice).
   release_gradient_partitions_ = !offload_;
+  slice_norms_valid_ = offload_;
   partitions_pinned_ = pin;
   grad_partition_dtype_ = gradient_partition_dtype(config, options.comm_dtype);
   for (int64_t g = 0; g < group_count; ++g) {
@@ -188,6 +189,13 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
       po.aio = config.aio;
     }
     partitioned_ = std::make_unique<PartitionedParameters>(parameters_, reducer_->plan(), persistent, group_, po, masters_);
+  }
+}
+
+ZeroOptimizer::~ZeroOptimizer() {
+  try {
+    wait_for_gradient_copies();
+  } catch (...) {  // a failed device is reported by whatever used it; a destructor must not throw
   }
 }
 
@@ -256,13 +264,17 @@ void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice)
   if (slice.device() == dst.device() && slice.scalar_type() == dst.scalar_type()) {
     first ? dst.copy_(slice) : dst.add_(slice);
   } else if (slice.is_cuda() && dst.is_cpu()) {
+    note_offloaded_slice(slice, first);
     // Offloaded gradients: converted on the GPU and copied into pinned memory (a copy into
     // pageable memory goes through the driver's bounce buffer at a fraction of the PCIe
     // speed, and .to(kCPU, kFloat32) of a bf16 slice converted on the CPU besides). Pinned
-    // partitions take the first slice straight; the rest goes through the staging buffer
-    // and is added on the CPU by ATen's threads.
+    // partitions take the first slice straight and without waiting for it: the copy runs in
+    // stream order while backward goes on, and step() waits for it (wait_for_gradient_copies).
+    // The rest goes through the staging buffer (a blocking copy, so also after any earlier
+    // one into the same place) and is added on the CPU by ATen's threads.
     if (first && partitions_pinned_) {
-      dst.copy_(slice.to(torch::kFloat32));
+      dst.copy_(slice.to(torch::kFloat32), /*non_blocking=*/true);
+      gradient_copies_in_flight_ = true;
       return;
     }
     const int64_t n = slice.numel();
@@ -275,6 +287,23 @@ void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice)
   } else {
     first ? dst.copy_(slice) : dst.add_(slice.to(dst.device(), torch::kFloat32));
   }
+}
+
+void ZeroOptimizer::note_offloaded_slice(const torch::Tensor& slice, bool first) {
+  if (!first) {
+    slice_norms_valid_ = false;  // accumulated: the partition's norm is not the slices'
+    return;
+  }
+  if (!slice_norms_valid_) return;
+  auto sq = squared_norm({slice}, slice.device()).to(torch::kFloat64);
+  slice_squared_norms_ = slice_squared_norms_.defined() ? slice_squared_norms_ + sq : sq;
+}
+
+void ZeroOptimizer::wait_for_gradient_copies() {
+  if (!gradient_copies_in_flight_) return;
+  const auto device = group_->device();
+  torch::cuda::synchronize(device.has_index() ? device.index() : -1);
+  gradient_copies_in_flight_ = false;
 }
 
 void ZeroOptimizer::zero_unwritten_slices() {
@@ -303,11 +332,17 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   StepOutcome out;
   const auto device = group_->device();
   bool overflow = false;
+  wait_for_gradient_copies();
   zero_unwritten_slices();
   // Every rank's partition adds to the norm; computed where the partitions are and, on the
   // GPU, not read back.
   auto global_squared_norm = [&] {
-    auto sq = squared_norm(master_grads_, master_device_).to(device).reshape({1});
+    // Offloaded, each slice reduced once: the sum of the slices' squares taken on the GPU as
+    // they went by saves a pass over the partitions in host memory.
+    auto sq = (slice_norms_valid_ && slice_squared_norms_.defined() ? slice_squared_norms_
+                                                                    : squared_norm(master_grads_, master_device_))
+                  .to(device)
+                  .reshape({1});
     group_->all_reduce(sq);
     return sq.reshape({}).to(master_device_);
   };
@@ -396,6 +431,8 @@ void ZeroOptimizer::hold_gradient_partition(int64_t group) { allocate_storage(ma
 void ZeroOptimizer::zero_grad() {
   // Zero in effect: the next slices are written, not added (accumulate_slice).
   std::fill(slice_written_.begin(), slice_written_.end(), 0);
+  slice_squared_norms_ = torch::Tensor();
+  slice_norms_valid_ = offload_;
   for (auto& g : master_grads_) {
     if (release_gradient_partitions_) free_storage(g);
   }

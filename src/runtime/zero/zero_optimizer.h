@@ -45,6 +45,8 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // are replaced by this rank's flat fp32 partitions.
   ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
                 const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer);
+  // Waits for gradient copies still in flight into the pinned partitions it frees.
+  ~ZeroOptimizer() override;
 
   std::string name() const override { return stage_ == 3 ? "DeepSpeedZeroOptimizer_Stage3" : "DeepSpeedZeroOptimizer"; }
   void before_forward() override;
@@ -88,7 +90,12 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // Gives master_grads_[group] memory again where zero_grad released it (contents undefined
   // until written: see slice_written_).
   void hold_gradient_partition(int64_t group);
-  // Before reading master_grads_: zeros for the buckets no slice reached since zero_grad.
+  // Before reading master_grads_: the asynchronous copies into pinned partitions are done,
+  // and zeros fill the buckets no slice reached since zero_grad.
+  void wait_for_gradient_copies();
+  // Offloaded: adds a step's first slice of a bucket to slice_squared_norms_ on the GPU; a
+  // second one (accumulation) makes the sum unusable for this step.
+  void note_offloaded_slice(const torch::Tensor& slice, bool first);
   void zero_unwritten_slices();
   // fp32, or the model's dtype where no accumulation happens in the partitions (see .cpp).
   torch::ScalarType gradient_partition_dtype(const DeepSpeedConfig& config, torch::ScalarType comm_dtype) const;
@@ -106,6 +113,9 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // Per bucket: has a slice been written into master_grads_ since zero_grad? The first one is
   // copied, later ones added, so the partitions are never zeroed in a pass of their own.
   std::vector<char> slice_written_;
+  bool gradient_copies_in_flight_ = false;    // device-to-pinned copies not yet waited for
+  torch::Tensor slice_squared_norms_;         // offload: sum of squares of this step's slices, on the GPU
+  bool slice_norms_valid_ = false;            // ... and it is the partitions' squared norm
   torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
   std::vector<int64_t> groups_;
   std::vector<int64_t> classes_;
