@@ -34,9 +34,11 @@ int64_t bucket_elements(const DeepSpeedConfig& config, torch::ScalarType comm_dt
 // in `accumulate`: with fp32 tensors, kFloat64 keeps a sum of large finite values from
 // overflowing into a false alarm (fp16/bf16 values cannot overflow an fp32 sum that way).
 bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType accumulate = torch::kFloat32);
-// Sum of squares of every defined tensor, as a 0-dim tensor on `device`: accumulated in fp32
-// (one norm per tensor) on the CPU; on a GPU with the fused ops, in one multi-tensor pass
-// (fp32 per chunk, fp64 in all), as float64, without synchronising.
+// Sum of squares of every defined tensor, as a 0-dim tensor on `device`: on the CPU as fp32,
+// contiguous fp32 tensors summed in parallel in fixed blocks (fp32 within a block, fp64
+// across blocks: independent of the thread count), others by one norm per tensor; on a GPU
+// with the fused ops, in one multi-tensor pass (fp32 per chunk, fp64 in all), as float64,
+// without synchronising.
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device);
 // DeepSpeed's unscale-and-clip divisor (spec §3.4 e): the loss scale, times the clip factor
 // when clipping is on and the unscaled norm exceeds it.
