@@ -194,7 +194,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
 
 ZeroOptimizer::~ZeroOptimizer() {
   try {
-    wait_for_gradient_copies();
+    wait_for_host_copies();
   } catch (...) {  // a failed device is reported by whatever used it; a destructor must not throw
   }
 }
@@ -217,6 +217,7 @@ void ZeroOptimizer::release_parameters() {
 
 void ZeroOptimizer::refresh_partitions_from_parameters() {
   torch::NoGradGuard no_grad;
+  wait_for_host_copies();
   if (partitioned_) partitioned_->gather_all();
   const auto& plan = reducer_->plan();
   const int64_t rank = group_->rank();
@@ -237,6 +238,7 @@ void ZeroOptimizer::refresh_partitions_from_parameters() {
 }
 
 void ZeroOptimizer::load_partitions(const std::vector<torch::Tensor>& partitions) {
+  wait_for_host_copies();
   if (partitions.size() != masters_.size()) {
     throw EngineError("load_partitions: expected " + std::to_string(masters_.size()) + " groups, got " +
                       std::to_string(partitions.size()));
@@ -269,12 +271,12 @@ void ZeroOptimizer::accumulate_slice(int64_t bucket, const torch::Tensor& slice)
     // pageable memory goes through the driver's bounce buffer at a fraction of the PCIe
     // speed, and .to(kCPU, kFloat32) of a bf16 slice converted on the CPU besides). Pinned
     // partitions take the first slice straight and without waiting for it: the copy runs in
-    // stream order while backward goes on, and step() waits for it (wait_for_gradient_copies).
+    // stream order while backward goes on, and step() waits for it (wait_for_host_copies).
     // The rest goes through the staging buffer (a blocking copy, so also after any earlier
     // one into the same place) and is added on the CPU by ATen's threads.
     if (first && partitions_pinned_) {
       dst.copy_(slice.to(torch::kFloat32), /*non_blocking=*/true);
-      gradient_copies_in_flight_ = true;
+      host_copies_in_flight_ = true;
       return;
     }
     const int64_t n = slice.numel();
@@ -299,11 +301,11 @@ void ZeroOptimizer::note_offloaded_slice(const torch::Tensor& slice, bool first)
   slice_squared_norms_ = slice_squared_norms_.defined() ? slice_squared_norms_ + sq : sq;
 }
 
-void ZeroOptimizer::wait_for_gradient_copies() {
-  if (!gradient_copies_in_flight_) return;
+void ZeroOptimizer::wait_for_host_copies() {
+  if (!host_copies_in_flight_) return;
   const auto device = group_->device();
   torch::cuda::synchronize(device.has_index() ? device.index() : -1);
-  gradient_copies_in_flight_ = false;
+  host_copies_in_flight_ = false;
 }
 
 void ZeroOptimizer::zero_unwritten_slices() {
@@ -332,7 +334,7 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   StepOutcome out;
   const auto device = group_->device();
   bool overflow = false;
-  wait_for_gradient_copies();
+  wait_for_host_copies();
   zero_unwritten_slices();
   // Every rank's partition adds to the norm; computed where the partitions are and, on the
   // GPU, not read back.
@@ -417,7 +419,12 @@ void ZeroOptimizer::gather_parameters() {
   for (int64_t i = 0; i < static_cast<int64_t>(plan.buckets.size()); ++i) {
     const auto& b = plan.buckets[i];
     auto buffer = torch::empty({b.size}, torch::TensorOptions().dtype(gather_dtype).device(device));
-    buffer.narrow(0, rank * b.slice, b.slice).copy_(masters_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice));
+    // Offloaded masters: a copy that does not wait converts on the GPU (a waiting one converts
+    // on the CPU into pageable memory first, then copies that at a fraction of PCIe speed);
+    // the next step waits for it before the optimizer writes the masters again.
+    const auto master = masters_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice);
+    buffer.narrow(0, rank * b.slice, b.slice).copy_(master, /*non_blocking=*/true);
+    if (master.is_cpu() && device.is_cuda()) host_copies_in_flight_ = true;
     compat::WorkPtr work;
     if (group_->size() > 1) work = group_->all_gather_async(buffer);
     pending.push_back({i, buffer, work});

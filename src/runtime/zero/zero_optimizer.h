@@ -45,7 +45,7 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // are replaced by this rank's flat fp32 partitions.
   ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
                 const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer);
-  // Waits for gradient copies still in flight into the pinned partitions it frees.
+  // Waits for copies still in flight between the device and the host partitions it frees.
   ~ZeroOptimizer() override;
 
   std::string name() const override { return stage_ == 3 ? "DeepSpeedZeroOptimizer_Stage3" : "DeepSpeedZeroOptimizer"; }
@@ -90,9 +90,10 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // Gives master_grads_[group] memory again where zero_grad released it (contents undefined
   // until written: see slice_written_).
   void hold_gradient_partition(int64_t group);
-  // Before reading master_grads_: the asynchronous copies into pinned partitions are done,
-  // and zeros fill the buckets no slice reached since zero_grad.
-  void wait_for_gradient_copies();
+  // Before the CPU reads master_grads_ or writes masters_: the copies between them and the
+  // device that nobody waited for are done. Then zeros fill the buckets no slice reached
+  // since zero_grad.
+  void wait_for_host_copies();
   // Offloaded: adds a step's first slice of a bucket to slice_squared_norms_ on the GPU; a
   // second one (accumulation) makes the sum unusable for this step.
   void note_offloaded_slice(const torch::Tensor& slice, bool first);
@@ -113,7 +114,9 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // Per bucket: has a slice been written into master_grads_ since zero_grad? The first one is
   // copied, later ones added, so the partitions are never zeroed in a pass of their own.
   std::vector<char> slice_written_;
-  bool gradient_copies_in_flight_ = false;    // device-to-pinned copies not yet waited for
+  // Offload: copies between the device and the host partitions not yet waited for (gradients
+  // into them, masters out of them into the gather buffers).
+  bool host_copies_in_flight_ = false;
   torch::Tensor slice_squared_norms_;         // offload: sum of squares of this step's slices, on the GPU
   bool slice_norms_valid_ = false;            // ... and it is the partitions' squared norm
   torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
