@@ -144,14 +144,9 @@ bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType
 
 namespace {
 
-// Sum of squares of a contiguous fp32 CPU tensor. Fixed blocks of 4096 elements, each summed
-// in float over 16 independent lanes (which the compiler vectorises) and combined in double,
-// in parallel on ATen's threads; the block sums are then added in order, so the result does
-// not depend on the thread count. Why not linalg_vector_norm: it accumulates a whole thread's
-// share in one float (2^28 standard normals: 7 % low) and its dtype= overload ran on one
-// thread (about 8 GB/s here); at ZeRO-Offload's partition sizes it was most of the step.
-// One block: compiled for AVX-512, AVX2 and the baseline, chosen at load time by the CPU
-// (1.4x ATen's norm on one core of the 2-core VM with AVX2).
+// One block's sum of squares, in float over 16 independent lanes (which the compiler
+// vectorises), combined in double. Compiled for AVX-512, AVX2 and the baseline, chosen at
+// load time by the CPU (1.4x ATen's norm on one core of the 2-core VM with AVX2).
 __attribute__((target_clones("avx512f", "avx2", "default"))) double block_squared_sum(const float* x, int64_t n) {
   constexpr int kLanes = 16;
   float lane[kLanes] = {};
@@ -165,6 +160,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) double block_square
   return block;
 }
 
+// Sum of squares of a contiguous fp32 CPU tensor: fixed blocks of 4096 elements in parallel
+// on ATen's threads, the block sums then added in order, so the result does not depend on the
+// thread count. Why not linalg_vector_norm: it accumulates a whole thread's share in one
+// float (2^28 standard normals: 7 % low) and its dtype= overload did not scale with threads;
+// at ZeRO-Offload's partition sizes it was most of the step.
 double cpu_squared_sum(const torch::Tensor& t) {
   constexpr int64_t kBlock = 4096;
   const float* x = t.data_ptr<float>();

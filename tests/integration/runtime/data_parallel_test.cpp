@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "gpu_per_rank.h"
 #include "multiprocess.h"
 
 using deepspeed::testing::run_ranks;
@@ -71,10 +72,7 @@ TEST(DataParallel, TwoRanksWithAccumulationMatchOneRank) {
 }
 
 TEST(DataParallel, ThreeRanksMatchOneRank) {
-  // With NCCL every rank needs a GPU of its own.
-  if (torch::cuda::is_available() && torch::cuda::device_count() < 3) {
-    GTEST_SKIP() << "3 ranks need 3 GPUs on a CUDA machine; this one has " << torch::cuda::device_count();
-  }
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(3);
   TempDir dir;
   auto one = train(1, config(12, 2), dir);
   auto three = train(3, config(4, 2), dir);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "gpu_per_rank.h"
 #include "multiprocess.h"
 
 using deepspeed::testing::run_ranks;
@@ -91,9 +92,7 @@ class ZeroEquivalence : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ZeroEquivalence, MatchesStageZeroOnOneRank) {
   const auto c = GetParam();
-  if (torch::cuda::is_available() && static_cast<int>(torch::cuda::device_count()) < c.world) {
-    GTEST_SKIP() << c.world << " ranks need " << c.world << " GPUs on a CUDA machine";
-  }
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(c.world);
   TempDir dir;
   auto reference = train(1, config(1, c.gas, R"({"stage": 0})"), dir, "reference");
   ASSERT_FALSE(HasFailure());
