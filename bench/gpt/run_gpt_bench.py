@@ -54,7 +54,9 @@ def ours(args, gpus, stage, port, log_dir):
         "bf16": {"enabled": True},
         "optimizer": {"type": "AdamW", "params": {"lr": 3e-4, "betas": [0.9, 0.95], "eps": 1e-8,
                                                   "weight_decay": 0.1}},
-        "zero_optimization": dict({"stage": stage}, **(json.loads(args.zero_json) if stage == 3 else {})),
+        "zero_optimization": dict({"stage": stage}, **(json.loads(args.zero_json) if stage == 3 else {}),
+                                  **({"offload_optimizer": {"device": "cpu", "pin_memory": True}}
+                                     if args.offload_optimizer and stage >= 1 else {})),
         "timers": {"throughput": {"enabled": True, "synchronized": False}},
     }
     fd, path = tempfile.mkstemp(suffix=".json", prefix=f"gpt_stage{stage}_")
@@ -66,7 +68,8 @@ def ours(args, gpus, stage, port, log_dir):
            "--deepspeed_config", path]
     if args.seq_len:
         cmd += ["--seq_len", str(args.seq_len)]
-    return run(cmd, os.path.join(log_dir, f"ours_{args.model}_{gpus}gpu_stage{stage}.log"))
+    offload = "_offload" if args.offload_optimizer and stage >= 1 else ""
+    return run(cmd, os.path.join(log_dir, f"ours_{args.model}_{gpus}gpu_stage{stage}{offload}.log"))
 
 
 def peer(args, gpus, mode, port, log_dir):
@@ -85,6 +88,8 @@ def main():
     ap.add_argument("--gpus", default="1", help="comma-separated GPU counts")
     ap.add_argument("--stages", default="0", help="comma-separated ZeRO stages of ours")
     ap.add_argument("--zero_json", default="{}", help="more zero_optimization keys for stage 3 runs (JSON object)")
+    ap.add_argument("--offload_optimizer", action="store_true",
+                    help="ours: offload_optimizer to pinned CPU memory (ZeRO-Offload) at every stage from 1")
     ap.add_argument("--peers", default="ddp", help="comma-separated: ddp, fsdp2")
     ap.add_argument("--micro_batch", type=int, default=16)
     ap.add_argument("--peer_gpus", default="", help="GPU counts at which to run the peers (default: all)")
@@ -110,7 +115,8 @@ def main():
             r = ours(args, gpus, stage, port, args.log_dir)
             against = "fsdp2" if stage == 3 else "ddp"
             p = peers.get(against)
-            rows.append((gpus, f"deepspeed-cpp ZeRO-{stage}", r, f"PyTorch {against.upper()}", p))
+            offload = ", offload" if args.offload_optimizer and stage >= 1 else ""
+            rows.append((gpus, f"deepspeed-cpp ZeRO-{stage}{offload}", r, f"PyTorch {against.upper()}", p))
         for mode, p in peers.items():
             rows.append((gpus, None, None, f"PyTorch {mode.upper()}", p))
 

@@ -56,7 +56,9 @@ class Block(nn.Module):
     def forward(self, x):
         b, t, d = x.shape
         qkv = self.c_attn(self.ln_1(x)).view(b, t, 3, self.n_head, d // self.n_head)
-        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+        # unbind, as examples/gpt does: one stack in backward instead of three zero-filled
+        # select gradients added together.
+        q, k, v = (part.transpose(1, 2) for part in qkv.unbind(2))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
         x = x + self.attn_proj(y)
         return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))

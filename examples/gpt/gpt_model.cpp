@@ -102,9 +102,13 @@ BlockImpl::BlockImpl(const GptConfig& c) : n_head_(c.n_head) {
 torch::Tensor BlockImpl::forward(torch::Tensor x) {
   const int64_t b = x.size(0), t = x.size(1), d = x.size(2);
   auto qkv = linear(c_attn_, ln_1_->forward(x)).view({b, t, 3, n_head_, d / n_head_});
-  auto q = qkv.select(2, 0).transpose(1, 2);
-  auto k = qkv.select(2, 1).transpose(1, 2);
-  auto v = qkv.select(2, 2).transpose(1, 2);
+  // unbind, not three selects: autograd joins unbind's gradients with one stack, where each
+  // select's backward fills a zeroed qkv-sized tensor and the three are then added (about
+  // 2 GB of memory traffic per block at 1.3B, micro batch 16). The same values either way.
+  const auto parts = qkv.unbind(2);
+  auto q = parts[0].transpose(1, 2);
+  auto k = parts[1].transpose(1, 2);
+  auto v = parts[2].transpose(1, 2);
   auto y = causal_attention(q, k, v).transpose(1, 2).reshape({b, t, d});
   x = x + linear(attn_proj_, y);
   return x + linear(mlp_proj_, torch::gelu(linear(c_fc_, ln_2_->forward(x)), "tanh"));
