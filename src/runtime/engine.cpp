@@ -22,6 +22,7 @@
 #include <deepspeed/flops_profiler.h>
 
 #include "runtime/data_parallel_optimizer.h"
+#include "runtime/host_malloc_settings.h"
 #include "runtime/precision.h"
 #include "runtime/zero/zero_optimizer.h"
 #include "runtime/autocast_guard.h"
@@ -63,6 +64,7 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
         [log_level](const std::string& line) { Logger(0, log_level).info(line); }));
   }
   for (const auto& w : config_.warnings) logger.warning(w);
+  if (device_.is_cpu()) logger.info("host memory: " + keep_freed_host_memory_for_reuse().detail);
   if (config_.torch_autocast.enabled && !config_.torch_autocast.lower_precision_safe_modules.empty()) {
     logger.warning("torch_autocast.lower_precision_safe_modules names Python module classes; deepspeed-cpp ignores "
                    "it: LibTorch's autocast decides per operation which ones run in lower precision");

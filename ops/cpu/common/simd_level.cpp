@@ -20,7 +20,7 @@ bool cpu_has_f16c() {
 }
 #endif
 
-bool cpu_supports(SimdLevel level) {
+bool ask_cpu(SimdLevel level) {
   switch (level) {
     case SimdLevel::Scalar:
       return true;
@@ -39,6 +39,22 @@ bool cpu_supports(SimdLevel level) {
     case SimdLevel::Avx512:
       return false;
 #endif
+  }
+  return false;
+}
+
+// Asked once per process: CPUID traps to the hypervisor in a virtual machine (tens of
+// microseconds), and the CPU ops resolve their level on every call.
+bool cpu_supports(SimdLevel level) {
+  static const bool avx2 = ask_cpu(SimdLevel::Avx2);
+  static const bool avx512 = ask_cpu(SimdLevel::Avx512);
+  switch (level) {
+    case SimdLevel::Scalar:
+      return true;
+    case SimdLevel::Avx2:
+      return avx2;
+    case SimdLevel::Avx512:
+      return avx512;
   }
   return false;
 }
