@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "cpu/common/squared_sum.h"
 #include "optim/fused_cuda.h"
 
 #include <cmath>
 
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <deepspeed/async_io.h>
@@ -142,48 +142,6 @@ bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType
   return any.defined() && !std::isfinite(any.item<double>());
 }
 
-namespace {
-
-// One block's sum of squares, in float over 16 independent lanes (which the compiler
-// vectorises), combined in double. Compiled for AVX-512, AVX2 and the baseline, chosen at
-// load time by the CPU (1.4x ATen's norm on one core of the 2-core VM with AVX2).
-__attribute__((target_clones("avx512f", "avx2", "default"))) double block_squared_sum(const float* x, int64_t n) {
-  constexpr int kLanes = 16;
-  float lane[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lane[j] += x[i + j] * x[i + j];
-  }
-  double block = 0.0;
-  for (; i < n; ++i) block += static_cast<double>(x[i]) * x[i];
-  for (float l : lane) block += l;
-  return block;
-}
-
-// Sum of squares of a contiguous fp32 CPU tensor: fixed blocks of 4096 elements in parallel
-// on ATen's threads, the block sums then added in order, so the result does not depend on the
-// thread count. Why not linalg_vector_norm: it accumulates a whole thread's share in one
-// float (2^28 standard normals: 7 % low) and its dtype= overload did not scale with threads;
-// at ZeRO-Offload's partition sizes it was most of the step.
-double cpu_squared_sum(const torch::Tensor& t) {
-  constexpr int64_t kBlock = 4096;
-  const float* x = t.data_ptr<float>();
-  const int64_t n = t.numel();
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> sums(static_cast<size_t>(blocks));
-  at::parallel_for(0, blocks, 16, [&](int64_t first, int64_t last) {
-    for (int64_t b = first; b < last; ++b) {
-      const int64_t begin = b * kBlock;
-      sums[static_cast<size_t>(b)] = block_squared_sum(x + begin, std::min(n, begin + kBlock) - begin);
-    }
-  });
-  double total = 0.0;
-  for (double v : sums) total += v;
-  return total;
-}
-
-}  // namespace
-
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device) {
   torch::NoGradGuard no_grad;
   // (device may name no index; the tensors' own device decides.)
@@ -195,11 +153,14 @@ torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Dev
     return fused_cuda::squared_norm(tensors);
   }
   auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  double host = 0.0;  // the fp32 CPU tensors', summed apart (cpu_squared_sum)
+  // The fp32 CPU tensors', summed apart: ATen's linalg_vector_norm keeps one float
+  // accumulator per thread (7 % low at 2^28 elements) and its dtype= overload did not scale
+  // with threads, at ZeRO-Offload's partition sizes most of the step (ops/cpu/common/squared_sum.h).
+  double host = 0.0;
   for (const auto& t : tensors) {
     if (!t.defined() || t.numel() == 0) continue;
     if (t.is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.layout() == torch::kStrided) {
-      host += cpu_squared_sum(t);
+      host += ops::squared_sum(t.data_ptr<float>(), t.numel());
       continue;
     }
     auto n = at::linalg_vector_norm(t, 2, c10::nullopt, false, torch::kFloat32);

@@ -1,0 +1,59 @@
+#include "cpu/common/squared_sum.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cpu/common/parallel_chunks.h"
+#include "cpu/common/squared_sum_kernels.h"
+
+namespace deepspeed::ops {
+namespace {
+
+using Block = double (*)(const float*, int64_t);
+
+Block block_for(SimdLevel level) {
+  switch (level) {
+#if DS_CPU_X86_VARIANTS
+    case SimdLevel::Avx512:
+      return squared_sum_detail::block_avx512;
+    case SimdLevel::Avx2:
+      return squared_sum_detail::block_avx2;
+#endif
+    default:
+      return squared_sum_detail::block_scalar;
+  }
+}
+
+}  // namespace
+
+double squared_sum(const float* x, int64_t n, std::optional<SimdLevel> level) {
+  if (n < 0) throw std::invalid_argument("squared_sum: n = " + std::to_string(n) + " < 0");
+  if (n > 0 && x == nullptr) throw std::invalid_argument("squared_sum: null array");
+  const Block block = block_for(resolve_simd_level(level));
+  const int64_t blocks = (n + kSquaredSumBlock - 1) / kSquaredSumBlock;
+  std::vector<double> sums(static_cast<size_t>(blocks));
+  // Whole blocks per thread: the partition changes with the thread count, the sums do not.
+  const auto sum_blocks = [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * kSquaredSumBlock;
+      sums[static_cast<size_t>(b)] = block(x + begin, std::min(n, begin + kSquaredSumBlock) - begin);
+    }
+  };
+#ifdef _OPENMP
+  if (n >= kParallelMinElements && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) sum_blocks(b, b + 1);
+  } else {
+    sum_blocks(0, blocks);
+  }
+#else
+  sum_blocks(0, blocks);
+#endif
+  double total = 0.0;
+  for (double s : sums) total += s;
+  return total;
+}
+
+}  // namespace deepspeed::ops

@@ -1,0 +1,8 @@
+// The AVX2 variant (compiled with -mavx2 -mfma -mf16c).
+#include "cpu/common/squared_sum_kernels.h"
+
+namespace deepspeed::ops::squared_sum_detail {
+
+double block_avx2(const float* x, int64_t n) { return block_squared_sum_body(x, n); }
+
+}  // namespace deepspeed::ops::squared_sum_detail
