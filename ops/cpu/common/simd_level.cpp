@@ -48,15 +48,7 @@ bool ask_cpu(SimdLevel level) {
 bool cpu_supports(SimdLevel level) {
   static const bool avx2 = ask_cpu(SimdLevel::Avx2);
   static const bool avx512 = ask_cpu(SimdLevel::Avx512);
-  switch (level) {
-    case SimdLevel::Scalar:
-      return true;
-    case SimdLevel::Avx2:
-      return avx2;
-    case SimdLevel::Avx512:
-      return avx512;
-  }
-  return false;
+  return level == SimdLevel::Avx512 ? avx512 : level == SimdLevel::Avx2 ? avx2 : ask_cpu(level);
 }
 
 bool is_built(SimdLevel level) {

@@ -35,22 +35,13 @@ double squared_sum(const float* x, int64_t n, std::optional<SimdLevel> level) {
   const int64_t blocks = (n + kSquaredSumBlock - 1) / kSquaredSumBlock;
   std::vector<double> sums(static_cast<size_t>(blocks));
   // Whole blocks per thread: the partition changes with the thread count, the sums do not.
-  const auto sum_blocks = [&](int64_t first, int64_t last) {
-    for (int64_t b = first; b < last; ++b) {
-      const int64_t begin = b * kSquaredSumBlock;
-      sums[static_cast<size_t>(b)] = block(x + begin, std::min(n, begin + kSquaredSumBlock) - begin);
-    }
-  };
 #ifdef _OPENMP
-  if (n >= kParallelMinElements && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) sum_blocks(b, b + 1);
-  } else {
-    sum_blocks(0, blocks);
-  }
-#else
-  sum_blocks(0, blocks);
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElements && !omp_in_parallel())
 #endif
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = b * kSquaredSumBlock;
+    sums[static_cast<size_t>(b)] = block(x + begin, std::min(n, begin + kSquaredSumBlock) - begin);
+  }
   double total = 0.0;
   for (double s : sums) total += s;
   return total;
