@@ -94,9 +94,13 @@ InitializeResult initialize(const CLI::App& app, torch::nn::AnyModule model,
 InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
                             InitializeOptions options) {
   if (!module) throw EngineError("deepspeed.initialize requires a model");
+  // The config is read before the ranks connect: a bad one then fails every rank on its own,
+  // with the key named, instead of one rank failing first and closing its connections while
+  // a peer is still creating the process group (which then fails with a connection error).
+  const auto existing = comm::world_group();
+  auto config = resolve_config(options, existing ? existing->size() : comm::discover_environment().world_size);
   auto group = comm::init_distributed(options.distributed);
   check_local_rank(options, *group);
-  auto config = resolve_config(options, group->size());
 
   // Parameters move before the optimizer sees them (Module::to keeps the tensor objects, but
   // an optimizer's state must be created on the parameters' final device). Not under ZeRO-3

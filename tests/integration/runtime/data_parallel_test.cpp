@@ -99,3 +99,21 @@ TEST(DataParallel, BadConfigFailsEveryRankWithTheKeyNamed) {
     EXPECT_NE(rank.output.find("train_batch_size"), std::string::npos) << rank.output;
   }
 }
+
+// The config is read before the rendezvous: rank 0 of a two-rank job whose peer never comes
+// reports the bad key at once instead of waiting out the timeout. (Before, a rank that read
+// the config after connecting could exit while its peer was still creating the group, and the
+// peer failed with "Connection closed by peer" instead of the key.)
+TEST(DataParallel, BadConfigFailsBeforeWaitingForPeers) {
+  TempDir dir;
+  const std::string cfg_path = dir.file("bad.json");
+  write_file(cfg_path, R"({"train_batch_size": 16, "train_micro_batch_size_per_gpu": 3, "optimizer": {"type": "Adam"}})");
+  deepspeed::testing::RunOptions options;
+  options.timeout = std::chrono::seconds(30);
+  options.env = {{"WORLD_SIZE", "2"}, {"LOCAL_SIZE", "2"}};
+  auto r = run_ranks(1, kWorker, {"--deepspeed_config", cfg_path, "--steps", "2"}, options);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_FALSE(r[0].timed_out) << r[0].output;
+  EXPECT_EQ(r[0].exit_code, 1) << r[0].output;
+  EXPECT_NE(r[0].output.find("train_batch_size"), std::string::npos) << r[0].output;
+}
