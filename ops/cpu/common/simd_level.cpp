@@ -105,7 +105,12 @@ std::vector<SimdLevel> runnable_simd_levels() {
 
 bool is_runnable(SimdLevel level) { return is_built(level) && cpu_supports(level); }
 
-SimdLevel best_simd_level() { return runnable_simd_levels().front(); }
+SimdLevel best_simd_level() {
+  for (SimdLevel level : {SimdLevel::Avx512, SimdLevel::Avx2}) {
+    if (is_runnable(level)) return level;
+  }
+  return SimdLevel::Scalar;
+}
 
 SimdLevel selected_simd_level() {
   // Read on every call rather than cached: a test or benchmark may switch it in-process, and

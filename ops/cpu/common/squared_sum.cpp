@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/common/parallel_chunks.h"
+#include "cpu/common/simd_variants.h"
 #include "cpu/common/squared_sum_kernels.h"
 
 namespace deepspeed::ops {
@@ -13,25 +14,14 @@ namespace {
 
 using Block = double (*)(const float*, int64_t);
 
-Block block_for(SimdLevel level) {
-  switch (level) {
-#if DS_CPU_X86_VARIANTS
-    case SimdLevel::Avx512:
-      return squared_sum_detail::block_avx512;
-    case SimdLevel::Avx2:
-      return squared_sum_detail::block_avx2;
-#endif
-    default:
-      return squared_sum_detail::block_scalar;
-  }
-}
+constexpr SimdVariants<Block> kBlocks = DS_SIMD_VARIANTS(squared_sum_detail::block);
 
 }  // namespace
 
 double squared_sum(const float* x, int64_t n, std::optional<SimdLevel> level) {
   if (n < 0) throw std::invalid_argument("squared_sum: n = " + std::to_string(n) + " < 0");
   if (n > 0 && x == nullptr) throw std::invalid_argument("squared_sum: null array");
-  const Block block = block_for(resolve_simd_level(level));
+  const Block block = kBlocks[resolve_simd_level(level)];
   const int64_t blocks = (n + kSquaredSumBlock - 1) / kSquaredSumBlock;
   std::vector<double> sums(static_cast<size_t>(blocks));
   // Whole blocks per thread: the partition changes with the thread count, the sums do not.

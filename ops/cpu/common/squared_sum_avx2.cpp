@@ -1,4 +1,5 @@
 // The AVX2 variant (compiled with -mavx2 -mfma -mf16c).
+#include "cpu/common/squared_sum_block_body.h"
 #include "cpu/common/squared_sum_kernels.h"
 
 namespace deepspeed::ops::squared_sum_detail {

@@ -1,4 +1,5 @@
 // The AVX-512 variant (compiled with -mavx512f and friends).
+#include "cpu/common/squared_sum_block_body.h"
 #include "cpu/common/squared_sum_kernels.h"
 
 namespace deepspeed::ops::squared_sum_detail {

@@ -1,4 +1,5 @@
 // The portable variant (no -m flags): the compiler vectorises it with the baseline (SSE2).
+#include "cpu/common/squared_sum_block_body.h"
 #include "cpu/common/squared_sum_kernels.h"
 
 namespace deepspeed::ops::squared_sum_detail {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cpu/common/parallel_chunks.h"
+#include "cpu/common/simd_variants.h"
 #include "cpu/cpu_adagrad/adagrad_kernels.h"
 
 namespace deepspeed::ops {
@@ -14,18 +15,7 @@ using adagrad_detail::AdagradSpan;
 
 using Kernel = void (*)(const AdagradConstants&, const AdagradSpan&);
 
-Kernel kernel_for(SimdLevel level) {
-  switch (level) {
-#if DS_CPU_X86_VARIANTS
-    case SimdLevel::Avx512:
-      return adagrad_detail::adagrad_avx512;
-    case SimdLevel::Avx2:
-      return adagrad_detail::adagrad_avx2;
-#endif
-    default:
-      return adagrad_detail::adagrad_scalar;
-  }
-}
+constexpr SimdVariants<Kernel> kAdagrad = DS_SIMD_VARIANTS(adagrad_detail::adagrad);
 
 }  // namespace
 
@@ -36,7 +26,7 @@ void adagrad_step(float* param, const float* grad, float* sum, int64_t n, const 
   if (n > 0 && copy != CopyType::None && !param_copy) {
     throw std::invalid_argument("adagrad_step: a bf16/fp16 copy was asked for without an array");
   }
-  const Kernel kernel = kernel_for(resolve_simd_level(level));
+  const Kernel kernel = kAdagrad[resolve_simd_level(level)];
   AdagradConstants c{};
   c.step_size = static_cast<float>(-step.lr);
   c.eps = static_cast<float>(step.eps);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cpu/common/parallel_chunks.h"
+#include "cpu/common/simd_variants.h"
 #include "cpu/cpu_adam/adam_kernels.h"
 
 namespace deepspeed::ops {
@@ -16,18 +17,7 @@ using adam_detail::Decay;
 
 using Kernel = void (*)(const AdamConstants&, const AdamSpan&);
 
-Kernel kernel_for(SimdLevel level) {
-  switch (level) {
-#if DS_CPU_X86_VARIANTS
-    case SimdLevel::Avx512:
-      return adam_detail::adam_avx512;
-    case SimdLevel::Avx2:
-      return adam_detail::adam_avx2;
-#endif
-    default:
-      return adam_detail::adam_scalar;
-  }
-}
+constexpr SimdVariants<Kernel> kAdam = DS_SIMD_VARIANTS(adam_detail::adam);
 
 // Everything that is the same for all elements, in double, rounded once to float: the bias
 // corrections as torch and src/optim compute them (1 - beta^step in double).
@@ -73,7 +63,7 @@ void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_s
   if (n > 0 && copy != CopyType::None && !param_copy) {
     throw std::invalid_argument("adam_step: a bf16/fp16 copy was asked for without an array");
   }
-  const Kernel kernel = kernel_for(resolve_simd_level(level));
+  const Kernel kernel = kAdam[resolve_simd_level(level)];
   const AdamConstants c = constants(step, copy);
   auto* copy16 = static_cast<uint16_t*>(copy == CopyType::None ? nullptr : param_copy);
   parallel_chunks(n, [&](int64_t begin, int64_t end) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cpu/common/parallel_chunks.h"
+#include "cpu/common/simd_variants.h"
 #include "cpu/cpu_lion/lion_kernels.h"
 
 namespace deepspeed::ops {
@@ -14,18 +15,7 @@ using lion_detail::LionSpan;
 
 using Kernel = void (*)(const LionConstants&, const LionSpan&);
 
-Kernel kernel_for(SimdLevel level) {
-  switch (level) {
-#if DS_CPU_X86_VARIANTS
-    case SimdLevel::Avx512:
-      return lion_detail::lion_avx512;
-    case SimdLevel::Avx2:
-      return lion_detail::lion_avx2;
-#endif
-    default:
-      return lion_detail::lion_scalar;
-  }
-}
+constexpr SimdVariants<Kernel> kLion = DS_SIMD_VARIANTS(lion_detail::lion);
 
 }  // namespace
 
@@ -36,7 +26,7 @@ void lion_step(float* param, const float* grad, float* exp_avg, int64_t n, const
   if (n > 0 && copy != CopyType::None && !param_copy) {
     throw std::invalid_argument("lion_step: a bf16/fp16 copy was asked for without an array");
   }
-  const Kernel kernel = kernel_for(resolve_simd_level(level));
+  const Kernel kernel = kLion[resolve_simd_level(level)];
   LionConstants c{};
   c.lr = static_cast<float>(step.lr);
   c.beta1 = static_cast<float>(step.beta1);

@@ -36,6 +36,7 @@
 
 #include "cpu/common/half_convert.h"
 #include "cpu/common/simd_level.h"
+#include "cpu/common/simd_variants.h"
 #include "cpu/cpu_adagrad/cpu_adagrad.h"
 #include "cpu/cpu_adam/cpu_adam.h"
 #include "cpu/cpu_lion/cpu_lion.h"
@@ -532,6 +533,23 @@ TEST(SimdDispatch, NamesRoundTrip) {
   EXPECT_EQ(parse_simd_level("AVX2"), std::nullopt);
   EXPECT_EQ(parse_simd_level("sse4"), std::nullopt);
   EXPECT_EQ(join({SimdLevel::Avx2, SimdLevel::Scalar}), "avx2, scalar");
+}
+
+int probe_avx512() { return 512; }
+int probe_avx2() { return 2; }
+int probe_scalar() { return 1; }
+
+TEST(SimdDispatch, VariantsAreIndexedByLevel) {
+  constexpr SimdVariants<int (*)()> probes = DS_SIMD_VARIANTS(probe);
+  EXPECT_EQ(probes[SimdLevel::Scalar](), 1);
+#if DS_CPU_X86_VARIANTS
+  EXPECT_EQ(probes[SimdLevel::Avx2](), 2);
+  EXPECT_EQ(probes[SimdLevel::Avx512](), 512);
+#else
+  EXPECT_EQ(probes[SimdLevel::Avx2](), 1);
+  EXPECT_EQ(probes[SimdLevel::Avx512](), 1);
+#endif
+  EXPECT_EQ(best_simd_level(), runnable_simd_levels().front());
 }
 
 TEST(SimdDispatch, RunnableLevelsAreBuiltBestFirstAndEndWithScalar) {
