@@ -23,6 +23,16 @@ inline bool is_timeout_text(std::string text) {
   return text.find("timed out") != std::string::npos || text.find("timeout") != std::string::npos;
 }
 
+// Whether c10d's text reports that a peer's connection went away (Gloo: "Connection closed by
+// peer", "Connection reset by peer", "Broken pipe"; NCCL: "NCCL communicator was aborted").
+inline bool is_peer_gone_text(std::string text) {
+  for (auto& c : text) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  for (const char* gone : {"connection closed", "connection reset", "broken pipe", "aborted", "end of file"}) {
+    if (text.find(gone) != std::string::npos) return true;
+  }
+  return false;
+}
+
 // "10 min", "3 s", "1500 ms": a timeout as the user set it.
 inline std::string describe_duration(std::chrono::milliseconds d) {
   const auto ms = d.count();

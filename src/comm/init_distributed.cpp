@@ -162,6 +162,11 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
     // The backend connects every pair of ranks through the store: a rank missing there is
     // the usual reason, and what the user can act on.
     if (is_timeout_text(cause)) throw rendezvous_timeout(env, timeout, cause);
+    if (is_peer_gone_text(cause)) {
+      throw CommError("rank " + std::to_string(env.rank) + ": creating the " + backend_name +
+                      " process group failed: another rank's connection closed while the group was being "
+                      "created (that rank exited or was killed; its own output says why). [c10d: " + cause + "]");
+    }
     throw CommError("rank " + std::to_string(env.rank) + ": creating the " + backend_name +
                     " process group failed: " + cause);
   }

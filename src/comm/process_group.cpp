@@ -1,7 +1,6 @@
 // Thin wrapper over a c10d backend: the collectives the engine needs, with c10d's errors
 // turned into CommError naming the collective and the rank (a timeout or a peer that went
 // away says so), and, when a comms logger is set, each collective timed to its end and logged.
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 
@@ -27,11 +26,6 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
   return c10d::ReduceOp::SUM;
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // c10d's text tells a timeout from a peer that went away only by its words (Gloo: "Timed out
 // waiting 3000ms for recv operation", "Connection closed by peer"; NCCL: "Watchdog caught
 // collective operation timeout", "NCCL communicator was aborted"); what it cannot tell is
@@ -39,19 +33,16 @@ std::string lower(std::string s) {
 [[noreturn]] void throw_comm_error(const char* what, const ProcessGroup& group, const std::string& cause) {
   note_failure(group);
   const std::string where = fmt::format("{} on rank {} of {}", what, group.rank(), group.size());
-  const std::string text = lower(cause);
   if (is_timeout_text(cause)) {
     throw CommError(fmt::format(
         "{} timed out after {}: another rank did not join it (it is hung or busy, died, or called the "
         "collectives in another order). Set DEEPSPEED_TIMEOUT (minutes) to wait longer. [c10d: {}]",
         where, describe_duration(group.timeout()), cause));
   }
-  for (const char* gone : {"connection closed", "connection reset", "broken pipe", "aborted", "end of file"}) {
-    if (text.find(gone) != std::string::npos) {
-      throw CommError(fmt::format("{} failed: another rank's connection closed (that rank exited or was "
-                                  "killed; its own output says why). [c10d: {}]",
-                                  where, cause));
-    }
+  if (is_peer_gone_text(cause)) {
+    throw CommError(fmt::format("{} failed: another rank's connection closed (that rank exited or was "
+                                "killed; its own output says why). [c10d: {}]",
+                                where, cause));
   }
   throw CommError(fmt::format("{} failed: {}", where, cause));
 }
