@@ -6,6 +6,7 @@
 #include <chrono>
 #include <exception>
 #include <string>
+#include <utility>
 
 #include <c10/util/Exception.h>
 
@@ -16,17 +17,23 @@ inline std::string error_text(const std::exception& e) {
   return e.what();
 }
 
+// c10d's texts differ in case between versions ("Timed out", "timeout"); matched lowered.
+inline std::string ascii_lower(std::string text) {
+  for (auto& c : text) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return text;
+}
+
 // Whether c10d's text reports a timeout (Gloo: "Timed out waiting 3000ms for recv operation",
 // "Socket Timeout"; NCCL: "Watchdog caught collective operation timeout").
 inline bool is_timeout_text(std::string text) {
-  for (auto& c : text) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  text = ascii_lower(std::move(text));
   return text.find("timed out") != std::string::npos || text.find("timeout") != std::string::npos;
 }
 
 // Whether c10d's text reports that a peer's connection went away (Gloo: "Connection closed by
 // peer", "Connection reset by peer", "Broken pipe"; NCCL: "NCCL communicator was aborted").
 inline bool is_peer_gone_text(std::string text) {
-  for (auto& c : text) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  text = ascii_lower(std::move(text));
   for (const char* gone : {"connection closed", "connection reset", "broken pipe", "aborted", "end of file"}) {
     if (text.find(gone) != std::string::npos) return true;
   }

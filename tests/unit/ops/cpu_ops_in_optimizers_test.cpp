@@ -17,35 +17,18 @@
 
 #include "cpu/common/simd_level.h"
 #include "deepspeed/optimizer.h"
+#include "scoped_env.h"
 
 namespace deepspeed {
 namespace {
+
+using deepspeed::testing::ScopedEnv;
 
 using nlohmann::json;
 
 constexpr int kSteps = 5;
 constexpr int64_t kSize = 1000 + 3;
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_, old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 std::unique_ptr<Optimizer> make(const std::string& type, const json& params, torch::Tensor p) {
   ParamGroup g;

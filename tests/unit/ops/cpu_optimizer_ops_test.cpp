@@ -40,6 +40,7 @@
 #include "cpu/cpu_adagrad/cpu_adagrad.h"
 #include "cpu/cpu_adam/cpu_adam.h"
 #include "cpu/cpu_lion/cpu_lion.h"
+#include "scoped_env.h"
 
 namespace deepspeed::ops {
 
@@ -47,6 +48,8 @@ namespace deepspeed::ops {
 void PrintTo(SimdLevel level, std::ostream* os) { *os << to_string(level); }
 
 namespace {
+
+using deepspeed::testing::ScopedEnv;
 
 constexpr int kSteps = 10;
 constexpr double kTolerance = 1e-6;
@@ -489,31 +492,6 @@ TEST(HalfConversion, Bf16RoundsToNearestEven) {
 
 // ------------------------------------------------------------------------ dispatcher
 
-// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_, old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 template <class F>
 std::string simd_error(F&& f) {

@@ -12,38 +12,17 @@
 #endif
 
 #include "runtime/host_malloc_settings.h"
+#include "scoped_env.h"
 
 namespace deepspeed {
 namespace {
 
-// Sets or clears GLIBC_TUNABLES for one test, restoring it after.
-class TunablesEnv {
- public:
-  explicit TunablesEnv(const char* value) {
-    if (const char* old = std::getenv("GLIBC_TUNABLES")) old_ = old;
-    if (value) {
-      setenv("GLIBC_TUNABLES", value, 1);
-    } else {
-      unsetenv("GLIBC_TUNABLES");
-    }
-  }
-  ~TunablesEnv() {
-    if (old_) {
-      setenv("GLIBC_TUNABLES", old_->c_str(), 1);
-    } else {
-      unsetenv("GLIBC_TUNABLES");
-    }
-  }
-  TunablesEnv(const TunablesEnv&) = delete;
-  TunablesEnv& operator=(const TunablesEnv&) = delete;
+using deepspeed::testing::ScopedEnv;
 
- private:
-  std::optional<std::string> old_;
-};
 
 TEST(HostMallocSettings, BlocksOfAStepsSizeComeFromTheHeapNotFromMmap) {
 #if defined(__GLIBC__)
-  TunablesEnv env(nullptr);
+  ScopedEnv env("GLIBC_TUNABLES", nullptr);
   const auto settings = keep_freed_host_memory_for_reuse();
   ASSERT_TRUE(settings.applied) << settings.detail;
   // glibc's default threshold (128 KiB, at most 32 MiB once raised by frees) would map 16 MiB.
@@ -61,7 +40,7 @@ TEST(HostMallocSettings, BlocksOfAStepsSizeComeFromTheHeapNotFromMmap) {
 }
 
 TEST(HostMallocSettings, TheUsersGlibcTunablesWin) {
-  TunablesEnv env("glibc.malloc.trim_threshold=131072");
+  ScopedEnv env("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072");
   const auto settings = keep_freed_host_memory_for_reuse();
   EXPECT_FALSE(settings.applied);
   EXPECT_NE(settings.detail.find("GLIBC_TUNABLES"), std::string::npos) << settings.detail;
