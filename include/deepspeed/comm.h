@@ -62,17 +62,30 @@ struct InitOptions {
 // The ranks of one job and the collectives between them. Tensors live on device().
 class ProcessGroup {
  public:
+  // `env.rank` and `env.world_size` are this process's rank in the group and the group's size;
+  // `ranks` lists the job-wide rank of each member in group-rank order (empty: the group is
+  // the whole job, ranks 0..world_size-1).
   ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
                DistributedEnvironment env, std::string backend_name, torch::Device device,
-               std::chrono::milliseconds timeout = std::chrono::minutes(10));
+               std::chrono::milliseconds timeout = std::chrono::minutes(10), std::vector<int64_t> ranks = {});
   // Shuts the backend down (NCCL: finalizes its communicators), or aborts it after a
   // collective failed, so that nothing is left for the CUDA runtime's own exit.
   ~ProcessGroup();
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
+  // This process's rank in the group, and the group's size.
   int64_t rank() const { return env_.rank; }
   int64_t size() const { return env_.world_size; }
+  // The job-wide rank of each member, in group-rank order; and this process's.
+  const std::vector<int64_t>& ranks() const { return ranks_; }
+  int64_t global_rank() const { return ranks_[static_cast<std::size_t>(env_.rank)]; }
+
+  // A group of some of this group's members (DeepSpeed's dist.new_group): `members` are ranks
+  // in this group, given in the new group's rank order. Only members call it; they must call
+  // it with the same list, and ask for groups of the same list in the same order (each
+  // request makes a new group, with its own connections). A group of one needs no network.
+  std::shared_ptr<ProcessGroup> new_group(const std::vector<int64_t>& members) const;
   int64_t local_rank() const { return env_.local_rank; }
   const DistributedEnvironment& environment() const { return env_; }
   const std::string& backend_name() const { return backend_name_; }
@@ -131,6 +144,9 @@ class ProcessGroup {
   torch::Device device_;
   std::shared_ptr<CommsLogger> comms_logger_;
   std::chrono::milliseconds timeout_;
+  std::vector<int64_t> ranks_;
+  // How many groups of each member list new_group made: the store prefix of the next one.
+  mutable std::map<std::vector<int64_t>, int> groups_made_;
   // Set when a collective failed (a peer died, a timeout): the backend is then aborted, not
   // shut down, at destruction (a graceful shutdown may wait for that peer).
   mutable std::atomic<bool> failed_{false};

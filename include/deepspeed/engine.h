@@ -34,6 +34,7 @@
 #include <deepspeed/comm.h>
 #include <deepspeed/config.h>
 #include <deepspeed/data_loader.h>
+#include <deepspeed/groups.h>
 #include <deepspeed/lr_schedules.h>
 #include <deepspeed/monitor.h>
 #include <deepspeed/optimizer.h>
@@ -80,9 +81,14 @@ class GatheredParameters {
 
 class Engine {
  public:
+  // `groups`: the job's process groups (initialize builds them from the config or takes the
+  // user's mpu). `tensor_parallel_parameters`: the parameters the model splits across the
+  // tensor-parallel group (Megatron's tensor_model_parallel attribute); they count in the
+  // gradient norm on every tensor rank, the others only on tensor rank 0.
   Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
-         DeepSpeedConfig config, std::shared_ptr<comm::ProcessGroup> group,
-         std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler);
+         DeepSpeedConfig config, std::shared_ptr<Groups> groups,
+         std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler,
+         const std::vector<torch::Tensor>& tensor_parallel_parameters = {});
   // With comms_logger, rank 0 prints the summary of what was logged and not yet printed by
   // comm::log_summary() (without a collective, so it is safe while an error unwinds).
   ~Engine();
@@ -154,7 +160,11 @@ class Engine {
   int64_t global_rank() const { return group_->rank(); }
   int64_t local_rank() const { return group_->local_rank(); }
   int64_t world_size() const { return group_->size(); }
-  int64_t dp_world_size() const { return group_->size(); }
+  // DeepSpeed's dp_world_size / mp_world_size / seq_dp_world_size / sequence_parallel_size.
+  int64_t dp_world_size() const { return groups_->data_parallel()->size(); }
+  int64_t mp_world_size() const { return groups_->model_parallel()->size(); }
+  int64_t seq_dp_world_size() const { return groups_->sequence_data_parallel()->size(); }
+  int64_t sequence_parallel_size() const { return groups_->sequence_parallel()->size(); }
   torch::Device device() const { return device_; }
 
   void train(bool on = true) { module_->train(on); }
@@ -171,7 +181,12 @@ class Engine {
     training_dataloader_ = std::move(loader);
   }
   const DeepSpeedConfig& config() const { return config_; }
+  // The whole job's group (every rank).
   const std::shared_ptr<comm::ProcessGroup>& process_group() const { return group_; }
+  // Every group of the job (data, model, tensor, pipe, sequence, expert); also the engine's mpu.
+  const std::shared_ptr<Groups>& groups() const { return groups_; }
+  // Where gradients are averaged and ZeRO partitions: data x sequence parallel ranks.
+  const std::shared_ptr<comm::ProcessGroup>& data_parallel_group() const { return dp_group_; }
   // The monitors the config enables (DeepSpeed's engine.monitor): the user's own events can
   // go there too, e.g. {{"Eval/accuracy", acc, engine->global_samples()}}; rank 0 writes.
   MonitorMaster& monitor() { return *monitor_; }
@@ -223,7 +238,9 @@ class Engine {
   torch::nn::AnyModule model_;
   std::shared_ptr<torch::nn::Module> module_;
   DeepSpeedConfig config_;
-  std::shared_ptr<comm::ProcessGroup> group_;
+  std::shared_ptr<comm::ProcessGroup> group_;     // the world
+  std::shared_ptr<Groups> groups_;
+  std::shared_ptr<comm::ProcessGroup> dp_group_;  // groups_->sequence_data_parallel()
   std::shared_ptr<Optimizer> optimizer_;
   std::shared_ptr<LRScheduler> lr_scheduler_;
   std::shared_ptr<DataLoader> training_dataloader_;

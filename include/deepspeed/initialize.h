@@ -5,7 +5,8 @@
 //   auto [engine, optimizer, trainloader, scheduler] =
 //       deepspeed::initialize(app, net, net->parameters(), trainset);
 //
-// It sets up the process group from the launcher's environment (init_distributed), reads the
+// It sets up the process groups from the launcher's environment (init_distributed, then the
+// data/model/sequence groups: <deepspeed/groups.h>), reads the
 // config (--deepspeed_config, or InitializeOptions::config), builds the optimizer and LR
 // schedule the config names unless the caller gives its own, and wraps the training data in a
 // distributed loader. Errors: ConfigError for the config, EngineError for misuse.
@@ -25,6 +26,7 @@
 #include <deepspeed/comm.h>
 #include <deepspeed/data_loader.h>
 #include <deepspeed/engine.h>
+#include <deepspeed/groups.h>
 #include <deepspeed/lr_schedules.h>
 #include <deepspeed/optimizer.h>
 
@@ -73,6 +75,12 @@ struct InitializeOptions {
   std::optional<TrainingData> training_data;
   uint64_t data_seed = 0;  // the training loader's shuffling seed
   comm::InitOptions distributed;
+  // A model written for model parallelism: its groups (DeepSpeed's mpu; a deepspeed::Groups
+  // from Groups::create serves), and the parameters it splits across the tensor-parallel group.
+  // Without an mpu the groups come from the config (sequence_parallel_size) and the data group
+  // is every rank. The batch sizes are then per data-parallel rank of the mpu.
+  std::shared_ptr<ModelParallelUnit> mpu;
+  std::vector<torch::Tensor> tensor_parallel_parameters;
   // --local_rank as parsed from the command line; checked against LOCAL_RANK.
   std::optional<int64_t> local_rank;
 };

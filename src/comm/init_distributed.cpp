@@ -7,16 +7,11 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/cuda.h>
-#if defined(DS_HAVE_GLOO)
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#endif
-#if defined(DS_HAVE_NCCL)
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 
 #include <deepspeed/comm.h>
 #include <deepspeed/errors.h>
 
+#include "comm/backend_factory.h"
 #include "comm/error_text.h"
 
 namespace deepspeed::comm {
@@ -61,10 +56,6 @@ std::string choose_backend(const std::string& requested) {
   return "gloo";
 }
 
-bool is_loopback(const std::string& addr) {
-  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
-}
-
 // A rank missing at the rendezvous: the usual reason a store or backend times out at start-up,
 // and what the user can act on.
 CommError rendezvous_timeout(const DistributedEnvironment& env, std::chrono::milliseconds timeout,
@@ -99,41 +90,6 @@ c10::intrusive_ptr<c10d::Store> make_store(const DistributedEnvironment& env,
   }
 }
 
-compat::BackendPtr make_gloo([[maybe_unused]] const c10::intrusive_ptr<c10d::Store>& store,
-                             [[maybe_unused]] const DistributedEnvironment& env,
-                             [[maybe_unused]] std::chrono::milliseconds timeout) {
-#if defined(DS_HAVE_GLOO)
-  auto opts = c10d::ProcessGroupGloo::Options::create();
-  opts->timeout = timeout;
-  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-  } else if (is_loopback(env.master_addr)) {
-    // Every rank is on this host: talk over loopback, whatever the host name resolves to.
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-  } else {
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-  }
-  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(env.rank),
-                                                     static_cast<int>(env.world_size), opts);
-#else
-  throw CommError("this build of deepspeed-cpp has no Gloo backend (its LibTorch ships no Gloo "
-                  "headers); use the nccl backend on GPUs");
-#endif
-}
-
-compat::BackendPtr make_nccl([[maybe_unused]] const c10::intrusive_ptr<c10d::Store>& store,
-                             [[maybe_unused]] const DistributedEnvironment& env,
-                             [[maybe_unused]] std::chrono::milliseconds timeout) {
-#if defined(DS_HAVE_NCCL)
-  auto opts = c10d::ProcessGroupNCCL::Options::create();
-  opts->timeout = timeout;
-  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, static_cast<int>(env.rank),
-                                                     static_cast<int>(env.world_size), opts);
-#else
-  throw CommError("this build of deepspeed-cpp has no NCCL backend (built without CUDA/NCCL)");
-#endif
-}
-
 }  // namespace
 
 std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
@@ -154,7 +110,7 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
   auto store = make_store(env, timeout);
   compat::BackendPtr backend;
   try {
-    backend = backend_name == "nccl" ? make_nccl(store, env, timeout) : make_gloo(store, env, timeout);
+    backend = make_backend(backend_name, store, env.rank, env.world_size, env.master_addr, timeout);
   } catch (const CommError&) {
     throw;
   } catch (const std::exception& e) {

@@ -100,13 +100,22 @@ class LoggedOp {
 
 ProcessGroup::ProcessGroup(compat::BackendPtr backend, c10::intrusive_ptr<c10d::Store> store,
                            DistributedEnvironment env, std::string backend_name, torch::Device device,
-                           std::chrono::milliseconds timeout)
+                           std::chrono::milliseconds timeout, std::vector<int64_t> ranks)
     : backend_(std::move(backend)),
       store_(std::move(store)),
       env_(std::move(env)),
       backend_name_(std::move(backend_name)),
       device_(device),
-      timeout_(timeout) {}
+      timeout_(timeout),
+      ranks_(std::move(ranks)) {
+  if (ranks_.empty()) {
+    for (int64_t r = 0; r < env_.world_size; ++r) ranks_.push_back(r);
+  }
+  if (static_cast<int64_t>(ranks_.size()) != env_.world_size || env_.rank < 0 || env_.rank >= env_.world_size) {
+    throw CommError(fmt::format("process group: rank {} of {} with {} members listed", env_.rank, env_.world_size,
+                                ranks_.size()));
+  }
+}
 
 void note_failure(const ProcessGroup& group) noexcept { group.failed_ = true; }
 

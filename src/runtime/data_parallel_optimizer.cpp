@@ -12,9 +12,11 @@ namespace deepspeed {
 
 DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> parameters,
                                              std::shared_ptr<comm::ProcessGroup> group,
-                                             const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer)
+                                             const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
+                                             ModelParallelGradients model_parallel)
     : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Plain,
-                                           /*fused=*/!optimizer || optimizer->name() != "Lamb")),
+                                           /*fused=*/!optimizer || optimizer->name() != "Lamb"),
+                       std::move(model_parallel)),
       parameters_(std::move(parameters)),
       group_(std::move(group)),
       optimizer_(std::move(optimizer)),
@@ -72,16 +74,25 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
   std::vector<torch::Tensor> grads;
   for (const auto& p : parameters_) grads.push_back(p.grad());
 
-  const bool overflow = check_overflow_ && has_inf_or_nan(grads);
-  // Gradients are already averaged, hence equal on every rank: the local norm is global, and
-  // every rank reaches the same verdict on NaN/inf below. The norm is computed where the
-  // gradients are and read back only for that verdict (fp32 runs; a GPU then waits).
+  const bool overflow = check_overflow_ && model_parallel_.any(has_inf_or_nan(grads));
+  // Gradients are already averaged, hence equal on every rank of the data-parallel group: the
+  // local norm is the replica's (summed over its model-parallel ranks), and every rank reaches
+  // the same verdict on NaN/inf below. The norm is computed where the gradients are and read
+  // back only for that verdict (fp32 runs; a GPU then waits).
   const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
   torch::Tensor sq;
-  if (need_norm && !overflow) sq = squared_norm(grads, group_->device());
+  if (need_norm && !overflow) {
+    std::vector<torch::Tensor> counted;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (model_parallel_.counts(parameters_[i])) counted.push_back(grads[i]);
+    }
+    sq = squared_norm(counted, group_->device());
+    model_parallel_.sum(sq);
+  }
   // fp32: with the norm at hand a non-finite norm is the verdict (no second pass); without it,
   // one pass summed in double, so that large finite gradients cannot overflow the check.
-  if (check_nonfinite_ && (sq.defined() ? !std::isfinite(sq.item<double>()) : has_inf_or_nan(grads, torch::kFloat64))) {
+  if (check_nonfinite_ && (sq.defined() ? !std::isfinite(sq.item<double>())
+                                        : model_parallel_.any(has_inf_or_nan(grads, torch::kFloat64)))) {
     out.nonfinite = true;
     zero_grad();
     return out;

@@ -24,8 +24,10 @@ class DataParallelOptimizer final : public OptimizerWrapper {
   // `parameters`: the module's trainable parameters, in registration order, already in the
   // model's dtype. The optimizer's groups must hold exactly these tensors; with a
   // half-precision model they are replaced by their fp32 masters.
+  // `group`: the data-parallel group gradients are averaged over.
   DataParallelOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
-                        const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer);
+                        const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
+                        ModelParallelGradients model_parallel = {});
 
   std::string name() const override;
   void before_backward(bool boundary) override { reducer_->prepare(boundary); }

@@ -42,12 +42,15 @@ std::function<void()> device_synchronizer(torch::Device device) {
 }  // namespace
 
 Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
-               DeepSpeedConfig config, std::shared_ptr<comm::ProcessGroup> group,
-               std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler)
+               DeepSpeedConfig config, std::shared_ptr<Groups> groups,
+               std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler,
+               const std::vector<torch::Tensor>& tensor_parallel_parameters)
     : model_(std::move(model)),
       module_(std::move(module)),
       config_(std::move(config)),
-      group_(std::move(group)),
+      group_(groups->world()),
+      groups_(std::move(groups)),
+      dp_group_(groups_->sequence_data_parallel()),
       optimizer_(std::move(optimizer)),
       lr_scheduler_(std::move(lr_scheduler)),
       device_(group_->device()) {
@@ -59,10 +62,12 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
   Logger logger(group_->rank(), log_level);
   if (config_.comms_logger.enabled) {
     // Set before the initial broadcasts, so that they are logged too (as in DeepSpeed).
-    group_->set_comms_logger(std::make_shared<comm::CommsLogger>(
+    auto comms = std::make_shared<comm::CommsLogger>(
         config_.comms_logger, group_->size(), group_->rank(),
-        [log_level](const std::string& line) { Logger(0, log_level).info(line); }));
+        [log_level](const std::string& line) { Logger(0, log_level).info(line); });
+    for (const auto& g : groups_->all()) g->set_comms_logger(comms);
   }
+  if (group_->size() > 1 && logger.enabled(LogLevel::Info)) logger.info(groups_->summary());
   for (const auto& w : config_.warnings) logger.warning(w);
   if (device_.is_cpu()) logger.info("host memory: " + keep_freed_host_memory_for_reuse().detail);
   if (config_.torch_autocast.enabled && !config_.torch_autocast.lower_precision_safe_modules.empty()) {
@@ -87,21 +92,25 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
       // tensors stay the same objects, so the optimizer's groups still refer to them.
       const auto dtype = p.is_floating_point() ? model_dtype_ : p.scalar_type();
       if (p.device() != device_ || p.scalar_type() != dtype) p.set_data(p.detach().to(device_, dtype));
-      // Every rank starts from rank 0's weights, whatever its own initialisation drew.
-      group_->broadcast(p, 0);
+      // Every replica starts from the first replica's weights, whatever its own initialisation
+      // drew; model-parallel ranks hold different parts and keep them.
+      dp_group_->broadcast(p, 0);
     }
     for (auto& b : module_->buffers()) {
       if (b.device() != device_) b.set_data(b.detach().to(device_));
-      group_->broadcast(b, 0);
+      dp_group_->broadcast(b, 0);
     }
   }
   for (auto& p : module_->parameters()) {
     if (p.requires_grad()) parameters_.push_back(p);
   }
+  ModelParallelGradients model_parallel(groups_->model_parallel(), groups_->tensor_parallel()->rank(),
+                                        tensor_parallel_parameters);
   if (optimizer_ && config_.zero_stage() > 0) {
-    wrapper_ = std::make_unique<ZeroOptimizer>(parameters_, group_, config_, optimizer_);
+    wrapper_ = std::make_unique<ZeroOptimizer>(parameters_, dp_group_, config_, optimizer_, std::move(model_parallel));
   } else {
-    wrapper_ = std::make_unique<DataParallelOptimizer>(parameters_, group_, config_, optimizer_);
+    wrapper_ = std::make_unique<DataParallelOptimizer>(parameters_, dp_group_, config_, optimizer_,
+                                                       std::move(model_parallel));
   }
 
   timers_ = std::make_unique<Timers>(device_synchronizer(device_));

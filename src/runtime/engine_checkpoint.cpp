@@ -143,15 +143,18 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     logger.log(LogLevel::Warning, inconsistent_tag_message(group_->rank(), tag), /*all_ranks=*/true);
   }
   const auto rng_states = gather_rng_states(*group_, device_);
-  const int64_t rank = group_->rank();
+  // Files are named by data-parallel rank and model-parallel rank (DeepSpeed's
+  // checkpoint_mp_rank: 0 without model parallelism).
+  const int64_t rank = dp_group_->rank();
+  const int64_t mp_rank = mp_world_size() > 1 ? groups_->model_parallel()->rank() : 0;
   const auto path = std::filesystem::path(save_dir) / tag;
   logger.info(fmt::format("[Torch] Checkpoint {} is about to be saved!", tag));
 
   auto make_files = [&] {
   std::vector<FileToWrite> files;
-  for (const auto& name : files_written_by(config_.zero_stage(), rank, /*mp_rank=*/0, bf16_optimizer_files(config_))) {
+  for (const auto& name : files_written_by(config_.zero_stage(), rank, mp_rank, bf16_optimizer_files(config_))) {
     const bool stage3 = config_.zero_stage() == 3;
-    if (name != (stage3 ? zero_model_states_file_name(rank, 0) : model_states_file_name(0))) {
+    if (name != (stage3 ? zero_model_states_file_name(rank, mp_rank) : model_states_file_name(mp_rank))) {
       // A ZeRO rank's optimizer shard.
       const auto* zero = dynamic_cast<const ZeroOptimizer*>(wrapper_.get());
       if (!zero) throw CheckpointError("save_checkpoint: ZeRO stage without a ZeRO optimizer (no optimizer configured?)");
@@ -181,6 +184,7 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     s.micro_steps = micro_steps_;
     s.skipped_steps = skipped_steps_;
     s.dp_world_size = dp_world_size();
+    s.mp_world_size = mp_world_size();
     s.ds_version = DEEPSPEED_VERSION;
     logger.info("Saving model checkpoint: " + (path / name).string());
     files.push_back({name, to_pickle_bytes(make_model_states(s, client_state))});
@@ -191,6 +195,7 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   header.tag = tag;
   header.zero_stage = config_.zero_stage();
   header.dp_world_size = dp_world_size();
+  header.mp_world_size = mp_world_size();
   CheckpointStorage default_storage;
   write_checkpoint(*group_, checkpoint_storage_ ? *checkpoint_storage_ : default_storage, save_dir, header, make_files,
                    save_latest);
@@ -257,21 +262,24 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
       throw CheckpointError(fmt::format("checkpoint {} was saved with ZeRO stage {}; this engine runs stage {}",
                                         reader->dir().string(), m.zero_stage, config_.zero_stage()));
     }
-    if (m.mp_world_size != 1) {
-      throw CheckpointError(fmt::format("checkpoint count 1 is different from saved mp_world_size {}", m.mp_world_size));
+    if (m.mp_world_size != mp_world_size()) {
+      throw CheckpointError(fmt::format("checkpoint count {} is different from saved mp_world_size {}",
+                                        mp_world_size(), m.mp_world_size));
     }
+    const int64_t dp_rank = dp_group_->rank();
+    const int64_t mp_rank = mp_world_size() > 1 ? groups_->model_parallel()->rank() : 0;
     // ZeRO-3: this rank's own file where the saved run had this rank, else rank 0's.
     const auto name = config_.zero_stage() == 3
-                          ? zero_model_states_file_name(group_->rank() < m.dp_world_size ? group_->rank() : 0, 0)
-                          : model_states_file_name(0);
+                          ? zero_model_states_file_name(dp_rank < m.dp_world_size ? dp_rank : 0, mp_rank)
+                          : model_states_file_name(mp_rank);
     file = (reader->dir() / name).string();
     states = reader->read_dict(name);
     // ZeRO-3 keeps the weights only in the masters, so even load_module_only reads them.
     if (config_.zero_stage() > 0 && (!load_module_only || config_.zero_stage() == 3)) {
       // Every saved rank's shard: this run may have another world size.
       for (int64_t r = 0; r < m.dp_world_size; ++r) {
-        std::string shard = zero_optim_states_file_name(r, 0, false);
-        if (!m.files.count(shard)) shard = zero_optim_states_file_name(r, 0, true);
+        std::string shard = zero_optim_states_file_name(r, mp_rank, false);
+        if (!m.files.count(shard)) shard = zero_optim_states_file_name(r, mp_rank, true);
         zero_names.push_back((reader->dir() / shard).string());
         zero_files.push_back(reader->read_dict(shard));
       }

@@ -98,9 +98,29 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
   // with the key named, instead of one rank failing first and closing its connections while
   // a peer is still creating the process group (which then fails with a connection error).
   const auto existing = comm::world_group();
-  auto config = resolve_config(options, existing ? existing->size() : comm::discover_environment().world_size);
+  // The batch arithmetic is per data-parallel rank: the mpu's, else the world's (which the
+  // config divides by sequence_parallel_size itself).
+  const int64_t config_world = options.mpu ? options.mpu->get_data_parallel_world_size()
+                               : existing  ? existing->size()
+                                           : comm::discover_environment().world_size;
+  auto config = resolve_config(options, config_world);
+  if (options.mpu && config.sequence_parallel_size > 1) {
+    throw EngineError("sequence_parallel_size " + std::to_string(config.sequence_parallel_size) +
+                      " together with an mpu: give the sequence-parallel group through the mpu's groups or the "
+                      "config, not both");
+  }
   auto group = comm::init_distributed(options.distributed);
   check_local_rank(options, *group);
+  std::shared_ptr<Groups> groups;
+  if (options.mpu) {
+    groups = std::dynamic_pointer_cast<Groups>(options.mpu);
+    if (!groups) groups = Groups::from_mpu(group, *options.mpu);
+    if (groups->world() != group) throw EngineError("the mpu's groups were not made from this job's process group");
+  } else {
+    ParallelSizes sizes;
+    sizes.sequence = config.sequence_parallel_size;
+    groups = Groups::create(group, sizes);
+  }
 
   // Parameters move before the optimizer sees them (Module::to keeps the tensor objects, but
   // an optimizer's state must be created on the parameters' final device). Not under ZeRO-3
@@ -135,15 +155,17 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
   if (options.training_data) {
     DataLoader::Options lo;
     lo.batch_size = config.train_micro_batch_size_per_gpu;
-    lo.rank = group->rank();
-    lo.world_size = group->size();
+    // Each data-parallel rank reads its own share; sequence and model-parallel peers read the
+    // same samples.
+    lo.rank = groups->data_parallel()->rank();
+    lo.world_size = groups->data_parallel()->size();
     lo.drop_last = config.dataloader_drop_last;
     lo.seed = options.data_seed;
     loader = std::make_shared<DataLoader>(options.training_data->reader, options.training_data->size, lo);
   }
 
-  auto engine = std::make_shared<Engine>(std::move(model), std::move(module), std::move(config), group,
-                                         optimizer, scheduler);
+  auto engine = std::make_shared<Engine>(std::move(model), std::move(module), std::move(config), groups,
+                                         optimizer, scheduler, options.tensor_parallel_parameters);
   engine->set_training_dataloader(loader);
   return {engine, optimizer, loader, scheduler};
 }

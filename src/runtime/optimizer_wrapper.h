@@ -16,6 +16,7 @@
 #include <deepspeed/engine.h>
 
 #include "runtime/loss_scaler.h"
+#include "runtime/model_parallel_gradients.h"
 
 namespace deepspeed {
 
@@ -56,8 +57,11 @@ class OptimizerWrapper {
   virtual double last_communication_wait() const { return 0.0; }
 
  protected:
-  explicit OptimizerWrapper(LossScalerOptions scaler) : scaler_(scaler) {}
+  OptimizerWrapper(LossScalerOptions scaler, ModelParallelGradients model_parallel)
+      : scaler_(scaler), model_parallel_(std::move(model_parallel)) {}
   LossScaler scaler_;
+  // Agreement of overflow and norm with the other ranks of this model replica.
+  ModelParallelGradients model_parallel_;
 };
 
 // Bytes of per-element optimizer state (exp_avg, exp_avg_sq, ...: state tensors as large as

@@ -39,8 +39,9 @@ torch::ScalarType ZeroOptimizer::gradient_partition_dtype(const DeepSpeedConfig&
 }
 
 ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
-                             const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer)
-    : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Zero)),
+                             const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
+                             ModelParallelGradients model_parallel)
+    : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Zero), std::move(model_parallel)),
       group_(std::move(group)),
       optimizer_(std::move(optimizer)),
       stage_(config.zero_stage()),
@@ -146,7 +147,8 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   // host ones stay: page-locking tens of GiB each step would cost more than it saves. Either
   // way they need no zeros (accumulate_slice writes a step's first slice).
   release_gradient_partitions_ = !offload_;
-  slice_norms_valid_ = offload_;
+  slice_norms_usable_ = offload_ && !model_parallel_.filters();
+  slice_norms_valid_ = slice_norms_usable_;
   partitions_pinned_ = pin;
   grad_partition_dtype_ = gradient_partition_dtype(config, options.comm_dtype);
   for (int64_t g = 0; g < group_count; ++g) {
@@ -173,6 +175,28 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
       parameters_, group_, options, std::move(plan),
       [this](int64_t bucket, const torch::Tensor& slice) { accumulate_slice(bucket, slice); });
   slice_written_.assign(reducer_->plan().buckets.size(), 0);
+  if (model_parallel_.filters()) {
+    // The runs of this rank's slices that hold counted parameters (padding never counts; it
+    // is zero anyway), merged where they touch.
+    const auto& p = reducer_->plan();
+    const int64_t rank = group_->rank();
+    for (const auto& b : p.buckets) {
+      const int64_t lo = rank * b.slice;
+      const int64_t hi = lo + b.slice;
+      for (const auto& e : b.entries) {
+        const int64_t a = std::max(lo, e.bucket_offset);
+        const int64_t z = std::min(hi, e.bucket_offset + e.length);
+        if (a >= z || !model_parallel_.counts(parameters_[e.param])) continue;
+        const int64_t offset = b.group_offset / p.partitions + (a - lo);
+        auto& last = counted_runs_;
+        if (!last.empty() && last.back()[0] == b.group && last.back()[1] + last.back()[2] == offset) {
+          last.back()[2] += z - a;
+        } else {
+          last.push_back({b.group, offset, z - a});
+        }
+      }
+    }
+  }
   if (stage_ != 3) refresh_partitions_from_parameters();
   if (stage_ == 3) {
     const auto& z = config.zero_optimization;
@@ -336,17 +360,12 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   bool overflow = false;
   wait_for_host_copies();
   zero_unwritten_slices();
-  // Every rank's partition adds to the norm; computed where the partitions are and, on the
-  // GPU, not read back.
+  // Every data-parallel rank's partition adds to the replica's norm, and every model-parallel
+  // rank's replica part to the model's.
   auto global_squared_norm = [&] {
-    // Offloaded, each slice reduced once: the sum of the slices' squares taken on the GPU as
-    // they went by saves a pass over the partitions in host memory.
-    auto sq = (slice_norms_valid_ && slice_squared_norms_.defined() ? slice_squared_norms_
-                                                                    : squared_norm(master_grads_, master_device_))
-                  .to(device)
-                  .reshape({1});
-    group_->all_reduce(sq);
-    return sq.reshape({}).to(master_device_);
+    auto sq = partition_squared_norm();
+    model_parallel_.sum(sq);
+    return sq;
   };
   torch::Tensor sq;
   if (check_overflow_ && offload_) {
@@ -359,7 +378,7 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
     auto flag = torch::tensor({has_inf_or_nan(master_grads_, fp32_ ? torch::kFloat64 : torch::kFloat32) ? 1.0f : 0.0f},
                               torch::TensorOptions().dtype(torch::kFloat32).device(device));
     group_->all_reduce(flag, comm::ReduceOp::Max);
-    overflow = flag.item<float>() > 0.0f;
+    overflow = model_parallel_.any(flag.item<float>() > 0.0f);
   }
   // DeepSpeed unscales with the scale after its update (on a growth step, the doubled one),
   // but reports the norm in terms of the scale the gradients were computed with.
@@ -389,6 +408,25 @@ OptimizerWrapper::StepOutcome ZeroOptimizer::step(double gradient_clipping) {
   }
   out.applied = true;
   return out;
+}
+
+// Computed where the partitions are and, on the GPU, not read back.
+torch::Tensor ZeroOptimizer::partition_squared_norm() {
+  torch::Tensor local;
+  if (slice_norms_valid_ && slice_squared_norms_.defined()) {
+    // Offloaded, each slice reduced once: the sum of the slices' squares taken on the GPU as
+    // they went by saves a pass over the partitions in host memory.
+    local = slice_squared_norms_;
+  } else if (model_parallel_.filters()) {
+    std::vector<torch::Tensor> runs;
+    for (const auto& [g, offset, length] : counted_runs_) runs.push_back(master_grads_[g].narrow(0, offset, length));
+    local = squared_norm(runs, master_device_);
+  } else {
+    local = squared_norm(master_grads_, master_device_);
+  }
+  auto sq = local.to(group_->device()).reshape({1});
+  group_->all_reduce(sq);
+  return sq.reshape({}).to(master_device_);
 }
 
 void ZeroOptimizer::gather_parameters() {
@@ -439,7 +477,7 @@ void ZeroOptimizer::zero_grad() {
   // Zero in effect: the next slices are written, not added (accumulate_slice).
   std::fill(slice_written_.begin(), slice_written_.end(), 0);
   slice_squared_norms_ = torch::Tensor();
-  slice_norms_valid_ = offload_;
+  slice_norms_valid_ = slice_norms_usable_;
   for (auto& g : master_grads_) {
     if (release_gradient_partitions_) free_storage(g);
   }

@@ -25,6 +25,7 @@
 // {device: cpu} (stage 3): the parameter shards live there.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -42,9 +43,11 @@ class ZeroOptimizer final : public OptimizerWrapper {
  public:
   // `parameters`: the module's trainable parameters in registration order, in the model's
   // dtype. Every tensor of the optimizer's groups must be one of them; the groups' tensors
-  // are replaced by this rank's flat fp32 partitions.
+  // are replaced by this rank's flat fp32 partitions. `group`: the data-parallel group the
+  // partitions span.
   ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
-                const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer);
+                const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
+                ModelParallelGradients model_parallel = {});
   // Waits for copies still in flight between the device and the host partitions it frees.
   ~ZeroOptimizer() override;
 
@@ -98,6 +101,9 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // second one (accumulation) makes the sum unusable for this step.
   void note_offloaded_slice(const torch::Tensor& slice, bool first);
   void zero_unwritten_slices();
+  // This rank's squared gradient norm over what it counts (model_parallel_.counts), summed
+  // over the data-parallel group: the replica's, before the model-parallel sum.
+  torch::Tensor partition_squared_norm();
   // fp32, or the model's dtype where no accumulation happens in the partitions (see .cpp).
   torch::ScalarType gradient_partition_dtype(const DeepSpeedConfig& config, torch::ScalarType comm_dtype) const;
 
@@ -119,6 +125,10 @@ class ZeroOptimizer final : public OptimizerWrapper {
   bool host_copies_in_flight_ = false;
   torch::Tensor slice_squared_norms_;         // offload: sum of squares of this step's slices, on the GPU
   bool slice_norms_valid_ = false;            // ... and it is the partitions' squared norm
+  bool slice_norms_usable_ = false;           // offloaded, and every partition element counts
+  // With model parallelism on a tensor rank > 0: the runs of the gradient partitions that
+  // count in the norm, as (group, offset, length); empty when every element counts.
+  std::vector<std::array<int64_t, 3>> counted_runs_;
   torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
   std::vector<int64_t> groups_;
   std::vector<int64_t> classes_;
