@@ -3,8 +3,9 @@
 #   DS_TORCH_DEFINITIONS  c10d feature macros the headers need (USE_C10D_GLOO, USE_C10D_NCCL)
 #   DS_HAVE_GLOO / DS_HAVE_NCCL / DS_HAVE_CUDA
 #   DS_PUBLIC_DEPS / DS_PRIVATE_DEPS
-# Two LibTorch builds are supported (DESIGN.md): Debian's libtorch-dev 1.13 (CPU, Gloo) and
-# the one inside a PyTorch 2.x wheel (CUDA, NCCL, usually without Gloo headers).
+# Two LibTorch builds are supported (docs/development.md, "Building"): Debian's libtorch-dev
+# 1.13 (CPU, Gloo) and the one inside a PyTorch 2.x wheel (CUDA, NCCL, usually without Gloo
+# headers).
 
 find_package(Torch REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)

@@ -1,5 +1,6 @@
-# Native ops and their build flags (spec §9), and the header that tells ds_report and the
-# library which ops this build has: ${PROJECT_BINARY_DIR}/include/deepspeed/ops_config.h.
+# Native ops and their build flags (docs/launcher.md, "ds_report"), and the header that tells
+# ds_report and the library which ops this build has:
+# ${PROJECT_BINARY_DIR}/include/deepspeed/ops_config.h.
 #
 # DS_BUILD_OPS sets the default of every DS_BUILD_<OP>; each DS_BUILD_<OP> overrides it.
 # Both are CMake options, and an environment variable of the same name at configure time

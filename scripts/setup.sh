@@ -25,8 +25,8 @@ if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v apt-get > /dev/null 2>&1 || ! $sudo apt-get update -q; then
   if [[ -n "$ds_torch_prefix" ]]; then
-    # The GPU machines have no package registry but carry what the build needs (DESIGN.md);
-    # the build names anything that is really missing.
+    # The GPU machines have no package registry but carry what the build needs
+    # (docs/development.md); the build names anything that is really missing.
     echo "setup: warning: cannot install ${missing[*]} (no package registry); going on" >&2
     exit 0
   fi

@@ -1,4 +1,4 @@
-# Sourced by setup.sh and build.sh: which LibTorch this build uses (DESIGN.md).
+# Sourced by setup.sh and build.sh: which LibTorch this build uses (docs/development.md).
 #   Debian's libtorch-dev (CPU) where it is installed or installable (Debian 12);
 #   else the LibTorch inside python3's PyTorch wheel (the GPU machines: CUDA, NCCL).
 # DS_TORCH_PREFIX=<dir> forces a LibTorch (a CMAKE_PREFIX_PATH); DS_TORCH_PREFIX=debian forces

@@ -1,10 +1,11 @@
 // ds_config.json as a typed, validated value (DeepSpeed's DeepSpeedConfig).
 //
-// Promises: every key DeepSpeed reads is here with DeepSpeed's default (spec §1 and the
-// decisions in spec/README.md); the batch triple is resolved for the given data-parallel
-// world size (spec §1.3); anything wrong throws ConfigError naming the JSON path (and
-// line:column for syntax errors) and what was expected. Unknown top-level keys give a
-// warning naming the nearest known key; unknown keys inside a section are errors.
+// Promises: every key DeepSpeed reads is here with DeepSpeed's default (except where
+// docs/compatibility.md says otherwise); the batch triple is resolved for the given
+// data-parallel world size (docs/config.md, "How a config is read"); anything wrong throws
+// ConfigError naming the JSON path (and line:column for syntax errors) and what was expected.
+// Unknown top-level keys give a warning naming the nearest known key; unknown keys inside a
+// section are errors.
 #pragma once
 
 #include <cstdint>
@@ -204,7 +205,7 @@ struct AioConfig {
 };
 
 struct DeepSpeedConfig {
-  // Batch sizes, resolved (spec §1.3): train_batch_size == micro * gas * world_size.
+  // Batch sizes, resolved: train_batch_size == micro * gas * world_size.
   int64_t train_batch_size = 0;
   int64_t train_micro_batch_size_per_gpu = 0;
   int64_t gradient_accumulation_steps = 0;
@@ -219,7 +220,7 @@ struct DeepSpeedConfig {
   TorchAutocastConfig torch_autocast;
   DataTypesConfig data_types;
 
-  double gradient_clipping = 0.0;              // spec/README: 0.0, not DeepSpeed's 1.0
+  double gradient_clipping = 0.0;              // not DeepSpeed's 1.0: docs/compatibility.md
   bool prescale_gradients = false;
   double gradient_predivide_factor = 1.0;
   std::string gradient_allreduce_op = "mean";  // mean | sum (lower-cased)
@@ -285,15 +286,16 @@ DeepSpeedConfig load_config(const std::string& path_or_json, int64_t world_size)
 // From an already-parsed JSON value (no duplicate-key check possible).
 DeepSpeedConfig config_from_json(const nlohmann::json& value, int64_t world_size);
 
-// Optimizer names (spec §1.4). DeepSpeed's own names match in any case ("adam", "OnebitAdam");
+// Optimizer names. DeepSpeed's own names match in any case ("adam", "OnebitAdam");
 // anything else must be a torch.optim class spelled exactly ("SGD", "RMSprop").
 // Returns DeepSpeed's lower-case name ("onebitadam") for DeepSpeed's names, the type itself
 // for a torch.optim class, and nullopt for anything else.
 std::optional<std::string> canonical_optimizer_name(const std::string& type);
-// LR schedules (spec §1.5): DeepSpeed's five, or a torch.optim.lr_scheduler class name.
+// LR schedules: DeepSpeed's five, or a torch.optim.lr_scheduler class name.
 bool is_known_lr_scheduler(const std::string& type);
 
-// Spec §1.3 on its own: fills in the missing ones of (tb, mb, gas) and checks them.
+// DeepSpeed's batch-size rules on their own: fills in the missing ones of (tb, mb, gas) and
+// checks them.
 struct BatchSizes {
   int64_t train_batch_size;
   int64_t train_micro_batch_size_per_gpu;

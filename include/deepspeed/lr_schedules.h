@@ -7,7 +7,7 @@
 // (OneCycle also writes betas). The engine steps it after each optimizer step that was not
 // skipped, so optimizer step n (1-based) runs with the lr for k = n−2: the construction
 // value for n = 1. state_dict() is {"last_batch_iteration": k} (StepLR: torch's dict).
-// Formulas: spec §5 and docs/optimizers.md.
+// Formulas: docs/optimizers.md, "LR schedules", and each schedule's header.
 //
 //   auto sched = deepspeed::make_lr_scheduler("WarmupLR", {{"warmup_num_steps", 100}}, *opt);
 //   ... opt->step(); sched->step();
@@ -70,7 +70,7 @@ class LRScheduler {
                                                         Optimizer&);
 };
 
-// Builds the schedule named by a ds_config "scheduler" section (spec §1.5): `type` is one of
+// Builds the schedule named by a ds_config "scheduler" section: `type` is one of
 // LRRangeTest, OneCycle, WarmupLR, WarmupDecayLR, WarmupCosineLR, StepLR (case-sensitive).
 // Throws ConfigError at "scheduler.type" ("DeepSpeed does not recognize LR scheduler <name>")
 // or "scheduler.params.<key>" (unknown key with the nearest accepted one, wrong type,

@@ -90,7 +90,7 @@ class Optimizer {
   std::vector<std::map<std::string, torch::Tensor>> state_;
 };
 
-// Builds the optimizer named by a ds_config "optimizer" section (type and params, spec §1.4).
+// Builds the optimizer named by a ds_config "optimizer" section (type and params).
 // Throws ConfigError naming "optimizer.type" or "optimizer.params.<key>" for anything it
 // does not accept (unknown type, unknown or mistyped parameter, max_grad_norm).
 //

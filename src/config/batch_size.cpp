@@ -1,4 +1,4 @@
-// Spec §1.3: DeepSpeedConfig._configure_train_batch_size, with Python's floor division so
+// DeepSpeed's DeepSpeedConfig._configure_train_batch_size, with Python's floor division so
 // that odd inputs fail with the same messages as in DeepSpeed.
 #include <fmt/format.h>
 

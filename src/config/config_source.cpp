@@ -1,5 +1,6 @@
-// Where a config comes from (spec §1.1): a file path, the JSON text itself, or a URL-safe
-// base64 encoding of it (what DeepSpeed accepts for configs passed through command lines).
+// Where a config comes from (docs/config.md, "How a config is read"): a file path, the JSON
+// text itself, or a URL-safe base64 encoding of it (what DeepSpeed accepts for configs passed
+// through command lines).
 #include <cctype>
 #include <fstream>
 #include <sstream>

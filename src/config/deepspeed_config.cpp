@@ -103,7 +103,7 @@ void read_batch(const SectionReader& top, int64_t world_size, DeepSpeedConfig& c
   c.world_size = world_size / c.sequence_parallel_size;
 
   // null is "not given" (DeepSpeed reads these with dict.get); 0 and negatives reach the
-  // checks of spec §1.3 so that their messages are DeepSpeed's.
+  // batch-size checks so that their messages are DeepSpeed's.
   auto batch_key = [&](const char* key) -> std::optional<int64_t> {
     const auto* v = top.find(key);
     if (!v || v->is_null()) return std::nullopt;
@@ -116,7 +116,7 @@ void read_batch(const SectionReader& top, int64_t world_size, DeepSpeedConfig& c
   c.gradient_accumulation_steps = b.gradient_accumulation_steps;
 }
 
-// Checks that involve more than one section (spec §1.2 end, §1.4, §1.6).
+// Checks that involve more than one section (docs/config.md, "How a config is read", 7).
 void check_combinations(const DeepSpeedConfig& c, const std::string& bf16_path) {
   const int stage = c.zero_stage();
   if (c.fp16.enabled && c.bf16.enabled) {

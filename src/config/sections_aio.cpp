@@ -1,4 +1,4 @@
-// "aio" (spec §1.2): the async_io op's settings for NVMe swapping. DeepSpeed reads it with
+// "aio" (docs/async_io.md): the async_io op's settings for NVMe swapping. DeepSpeed reads it with
 // get_scalar_param (unknown keys ignored); here, as for every modelled section, an unknown key
 // is an error, and the sizes must be at least 1 (DeepSpeed would divide by them or hang).
 #include "config/sections.h"

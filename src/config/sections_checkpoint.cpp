@@ -1,4 +1,5 @@
-// "checkpoint" (spec §1.2): how tags are validated across ranks and how files are written.
+// "checkpoint": how tags are validated across ranks and how files are written
+// (docs/checkpointing.md, "Tag validation").
 #include <algorithm>
 #include <cctype>
 

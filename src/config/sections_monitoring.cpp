@@ -1,6 +1,6 @@
 // What the engine reports while it trains: monitors (tensorboard, csv_monitor, and the online
 // wandb, comet, trackio), the flops profiler, the communication logger and the throughput
-// timer (spec §1.2).
+// timer (docs/monitoring.md).
 #include "config/json_values.h"
 #include "config/sections.h"
 

@@ -1,5 +1,6 @@
-// optimizer and scheduler (spec §1.4, §1.5): the type is checked here, the params are kept
-// as JSON for the optimizer and schedule factories, which check them against each algorithm.
+// optimizer and scheduler (docs/config.md, "Optimizer and scheduler"): the type is checked
+// here, the params are kept as JSON for the optimizer and schedule factories, which check them
+// against each algorithm.
 #include <algorithm>
 #include <array>
 

@@ -1,4 +1,5 @@
-// fp16, bf16 (legacy "bfloat16"), amp and data_types (spec §1.6, §1.8).
+// fp16, bf16 (legacy "bfloat16"), amp and data_types (docs/config.md, "Mixed precision and
+// loss scaling").
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>

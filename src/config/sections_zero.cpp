@@ -1,5 +1,5 @@
-// zero_optimization and its offload sub-sections (spec §1.7), including the boolean form and
-// the deprecated spellings DeepSpeed still maps.
+// zero_optimization and its offload sub-sections (docs/zero.md, "Keys"), including the boolean
+// form and the deprecated spellings DeepSpeed still maps.
 #include <stdexcept>
 
 #include <fmt/format.h>

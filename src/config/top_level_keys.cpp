@@ -14,10 +14,10 @@ namespace deepspeed::config_detail {
 
 const std::vector<std::string_view>& known_top_level_keys() {
   static const std::vector<std::string_view> keys = {
-      // batch (§1.3)
+      // batch
       "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
       "managed_gradient_accumulation",
-      // optimizer, schedule, precision, ZeRO (§1.4-§1.7)
+      // optimizer, schedule, precision, ZeRO
       "optimizer", "scheduler", "fp16", "bf16", "bfloat16", "amp", "torch_autocast", "zero_optimization",
       "zero_allow_untested_optimizer", "zero_force_ds_cpu_optimizer", "data_types",
       // gradients and communication

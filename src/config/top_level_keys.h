@@ -1,5 +1,5 @@
 // The top level of a ds_config: which keys DeepSpeed knows, what an unknown key or a
-// top-level "auto" means (spec/README.md decisions).
+// top-level "auto" means (docs/compatibility.md, "Reading a config").
 #pragma once
 
 #include <string_view>

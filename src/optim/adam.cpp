@@ -76,7 +76,7 @@ std::unique_ptr<Optimizer> Adam::create(bool adamw_type, const nlohmann::json& p
   ParamReader reader(params, "optimizer.params", adamw_type ? "AdamW" : "Adam");
   AdamOptions adam;
   adam.torch_adam = reader.boolean("torch_adam").value_or(false);
-  // spec §1.4 / quirk 1: "Adam" means AdamW unless adam_w_mode is false.
+  // As DeepSpeed: "Adam" means AdamW unless adam_w_mode is false (docs/compatibility.md).
   const bool adam_w_mode = reader.boolean("adam_w_mode").value_or(true);
   adam.adamw_mode = adamw_type || adam_w_mode;
   adam.cpu_offload = options.cpu_offload && !adam.torch_adam;

@@ -7,7 +7,7 @@
 //   k < S: lr = min + (max − min)·scale; β1 = max_mom − (max_mom − min_mom)·scale
 //   k ≥ S: d = (k − S + 1)/decay_step_size; lr = min/(1 + decay_lr_rate·d);
 //          β1 = max_mom·(1 + decay_mom_rate·d) (plain min / max_mom when disabled)
-// Momentum is written as betas = (β1, 0.99): β2 is overwritten (spec quirk 4). With an
+// Momentum is written as betas = (β1, 0.99): β2 is overwritten, as DeepSpeed does. With an
 // optimizer that has no betas (SGD, Adagrad) cycling momentum is disabled with a warning.
 #pragma once
 

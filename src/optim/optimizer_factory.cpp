@@ -1,5 +1,5 @@
 // make_optimizer: the "optimizer" section of ds_config.json to an Optimizer, resolving the
-// type name as DeepSpeed's engine does (spec §1.4).
+// type name as DeepSpeed's engine does (docs/optimizers.md, "Optimizers").
 #include <algorithm>
 #include <cctype>
 #include <set>

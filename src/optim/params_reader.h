@@ -2,7 +2,7 @@
 // keyword-argument semantics: every key must be one the algorithm accepts (Python would
 // raise TypeError for an unexpected keyword), values must have the expected type, and an
 // unknown key is reported with the nearest accepted key. `null` and "auto" mean "not given"
-// (Python's None default; spec README: "auto" inside a section means the default).
+// (Python's None default; "auto" inside a section means the default, docs/config.md).
 #pragma once
 
 #include <array>

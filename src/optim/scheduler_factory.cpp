@@ -1,4 +1,5 @@
-// make_lr_scheduler: the "scheduler" section of ds_config.json to a schedule (spec §1.5).
+// make_lr_scheduler: the "scheduler" section of ds_config.json to a schedule
+// (docs/optimizers.md, "LR schedules").
 #include <functional>
 #include <map>
 #include <set>

@@ -28,7 +28,8 @@ WarmupCosineLR::WarmupCosineLR(Optimizer& optimizer, ParamReader& params)
 }
 
 void WarmupCosineLR::initialize() {
-  // spec quirk 4: the lr is 0 between construction and the first step.
+  // As DeepSpeed: the lr is 0 between construction and the first step (docs/compatibility.md,
+  // "DeepSpeed behaviours we reproduce").
   if (last_batch_iteration_ == -1) write_lr(std::vector<double>(org_lrs_.size(), 0.0));
 }
 

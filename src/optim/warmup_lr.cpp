@@ -20,7 +20,7 @@ WarmupLR::WarmupLR(Optimizer& optimizer, ParamReader& params,
   } else if (default_max_lr) {
     max_lrs_.assign(groups, *default_max_lr);
   } else {
-    // spec §0/§5: None means each group's current optimizer lr.
+    // Unset (DeepSpeed's None since 0.18) means each group's current optimizer lr.
     max_lrs_ = deepspeed::get_lr(optimizer);
   }
   warmup_type_ = read_warmup_type(params);

@@ -1,4 +1,5 @@
-// fp16 loss scaling (spec §4): DeepSpeed's two dynamic algorithms and the static scale.
+// fp16 loss scaling: DeepSpeed's two dynamic algorithms and the static scale (docs/config.md,
+// "Mixed precision and loss scaling").
 //
 // Zero follows deepspeed/runtime/fp16/loss_scaler.py DynamicLossScaler.update_scale; Plain
 // follows FP16_Optimizer._update_scale (fused_optimizer.py) and FP16_UnfusedOptimizer's

@@ -1,6 +1,7 @@
-// The loss scale of fp16 training (spec §4): the loss is multiplied by scale() before
-// backward, gradients are divided by it before the step, and update() moves it after each
-// boundary step according to whether any gradient overflowed (inf/nan).
+// The loss scale of fp16 training (docs/config.md, "Mixed precision and loss scaling"): the
+// loss is multiplied by scale() before backward, gradients are divided by it before the step,
+// and update() moves it after each boundary step according to whether any gradient
+// overflowed (inf/nan).
 //
 // DeepSpeed has two dynamic algorithms and this class implements both, bit for bit:
 // - Zero: ZeRO's DynamicLossScaler, with hysteresis (an overflow first consumes hysteresis,

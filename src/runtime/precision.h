@@ -1,6 +1,7 @@
 // Precision decisions shared by the optimizer wrappers: which dtype the model, the gradient
 // communication and the master weights use, which (stage, dtype) combinations DeepSpeed
-// supports (spec §1.6), and the arithmetic of overflow checks, norms and clipping (§3.4).
+// supports (docs/config.md, "What runs in which precision"), and the arithmetic of overflow
+// checks, norms and clipping.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +41,9 @@ bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType
 // with the fused ops, in one multi-tensor pass (fp32 per chunk, fp64 in all), as float64,
 // without synchronising.
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device);
-// DeepSpeed's unscale-and-clip divisor (spec §3.4 e): the loss scale, times the clip factor
-// when clipping is on and the unscaled norm exceeds it.
+// DeepSpeed's unscale-and-clip divisor, one multiply for both: with
+// clip = (scaled_norm / loss_scale + 1e-6) / gradient_clipping, it is loss_scale * clip when
+// gradient_clipping > 0 and clip > 1, else loss_scale.
 double unscale_and_clip_divisor(double scaled_norm, double loss_scale, double gradient_clipping);
 // The same on the device: 1 / unscale_and_clip_divisor(sqrt(squared_norm), ...) as a 0-dim
 // float64 tensor beside `squared_norm`, computed with the same float64 operations (so equal

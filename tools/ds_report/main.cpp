@@ -1,4 +1,5 @@
-// ds_report: what this deepspeed-cpp build contains and what this machine offers (spec §8).
+// ds_report: what this deepspeed-cpp build contains and what this machine offers
+// (docs/launcher.md, "ds_report").
 #include <CLI/CLI.hpp>
 
 #include <iostream>

@@ -101,9 +101,9 @@ TEST(DataParallel, BadConfigFailsEveryRankWithTheKeyNamed) {
 }
 
 // The config is read before the rendezvous: rank 0 of a two-rank job whose peer never comes
-// reports the bad key at once instead of waiting out the timeout. (Before, a rank that read
-// the config after connecting could exit while its peer was still creating the group, and the
-// peer failed with "Connection closed by peer" instead of the key.)
+// reports the bad key at once instead of waiting out the timeout. A rank that read the config
+// after connecting could exit while its peer was still creating the group, and the peer would
+// fail with "Connection closed by peer" instead of naming the key.
 TEST(DataParallel, BadConfigFailsBeforeWaitingForPeers) {
   TempDir dir;
   const std::string cfg_path = dir.file("bad.json");

@@ -1,4 +1,4 @@
-// Spec §1.3: every derivation rule and every error, with DeepSpeed's exact messages.
+// DeepSpeed's batch-size rules: every derivation rule and every error, with DeepSpeed's exact messages.
 #include <gtest/gtest.h>
 
 #include <deepspeed/config.h>

@@ -1,4 +1,4 @@
-// Defaults (DeepSpeed's, with the spec/README.md decisions) and the resolved JSON.
+// Defaults (DeepSpeed's, except where docs/compatibility.md says otherwise) and the resolved JSON.
 #include <gtest/gtest.h>
 
 #include <deepspeed/config.h>
@@ -16,7 +16,7 @@ TEST(ConfigDefaults, EveryKeyHasDeepSpeedsDefault) {
   EXPECT_EQ(c.world_size, 2);
   EXPECT_TRUE(c.warnings.empty());
 
-  // spec/README.md: 10, not DeepSpeed 0.19's None; 0.0, not 0.19.3's 1.0.
+  // docs/compatibility.md, "Defaults": 10, not DeepSpeed 0.19's None; 0.0, not 0.19.3's 1.0.
   EXPECT_EQ(c.steps_per_print, 10);
   EXPECT_EQ(c.gradient_clipping, 0.0);
 

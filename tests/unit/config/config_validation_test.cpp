@@ -1,5 +1,5 @@
 // Validation: types, unknown keys, "auto", optimizer/scheduler names, precision and the
-// other value checks of spec §1, each error naming its key path.
+// other value checks DeepSpeed makes, each error naming its key path.
 #include <gtest/gtest.h>
 
 #include <deepspeed/config.h>
@@ -78,7 +78,7 @@ TEST(ConfigKeys, UnknownSectionKeyIsAnErrorNamingTheNearestKey) {
   auto l = config_error(with(R"("bf16": {"enabled": true, "loss_scale": 0, "hysteresis": 2})"));
   EXPECT_EQ(l.path(), "bf16.hysteresis");
   EXPECT_NE(std::string(l.what()).find("loss scaling is fp16-only"), std::string::npos) << l.what();
-  // grad_hooks is in DeepSpeed's docs but not its code (spec §0).
+  // grad_hooks is in DeepSpeed's docs but not its code (docs/compatibility.md).
   EXPECT_EQ(config_error(with(R"("zero_optimization": {"grad_hooks": true})")).path(), "zero_optimization.grad_hooks");
   EXPECT_EQ(config_error(with(R"("zero_optimization": {"offload_optimizer": {"device": "cpu", "pin": true}})")).path(),
             "zero_optimization.offload_optimizer.pin");

@@ -1,4 +1,5 @@
-// The conformance set: 60 ds_config files that real projects run (shared/testdata/ds_configs).
+// The conformance set: 60 ds_config files that real projects run, kept beside the checkout
+// (kConfigDir; the test skips, saying so, where they are absent).
 // Each must load for a world size that makes its batch keys consistent, or be rejected with
 // a ConfigError naming the offending key: Hugging Face templates with top-level "auto", and
 // keys DeepSpeed itself rejects.
@@ -41,7 +42,7 @@ std::map<std::string, bool> read_manifest() {
   return top_level_auto;
 }
 
-// The §1.3 errors are the only ones that depend on the world size.
+// The batch-size errors are the only ones that depend on the world size.
 bool is_batch_arithmetic_error(const ConfigError& e) {
   const std::string what = e.what();
   return what.find("has to be greater than 0") != std::string::npos ||
@@ -79,7 +80,7 @@ const std::map<std::string, std::string> kExpectedRejections = {
      "fp16.fp16_scale_tolerance"},
     // bf16 carrying fp16's loss-scale keys.
     {"deepspeedai__DeepSpeed__tests__torch_compile__ds_config.json", "bf16.hysteresis"},
-    // max_grad_norm among the optimizer params (spec §1.4).
+    // max_grad_norm among the optimizer params.
     {"deepspeedai__DeepSpeed__tests__model__Megatron_GPT2__ds_config_func_bs8.json", "optimizer.params.max_grad_norm"},
     {"microsoft__Megatron-DeepSpeed__examples__curriculum_learning__ds_config_cl.json",
      "optimizer.params.max_grad_norm"},

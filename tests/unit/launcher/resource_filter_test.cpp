@@ -36,7 +36,7 @@ TEST(ResourceFilter, LocalIncludeSlots) {
 }
 
 TEST(ResourceFilter, BareHostIncludeMeansAllSlots) {
-  // spec/README.md decision (DeepSpeed 0.19.6 selects nothing).
+  // docs/compatibility.md, "Launcher" (DeepSpeed 0.19.6 selects nothing).
   EXPECT_EQ(filter(kOne, "worker-0", ""), kOne);
   EXPECT_EQ(filter(kTwo, "worker-1", ""), (Resources{{"worker-1", {0, 1, 2, 3}}}));
   // Merged with a slot list of the same host: the union, i.e. all.

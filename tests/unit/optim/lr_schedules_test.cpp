@@ -1,4 +1,4 @@
-// LR schedules against DeepSpeed's formulas (spec §5) at k = -1 (construction), 0, 1, N-1,
+// LR schedules against DeepSpeed's formulas (docs/optimizers.md) at k = -1 (construction), 0, 1, N-1,
 // N and beyond T, their edge cases, and their config errors.
 #include <gtest/gtest.h>
 
@@ -211,7 +211,7 @@ TEST(WarmupCosineLR, ZeroAtConstructionThenWarmupCosineAndClamp) {
   auto opt = optimizer("Adam", {0.1});
   auto s = make_lr_scheduler("WarmupCosineLR", {{"total_num_steps", 20}, {"warmup_num_steps", 10}}, *opt);
   EXPECT_EQ(s->name(), "WarmupCosineLR");
-  EXPECT_DOUBLE_EQ(lr0(*opt), 0.0);  // spec quirk 4
+  EXPECT_DOUBLE_EQ(lr0(*opt), 0.0);  // DeepSpeed's: 0 until the first step
   s->step();  // k = 0: ratio 0 + log(1)/log(10) = 0
   EXPECT_DOUBLE_EQ(lr0(*opt), 0.0);
   s->step();  // k = 1

@@ -62,7 +62,7 @@ TEST(Adam, DefaultsAreFusedAdamsAndAdamMeansAdamW) {
   EXPECT_DOUBLE_EQ(g.eps, 1e-8);
   EXPECT_DOUBLE_EQ(g.weight_decay, 0.0);
   EXPECT_EQ(g.extra.at("bias_correction"), 1.0);
-  // spec quirk 1: "Adam" runs AdamW unless adam_w_mode is false.
+  // As DeepSpeed: "Adam" runs AdamW unless adam_w_mode is false.
   EXPECT_EQ(opt->name(), "AdamW");
   EXPECT_EQ(opt->class_name(), "FusedAdam");
   EXPECT_TRUE(opt->has_betas());
@@ -224,7 +224,7 @@ TEST(Sgd, ConfigErrors) {
   auto nesterov = config_error([&] { make("SGD", {{"lr", 0.1}, {"nesterov", true}}, p); });
   EXPECT_NE(std::string(nesterov.what()).find("Nesterov momentum requires a momentum and zero dampening"),
             std::string::npos);
-  // torch.optim names are case-sensitive (spec §1.4).
+  // torch.optim names are case-sensitive, as in DeepSpeed.
   auto lower = config_error([&] { make("sgd", {{"lr", 0.1}}, p); });
   EXPECT_EQ(lower.path(), "optimizer.type");
   EXPECT_NE(std::string(lower.what()).find("sgd is not a supported DeepSpeed Optimizer"), std::string::npos);

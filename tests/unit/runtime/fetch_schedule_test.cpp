@@ -1,5 +1,5 @@
 // FetchSchedule: the trace of first uses, prefetch along it, release by reuse distance and by
-// the live budget (spec §1.7's stage3_* keys), without any communication.
+// the live budget (the zero_optimization.stage3_* keys), without any communication.
 #include <gtest/gtest.h>
 
 #include "runtime/zero/fetch_schedule.h"

@@ -1,4 +1,4 @@
-// fp16 loss scaling (spec §4): DeepSpeed's dynamic loss scale tests
+// fp16 loss scaling: DeepSpeed's dynamic loss scale tests
 // (tests/unit/runtime/half_precision/test_dynamic_loss_scale.py for the fp16 wrappers,
 // test_zero_optim_overflow.py for ZeRO) ported as step sequences, plus hysteresis,
 // consecutive_hysteresis, growth timing, the minimum, static scales, log lines and state.
