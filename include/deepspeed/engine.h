@@ -3,7 +3,8 @@
 //     loss = criterion(engine.forward(x), y); engine.backward(loss); engine.step();
 // into data-parallel training configured by ds_config.json.
 //
-// Promises (spec §2.4, §3): backward() divides the loss by gradient_accumulation_steps and,
+// Promises (docs/getting_started.md, "The loop"): backward() divides the loss by
+// gradient_accumulation_steps and,
 // at an accumulation boundary, averages gradients across ranks with bucketed all-reduces that
 // start from gradient hooks while backward goes on; step() acts only at boundaries (clip,
 // optimizer, LR schedule, zero gradients, counters, progress logs) and must be called after
@@ -191,7 +192,7 @@ class Engine {
   // go there too, e.g. {{"Eval/accuracy", acc, engine->global_samples()}}; rank 0 writes.
   MonitorMaster& monitor() { return *monitor_; }
 
-  // Checkpoints (spec §6, docs/checkpointing.md; implemented in engine_checkpoint.cpp).
+  // Checkpoints (docs/checkpointing.md; implemented in engine_checkpoint.cpp).
   // Every rank must call both. save_checkpoint writes save_dir/<tag>/ (default tag
   // "global_step<N>") atomically and then save_dir/latest; load_checkpoint reads the tag
   // given or the one in load_dir/latest, and returns no path (with DeepSpeed's warning)

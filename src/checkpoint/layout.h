@@ -1,4 +1,5 @@
-// DeepSpeed's checkpoint layout (spec §6.1): which file holds what, by name. Everything
+// DeepSpeed's checkpoint layout (docs/checkpointing.md, "What is saved"): which file holds
+// what, by name. Everything
 // that builds a checkpoint path goes through here, so that ZeRO stages add their files in
 // one place.
 //

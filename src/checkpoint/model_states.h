@@ -1,4 +1,5 @@
-// The model-states dict (mp_rank_00_model_states.pt), with DeepSpeed's keys (spec §6.1):
+// The model-states dict (mp_rank_00_model_states.pt), with DeepSpeed's keys
+// (docs/checkpointing.md, "What is saved"):
 //   module, buffer_names, optimizer, param_shapes, frozen_param_shapes, shared_params,
 //   frozen_param_fragments, lr_scheduler, data_sampler, random_ltd,
 //   sparse_tensor_module_names, skipped_steps, global_steps, global_samples,

@@ -1,4 +1,5 @@
-// checkpoint.tag_validation (spec §6.1): ranks compare a hash of the tag, because a tag
+// checkpoint.tag_validation (docs/checkpointing.md, "Tag validation"): ranks compare a hash
+// of the tag, because a tag
 // that differs across ranks (one holding the rank, a timestamp, a per-rank loss) scatters
 // one checkpoint over several folders, which cannot be loaded on another world size.
 #pragma once

@@ -2,7 +2,8 @@
 //
 // The deepspeed launcher (and torchrun) set RANK/WORLD_SIZE/LOCAL_RANK/MASTER_*; MPI
 // launchers and srun set their own names, and DeepSpeed's multi-node runners export
-// MASTER_ADDR/MASTER_PORT to every rank (spec §7.7). Without an MPI library we cannot
+// MASTER_ADDR/MASTER_PORT to every rank (docs/launcher.md, "Multi-node"). Without an MPI
+// library we cannot
 // broadcast rank 0's address as DeepSpeed does with mpi4py, so when MASTER_ADDR is missing we
 // accept only the case where it is unambiguous: every rank on this host.
 #include <cctype>

@@ -1,7 +1,7 @@
 // The `deepspeed` command line. One binary, three modes:
-//   deepspeed [runner flags] PROGRAM [ARGS...]           the runner (spec §7.1/§7.2)
+//   deepspeed [runner flags] PROGRAM [ARGS...]           the runner (DeepSpeed's runner.py)
 //   deepspeed --launch --world_info=B64 --node_rank=N ... PROGRAM [ARGS...]
-//                                                        the node launcher (launch.py, §7.4);
+//                                                        the node launcher (launch.py);
 //                                                        what the runner runs on each node
 //   deepspeed --mpi_helper=mpich PROGRAM [ARGS...]       sets RANK/LOCAL_RANK from the MPI
 //                                                        runtime's variables, then execs

@@ -1,4 +1,5 @@
-// --bind_cores_to_rank / --bind_core_list (spec §7.5): each local rank gets an equal, disjoint
+// --bind_cores_to_rank / --bind_core_list (docs/launcher.md, "Core binding"): each local rank
+// gets an equal, disjoint
 // share of the cores, and OMP_NUM_THREADS = that share. The list syntax is `1,3-5,7`,
 // strictly ascending and non-overlapping. Without a list: see default_core_list().
 // How the binding is applied is the launcher's choice: `numactl -C <cores>` in front of the

@@ -1,4 +1,5 @@
-// What the runner carries to other nodes' environments (spec §7.6): variables whose names
+// What the runner carries to other nodes' environments (docs/launcher.md, "Environment
+// propagation"): variables whose names
 // start with one of DeepSpeed's exported prefixes (NCCL, PYTHON, UCX, MV2, MLFLOW, the
 // AzureML/Nebula list), then the KEY=VALUE lines of ~/.deepspeed_env and ./.deepspeed_env
 // (file name from DS_ENV_FILE, which may be an absolute path), later entries overriding

@@ -1,4 +1,5 @@
-// Runner flags (spec §7.1) that cannot take effect in the run being planned. DeepSpeed
+// Runner flags (docs/launcher.md, "Flags that cannot act in some runs") that cannot take
+// effect in the run being planned. DeepSpeed
 // ignores them silently (e.g. --save_pid with mpirun, which starts no launch.py to write the
 // pid file); deepspeed-cpp refuses a flag that is unsupported with the chosen backend, naming
 // it and saying why, and notes a flag that simply has nothing to do in this run (the

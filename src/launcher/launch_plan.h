@@ -1,4 +1,4 @@
-// The runner (DeepSpeed's runner.py, spec §7.2): from the command line and the machine to
+// The runner (DeepSpeed's runner.py): from the command line and the machine to
 // the resolved resources, master address, environment and the exact commands to run.
 // Planning runs nothing but the ssh reachability/address queries of multi-node runs (and
 // not even those for --dry_run); execute_plan() then runs the commands.

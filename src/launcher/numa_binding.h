@@ -1,4 +1,5 @@
-// NUMA memory binding for --bind_cores_to_rank (spec §7.5), as DeepSpeed's get_numactl_cmd
+// NUMA memory binding for --bind_cores_to_rank (docs/launcher.md, "Core binding"), as
+// DeepSpeed's get_numactl_cmd
 // (deepspeed/utils/numa.py) builds it: a rank whose cores all lie in one NUMA node gets
 //   numactl -m <node> -C <cores>          normal machines
 //   numactl -p <hbm node> -C <cores>      flat-mode HBM: as many CPU-less nodes as CPU nodes,

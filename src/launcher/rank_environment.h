@@ -2,7 +2,7 @@
 //   RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_SIZE, CROSS_RANK, CROSS_SIZE, MASTER_ADDR,
 //   MASTER_PORT, CUDA_VISIBLE_DEVICES.
 // Global ranks are contiguous per node in world_info order (node 0 gets 0..n0-1, ...).
-// LOCAL_RANK is the rank's index on its node (spec/README.md decision; DeepSpeed uses
+// LOCAL_RANK is the rank's index on its node (docs/compatibility.md, "Launcher"; DeepSpeed uses
 // RANK mod LOCAL_SIZE, which rotates local ranks when nodes have unequal slot counts).
 // CUDA_VISIBLE_DEVICES is the node's slot list, the same for every local rank, as DeepSpeed.
 #pragma once

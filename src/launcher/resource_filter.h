@@ -2,7 +2,7 @@
 //
 // Filter grammar: NODE_SPEC[@NODE_SPEC...], NODE_SPEC = NAME[:SLOT[,SLOT...]], e.g.
 // `worker-2:0@worker-3:0,1`. Specs naming the same host are merged and slots de-duplicated.
-// include: only the named hosts; a bare NAME means all of its slots (spec/README.md decision,
+// include: only the named hosts; a bare NAME means all of its slots (docs/compatibility.md,
 //          DeepSpeed 0.19.6 selects nothing); NAME:SLOTS means those slots.
 // exclude: everything but what is named; a bare NAME removes the host.
 // Unknown host -> "Hostname 'h' not found in hostfile"; a slot the host does not have ->

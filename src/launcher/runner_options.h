@@ -1,4 +1,5 @@
-// Everything the `deepspeed` command line says (spec §7.1), after parsing. The runner
+// Everything the `deepspeed` command line says (docs/launcher.md, "Flags"), after parsing.
+// The runner
 // (launch_plan.h) turns it into resources, an environment and the commands to run.
 #pragma once
 

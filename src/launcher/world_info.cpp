@@ -112,7 +112,7 @@ Resources decode_world_info(std::string_view encoded) {
       if (!s.is_number_integer())
         throw LaunchError(fmt::format("world_info: slot of '{}' must be an integer: {}", host, text));
       // Slot ids index a host's accelerators: a negative or huge one would become a bad
-      // CUDA_VISIBLE_DEVICES (and, before this check, was silently truncated to int).
+      // CUDA_VISIBLE_DEVICES (or, truncated to int, name another accelerator).
       // (JSON's non-negative integers are unsigned in nlohmann; anything past int64 is huge.)
       const int64_t id = s.is_number_unsigned()
                              ? static_cast<int64_t>(std::min<uint64_t>(s.get<uint64_t>(), kMaxSlotsPerHost))

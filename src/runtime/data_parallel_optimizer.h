@@ -4,7 +4,8 @@
 // fp32: the user's optimizer steps the module's parameters directly (DeepSpeed's raw
 // optimizer). fp16/bf16 (DeepSpeed's FP16_Optimizer, and its bf16 use): the module holds
 // half-precision parameters, the optimizer steps fp32 master copies, one per parameter, and
-// the result is copied back; fp16 scales the loss (spec §4 B, "Plain").
+// the result is copied back; fp16 scales the loss (docs/config.md, "Mixed precision and loss
+// scaling": stage 0's algorithm, LossScaler's Plain).
 #pragma once
 
 #include <memory>

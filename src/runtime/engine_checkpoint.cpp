@@ -91,7 +91,8 @@ c10::IValue param_shapes(const torch::nn::Module& module, const Optimizer* optim
 }
 
 // DeepSpeed names the shards bf16_zero_pp_rank_* when its BF16_Optimizer runs them: bf16
-// with fp32 gradient accumulation at stage 1 without offload (spec §1.6).
+// with fp32 gradient accumulation at stage 1 without offload (docs/config.md, "What runs in
+// which precision").
 bool bf16_optimizer_files(const DeepSpeedConfig& c) {
   return c.bf16_enabled() && c.zero_stage() == 1 && !c.zero_optimization.offload_optimizer_enabled() &&
          c.data_types.grad_accum_dtype == std::optional<std::string>("fp32");

@@ -1,4 +1,5 @@
-// What the optimizer wrappers put into checkpoints, in DeepSpeed's layout (spec §6.1), and
+// What the optimizer wrappers put into checkpoints, in DeepSpeed's layout (docs/checkpointing.md,
+// "What is saved"), and
 // how they take it back; engine_checkpoint.cpp decides which files these go into.
 //
 // Stage 0 with fp16/bf16 (FP16_Optimizer's state_dict, under "optimizer" in the model

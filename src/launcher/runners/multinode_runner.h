@@ -1,4 +1,5 @@
-// Command builders of the multi-node backends (spec §7.7). Each takes what the runner
+// Command builders of the multi-node backends (docs/launcher.md, "Multi-node"). Each takes
+// what the runner
 // resolved and returns the command(s) it would run; none runs anything.
 //   pdsh     one pdsh for all hosts; each host runs the node launcher with --node_rank=%n;
 //            plus the kill command (pkill -f of those node launchers, through pdsh) that the

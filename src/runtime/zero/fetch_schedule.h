@@ -1,4 +1,5 @@
-// When ZeRO stage 3 gathers and releases its parameter buckets (spec §1.7: the
+// When ZeRO stage 3 gathers and releases its parameter buckets (docs/zero.md, "ZeRO-3:
+// partitioned parameters": the
 // stage3_prefetch_bucket_size, stage3_max_live_parameters and stage3_max_reuse_distance keys).
 //
 // A step's trace is the order in which buckets are first touched in forward, then in
