@@ -10,8 +10,8 @@
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/layout.h"
 #include "checkpoint/zero_partition_layout.h"
-#include "comm/bucket_plan.h"
-#include "runtime/zero/partition_resharding.h"
+#include "partitioning/bucket_plan.h"
+#include "partitioning/partition_resharding.h"
 
 namespace deepspeed::checkpoint {
 

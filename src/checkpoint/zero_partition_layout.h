@@ -12,7 +12,7 @@
 #include <ATen/core/Dict.h>
 #include <ATen/core/ivalue.h>
 
-#include "comm/bucket_plan.h"
+#include "partitioning/bucket_plan.h"
 
 namespace deepspeed::checkpoint {
 

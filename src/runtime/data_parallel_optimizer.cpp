@@ -6,7 +6,7 @@
 
 #include <deepspeed/errors.h>
 
-#include "runtime/precision.h"
+#include "runtime/step/precision.h"
 
 namespace deepspeed {
 

@@ -23,7 +23,7 @@
 
 #include "runtime/data_parallel_optimizer.h"
 #include "runtime/host_malloc_settings.h"
-#include "runtime/precision.h"
+#include "runtime/step/precision.h"
 #include "runtime/zero/zero_optimizer.h"
 #include "runtime/autocast_guard.h"
 #include "runtime/config_report.h"

@@ -14,7 +14,7 @@
 #include "checkpoint/atomic_file.h"
 #include "checkpoint/checkpoint_reader.h"
 #include "checkpoint/checkpoint_writer.h"
-#include "checkpoint/data_position.h"
+#include "runtime/data_position.h"
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/layout.h"
 #include "checkpoint/model_states.h"
@@ -25,7 +25,7 @@
 #include "checkpoint/rng_state.h"
 #include "checkpoint/tag_validation.h"
 #include "runtime/logger.h"
-#include "runtime/precision.h"
+#include "runtime/step/precision.h"
 #include "runtime/wrapper_checkpoint.h"
 
 namespace deepspeed {

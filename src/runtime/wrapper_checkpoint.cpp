@@ -8,7 +8,7 @@
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/optimizer_state.h"
 #include "checkpoint/zero_partition_layout.h"
-#include "runtime/zero/partition_resharding.h"
+#include "partitioning/partition_resharding.h"
 
 namespace deepspeed {
 namespace {

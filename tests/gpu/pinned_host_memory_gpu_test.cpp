@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "runtime/pinned_host_memory.h"
+#include "runtime/step/pinned_host_memory.h"
 
 namespace deepspeed {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <deepspeed/errors.h>
 
-#include "runtime/pinned_host_memory.h"
+#include "runtime/step/pinned_host_memory.h"
 #include "runtime/zero/nvme_shard_store.h"
 #include "runtime/zero/parameter_use_observer.h"
 #include "runtime/zero/tensor_storage.h"
@@ -56,19 +56,12 @@ void partition_whole_parameters(const std::vector<torch::Tensor>& parameters, co
     const torch::Tensor flat = p.detach().view(-1);
     bool keep = false;
     for (int64_t b : plan.buckets_of[i]) {
-      const auto& bucket = plan.buckets[b];
       keep = keep || keep_bucket[b];
-      const int64_t lo = rank * bucket.slice;
-      const int64_t hi = lo + bucket.slice;
-      for (const auto& e : bucket.entries) {
-        if (e.param != static_cast<int64_t>(i)) continue;
-        const int64_t a = std::max(lo, e.bucket_offset);
-        const int64_t z = std::min(hi, e.bucket_offset + e.length);
-        if (a >= z) continue;
-        masters[bucket.group]
-            .narrow(0, bucket.group_offset / plan.partitions + (a - lo), z - a)
-            .copy_(flat.narrow(0, e.param_offset + (a - e.bucket_offset), z - a));
-      }
+      auto& master = masters[plan.buckets[b].group];
+      for_each_owned_run(plan, b, rank, [&](const OwnedRun& run) {
+        if (run.param != static_cast<int64_t>(i)) return;
+        master.narrow(0, run.partition_offset, run.length).copy_(flat.narrow(0, run.param_offset, run.length));
+      });
     }
     if (!keep) free_storage(p);
   }

@@ -27,7 +27,7 @@
 #include <deepspeed/comm.h>
 #include <deepspeed/config.h>
 
-#include "comm/bucket_plan.h"
+#include "partitioning/bucket_plan.h"
 #include "runtime/zero/fetch_schedule.h"
 
 namespace deepspeed {

@@ -9,8 +9,8 @@
 
 #include <deepspeed/errors.h>
 
-#include "runtime/pinned_host_memory.h"
-#include "runtime/precision.h"
+#include "runtime/step/pinned_host_memory.h"
+#include "runtime/step/precision.h"
 #include "runtime/zero/tensor_storage.h"
 
 namespace deepspeed {
@@ -179,22 +179,17 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
     // The runs of this rank's slices that hold counted parameters (padding never counts; it
     // is zero anyway), merged where they touch.
     const auto& p = reducer_->plan();
-    const int64_t rank = group_->rank();
-    for (const auto& b : p.buckets) {
-      const int64_t lo = rank * b.slice;
-      const int64_t hi = lo + b.slice;
-      for (const auto& e : b.entries) {
-        const int64_t a = std::max(lo, e.bucket_offset);
-        const int64_t z = std::min(hi, e.bucket_offset + e.length);
-        if (a >= z || !model_parallel_.counts(parameters_[e.param])) continue;
-        const int64_t offset = b.group_offset / p.partitions + (a - lo);
-        auto& last = counted_runs_;
-        if (!last.empty() && last.back()[0] == b.group && last.back()[1] + last.back()[2] == offset) {
-          last.back()[2] += z - a;
+    for (int64_t i = 0; i < static_cast<int64_t>(p.buckets.size()); ++i) {
+      const int64_t group = p.buckets[static_cast<std::size_t>(i)].group;
+      for_each_owned_run(p, i, group_->rank(), [&](const OwnedRun& run) {
+        if (!model_parallel_.counts(parameters_[run.param])) return;
+        auto& runs = counted_runs_;
+        if (!runs.empty() && runs.back()[0] == group && runs.back()[1] + runs.back()[2] == run.partition_offset) {
+          runs.back()[2] += run.length;
         } else {
-          last.push_back({b.group, offset, z - a});
+          runs.push_back({group, run.partition_offset, run.length});
         }
-      }
+      });
     }
   }
   if (stage_ != 3) refresh_partitions_from_parameters();
@@ -244,19 +239,14 @@ void ZeroOptimizer::refresh_partitions_from_parameters() {
   wait_for_host_copies();
   if (partitioned_) partitioned_->gather_all();
   const auto& plan = reducer_->plan();
-  const int64_t rank = group_->rank();
-  for (const auto& b : plan.buckets) {
-    const int64_t lo = rank * b.slice;
-    const int64_t hi = lo + b.slice;
-    auto dst = masters_[b.group].narrow(0, b.group_offset / plan.partitions, b.slice);
-    dst.zero_();
-    for (const auto& e : b.entries) {
-      const int64_t a = std::max(lo, e.bucket_offset);
-      const int64_t z = std::min(hi, e.bucket_offset + e.length);
-      if (a >= z) continue;
-      auto src = flat_view(parameters_[e.param]).narrow(0, e.param_offset + (a - e.bucket_offset), z - a);
-      dst.narrow(0, a - lo, z - a).copy_(src);
-    }
+  for (int64_t i = 0; i < static_cast<int64_t>(plan.buckets.size()); ++i) {
+    const auto& b = plan.buckets[static_cast<std::size_t>(i)];
+    auto& master = masters_[b.group];
+    master.narrow(0, b.group_offset / plan.partitions, b.slice).zero_();  // the padding stays zero
+    for_each_owned_run(plan, i, group_->rank(), [&](const OwnedRun& run) {
+      master.narrow(0, run.partition_offset, run.length)
+          .copy_(flat_view(parameters_[run.param]).narrow(0, run.param_offset, run.length));
+    });
   }
   if (partitioned_) partitioned_->set_shards(masters_);
 }

@@ -33,8 +33,8 @@
 #include <deepspeed/config.h>
 #include <deepspeed/optimizer.h>
 
-#include "comm/gradient_reducer.h"
-#include "runtime/optimizer_wrapper.h"
+#include "runtime/step/gradient_reducer.h"
+#include "runtime/step/optimizer_wrapper.h"
 #include "runtime/zero/partitioned_parameters.h"
 
 namespace deepspeed {

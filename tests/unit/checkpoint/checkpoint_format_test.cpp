@@ -15,7 +15,7 @@
 #include <deepspeed/optimizer.h>
 
 #include "checkpoint/atomic_file.h"
-#include "checkpoint/data_position.h"
+#include "runtime/data_position.h"
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/layout.h"
 #include "checkpoint/module_state.h"

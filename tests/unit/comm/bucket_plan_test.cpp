@@ -4,7 +4,7 @@
 
 #include <numeric>
 
-#include "comm/bucket_plan.h"
+#include "partitioning/bucket_plan.h"
 
 namespace deepspeed {
 namespace {

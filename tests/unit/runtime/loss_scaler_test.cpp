@@ -15,7 +15,7 @@
 #include <deepspeed/config.h>
 #include <deepspeed/errors.h>
 
-#include "runtime/loss_scaler.h"
+#include "runtime/step/loss_scaler.h"
 
 using deepspeed::LossScaleAlgorithm;
 using deepspeed::LossScaler;

@@ -13,7 +13,7 @@
 #include <deepspeed/deepspeed.h>
 
 #include "multiprocess.h"
-#include "runtime/loss_scaler.h"
+#include "runtime/step/loss_scaler.h"
 
 namespace deepspeed {
 namespace {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "runtime/zero/partition_resharding.h"
+#include "partitioning/partition_resharding.h"
 
 namespace deepspeed {
 namespace {

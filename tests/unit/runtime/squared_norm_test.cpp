@@ -6,7 +6,7 @@
 
 #include <ATen/Parallel.h>
 
-#include "runtime/precision.h"
+#include "runtime/step/precision.h"
 
 namespace deepspeed {
 namespace {

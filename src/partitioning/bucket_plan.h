@@ -10,6 +10,7 @@
 // share of a group is exactly ceil(numel / partitions) elements.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -47,6 +48,31 @@ struct BucketPlan {
 // different classes out of one bucket: a bucket closes early where the class changes (ZeRO-3
 // keeps its persistent parameters' buckets gathered, and no other parameter should share
 // them). The same inputs give the same plan on every rank.
+// A run of one parameter's elements that one rank owns: where it sits in that rank's flat
+// partition of the bucket's group, and in the parameter (flattened).
+struct OwnedRun {
+  int64_t param = 0;
+  int64_t partition_offset = 0;
+  int64_t param_offset = 0;
+  int64_t length = 0;
+};
+
+// Calls fn(OwnedRun) for every run of parameter elements that `rank` owns in bucket `bucket`
+// (its slice of the bucket, cut by the parameters it holds), in buffer order. Padding is owned
+// by nobody. Every piece of ZeRO that maps a rank's partition to parameters goes through this.
+template <typename Fn>
+void for_each_owned_run(const BucketPlan& plan, int64_t bucket, int64_t rank, Fn&& fn) {
+  const auto& b = plan.buckets[static_cast<std::size_t>(bucket)];
+  const int64_t lo = rank * b.slice;
+  const int64_t hi = lo + b.slice;
+  for (const auto& e : b.entries) {
+    const int64_t a = std::max(lo, e.bucket_offset);
+    const int64_t z = std::min(hi, e.bucket_offset + e.length);
+    if (a >= z) continue;
+    fn(OwnedRun{e.param, b.group_offset / plan.partitions + (a - lo), e.param_offset + (a - e.bucket_offset), z - a});
+  }
+}
+
 BucketPlan plan_buckets(const std::vector<int64_t>& numels, const std::vector<int64_t>& groups,
                         int64_t bucket_elements, int64_t partitions, const std::vector<int64_t>& classes = {});
 

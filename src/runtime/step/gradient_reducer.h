@@ -26,7 +26,7 @@
 
 #include <deepspeed/comm.h>
 
-#include "comm/bucket_plan.h"
+#include "partitioning/bucket_plan.h"
 
 namespace torch::autograd {
 struct Node;

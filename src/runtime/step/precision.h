@@ -11,7 +11,7 @@
 
 #include <deepspeed/config.h>
 
-#include "comm/gradient_reducer.h"
+#include "runtime/step/gradient_reducer.h"
 
 namespace deepspeed {
 

@@ -1,4 +1,4 @@
-#include "runtime/optimizer_wrapper.h"
+#include "runtime/step/optimizer_wrapper.h"
 
 namespace deepspeed {
 

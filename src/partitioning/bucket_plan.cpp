@@ -1,4 +1,4 @@
-#include "comm/bucket_plan.h"
+#include "partitioning/bucket_plan.h"
 
 #include <algorithm>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "runtime/model_parallel_gradients.h"
+#include "runtime/step/model_parallel_gradients.h"
 
 namespace deepspeed {
 

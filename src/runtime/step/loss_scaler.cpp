@@ -7,7 +7,7 @@
 // formats. The scale is a Python float on both paths at 0.19.6 (the dynamic arguments go
 // through validate_positive_finite, which returns float(x)), so Plain prints 65536.0, while
 // the Zero lines print int(scale), i.e. 65536.
-#include "runtime/loss_scaler.h"
+#include "runtime/step/loss_scaler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "comm/gradient_reducer.h"
+#include "runtime/step/gradient_reducer.h"
 
 #include <chrono>
 

@@ -10,7 +10,7 @@
 
 #include <torch/types.h>
 
-#include "comm/bucket_plan.h"
+#include "partitioning/bucket_plan.h"
 
 namespace deepspeed {
 

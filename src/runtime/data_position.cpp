@@ -1,4 +1,4 @@
-#include "checkpoint/data_position.h"
+#include "runtime/data_position.h"
 
 #include <deepspeed/errors.h>
 

@@ -1,4 +1,4 @@
-#include "runtime/pinned_host_memory.h"
+#include "runtime/step/pinned_host_memory.h"
 
 #include <sys/mman.h>
 

@@ -1,4 +1,4 @@
-#include "runtime/precision.h"
+#include "runtime/step/precision.h"
 
 #include <algorithm>
 #include <vector>

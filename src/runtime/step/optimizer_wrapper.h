@@ -13,10 +13,11 @@
 
 #include <torch/types.h>
 
-#include <deepspeed/engine.h>
+#include <deepspeed/memory_report.h>
+#include <deepspeed/optimizer.h>
 
-#include "runtime/loss_scaler.h"
-#include "runtime/model_parallel_gradients.h"
+#include "runtime/step/loss_scaler.h"
+#include "runtime/step/model_parallel_gradients.h"
 
 namespace deepspeed {
 

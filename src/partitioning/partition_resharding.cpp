@@ -1,4 +1,4 @@
-#include "runtime/zero/partition_resharding.h"
+#include "partitioning/partition_resharding.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -22,17 +22,12 @@ void for_each_run(const BucketPlan& plan, int64_t group, Fn&& fn) {
       dense += e.length;
     }
   }
-  for (const auto& b : plan.buckets) {
-    if (b.group != group) continue;
+  for (int64_t i = 0; i < static_cast<int64_t>(plan.buckets.size()); ++i) {
+    if (plan.buckets[static_cast<std::size_t>(i)].group != group) continue;
     for (int64_t r = 0; r < plan.partitions; ++r) {
-      const int64_t lo = r * b.slice;
-      const int64_t hi = lo + b.slice;
-      for (const auto& e : b.entries) {
-        const int64_t a = std::max(lo, e.bucket_offset);
-        const int64_t z = std::min(hi, e.bucket_offset + e.length);
-        if (a >= z) continue;
-        fn(r, b.group_offset / plan.partitions + (a - lo), start[e.param] + e.param_offset + (a - e.bucket_offset), z - a);
-      }
+      for_each_owned_run(plan, i, r, [&](const OwnedRun& run) {
+        fn(r, run.partition_offset, start[run.param] + run.param_offset, run.length);
+      });
     }
   }
 }
