@@ -2,6 +2,7 @@
 // protocols 3-5). Python callables are not run: the few a checkpoint holds are known here
 // (tensor rebuilding, OrderedDict, torch.Size, ...); any other class is read as data, as
 // python_value.h says (an instance as its attribute dict, an enum member as its value).
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <map>
@@ -192,7 +193,7 @@ class PickleReader {
       case 0x80: byte(); break;                  // PROTO
       case 0x95: bytes(8); break;                // FRAME
       case '(': marks_.push_back(stack_.size()); break;
-      case ')': push(c10::ivalue::Tuple::create({})); break;
+      case ')': push(c10::ivalue::Tuple::create(std::vector<c10::IValue>{})); break;
       case 't': push(make_tuple(pop_mark())); break;
       case 0x85: case 0x86: case 0x87: {         // TUPLE1-3
         const size_t n = code - 0x84u;

@@ -642,3 +642,47 @@ TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage3) { check_zero_to_fp32(3, false); }
 TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage1Bf16) { check_zero_to_fp32(1, true); }
 TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage2Bf16) { check_zero_to_fp32(2, true); }
 TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage3Bf16) { check_zero_to_fp32(3, true); }
+
+// A checkpoint in Python DeepSpeed's exact layout (written by deepspeed_layout.py from a
+// stage-0 checkpoint of ours, field by field as DeepSpeed's writer, no manifest) loads into
+// our engine at its stage on 2 ranks (as saved) and on 1 and 3, and training goes on with
+// the losses of the uninterrupted run. DeepSpeed keeps no data position: as its users do,
+// the loop restarts the loader at the next epoch (the save is at an epoch's end).
+void check_deepspeed_layout(int stage) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
+  if (!python_has_torch()) GTEST_SKIP() << kPython << " has no torch (install python3-torch)";
+  TempDir dir;
+  const std::string zero = R"(, "zero_optimization": {"stage": )" + std::to_string(stage) +
+                           R"(, "reduce_bucket_size": 50, "stage3_param_persistence_threshold": 0})";
+  auto straight = run(2, config(3, 2, zero), dir, {"--steps", "16"});
+  run(2, config(3, 2), dir, {"--steps", "8", "--save_dir", dir.file("ours"), "--save_every", "8"});
+  const auto script = std::string(DS_SOURCE_DIR) + "/tests/integration/checkpoint/deepspeed_layout.py";
+  ASSERT_EQ(std::system((kPython + " " + script + " " + dir.file("ours") + " global_step8 " + dir.file("ds") + " " +
+                         std::to_string(stage) + " 2")
+                            .c_str()),
+            0);
+  ASSERT_FALSE(fs::exists(dir.file("ds/global_step8/ds_manifest.json")));
+  for (int world : {2, 1, 3}) {
+    if (const auto why = deepspeed::testing::too_few_gpus_for(world); !why.empty()) {
+      std::cout << "[  SKIPPED ] resuming on " << world << " ranks: " << why << "\n";
+      continue;
+    }
+    auto resumed = run(world, config(6 / world, 2, zero), dir,
+                       {"--steps", "16", "--save_dir", dir.file("ds"), "--load", "--start_epoch", "1"});
+    EXPECT_NE(resumed.ranks[0].output.find("step 8 global_steps 8 note saved at epoch"), std::string::npos)
+        << resumed.output();
+    EXPECT_NE(resumed.ranks[0].output.find("its files are not verified"), std::string::npos) << resumed.output();
+    ASSERT_EQ(resumed.losses.size(), 16u) << resumed.output();
+    for (int64_t micro = 17; micro <= 32; ++micro) {
+      ASSERT_TRUE(resumed.losses.count(micro)) << "world " << world << " micro step " << micro;
+      const double x = std::strtod(straight.losses[micro].c_str(), nullptr);
+      const double y = std::strtod(resumed.losses[micro].c_str(), nullptr);
+      EXPECT_NEAR(x, y, 1e-5 * std::abs(x) + 1e-7) << "world " << world << " micro step " << micro;
+    }
+  }
+}
+
+TEST(DeepSpeedLayout, LoadsStage0) { check_deepspeed_layout(0); }
+TEST(DeepSpeedLayout, LoadsStage1) { check_deepspeed_layout(1); }
+TEST(DeepSpeedLayout, LoadsStage2) { check_deepspeed_layout(2); }
+TEST(DeepSpeedLayout, LoadsStage3) { check_deepspeed_layout(3); }
