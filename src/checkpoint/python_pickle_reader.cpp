@@ -183,7 +183,17 @@ class PickleReader {
       return list;
     }
     if (f == "torch.device" || f == "_codecs.encode") return args.at(0);  // its text; bytes as latin-1 text
-    // An enum member (ZeroStageEnum(2)): its value. Python pickles an Enum as cls(value).
+    // An enum member as Python 3.11 pickles it, getattr(cls, name): the value of DeepSpeed's
+    // ZeroStageEnum members (they are ints), the name of any other.
+    if (f == "builtins.getattr" && args.size() == 2 && args[0].isString() && args[1].isString()) {
+      if (args[0].toStringRef() == "deepspeed.runtime.zero.config.ZeroStageEnum") {
+        static const std::map<std::string, int64_t> stages = {
+            {"disabled", 0}, {"optimizer_states", 1}, {"gradients", 2}, {"weights", 3}, {"max_stage", 3}};
+        if (auto it = stages.find(args[1].toStringRef()); it != stages.end()) return it->second;
+      }
+      return args[1];
+    }
+    // An enum member as older Pythons pickle it, cls(value): its value.
     if (args.size() == 1 && (args[0].isInt() || args[0].isString() || args[0].isDouble())) return args[0];
     throw std::runtime_error("cannot read a " + f + " object");
   }
@@ -293,8 +303,10 @@ class PickleReader {
       case '1': pop_mark(); break;
       case '2': stack_.push_back(stack_.at(stack_.size() - 1)); break;
       case 'c': {
-        const auto module = line();
+        auto module = line();
         const auto name = line();
+        // Protocol 2 writes Python 3's builtins under their Python 2 name.
+        if (module == "__builtin__") module = "builtins";
         stack_.push_back({{}, module + "." + name});
         break;
       }

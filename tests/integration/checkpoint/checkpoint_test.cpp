@@ -614,7 +614,7 @@ for k in mine:
 sd = z.get_fp32_state_dict_from_zero_checkpoint(ckpt)
 assert all(torch.equal(sd[k], mine[k]) for k in mine)
 
-states = torch.load(os.path.join(tag, names[0] if ")" + std::to_string(stage) + R"(" == "3" else "mp_rank_00_model_states.pt"))
+states = torch.load(os.path.join(tag, "zero_pp_rank_0_mp_rank_00_model_states.pt" if )" + std::to_string(stage) + R"( == 3 else "mp_rank_00_model_states.pt"))
 assert all(type(s) is torch.Size for g in states["param_shapes"] for s in g.values())
 assert list(states["param_shapes"][0]) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"], states["param_shapes"]
 assert states["data_sampler"] is None and states["shared_params"] == {}
