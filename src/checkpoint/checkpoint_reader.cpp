@@ -39,14 +39,59 @@ CheckpointReader::CheckpointReader(CheckpointStorage& storage, std::filesystem::
   }
   const auto manifest_path = dir_ / kManifestFile;
   if (!std::filesystem::exists(manifest_path, ec)) {
-    throw CheckpointError("checkpoint manifest " + manifest_path.string() +
-                          " is missing: the checkpoint is incomplete, or was not written by deepspeed-cpp");
+    describe_unverified_folder(manifest_path);
+    return;
   }
   const auto bytes = storage_.read_file(manifest_path);
   manifest_ = Manifest::parse(bytes, manifest_path);
   if (manifest_.tag != tag_) {
     throw CheckpointError("checkpoint manifest " + manifest_path.string() + " belongs to tag '" + manifest_.tag +
                           "', not '" + tag_ + "' (a folder renamed by hand?)");
+  }
+}
+
+void CheckpointReader::describe_unverified_folder(const std::filesystem::path& manifest_path) {
+  const auto missing = [&](const std::string& why) {
+    return CheckpointError("checkpoint manifest " + manifest_path.string() + " is missing: " + why);
+  };
+  verified_ = false;
+  manifest_.tag = tag_;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+    if (e.is_regular_file()) manifest_.files[e.path().filename().string()] = {e.path().filename().string(), e.file_size(), "", 0};
+  }
+  const bool stage3 = manifest_.files.count(zero_model_states_file_name(0, 0)) > 0;
+  const auto states_name = stage3 ? zero_model_states_file_name(0, 0) : model_states_file_name(0);
+  if (!manifest_.files.count(states_name)) {
+    throw missing("the checkpoint is incomplete, or was not written by deepspeed-cpp or DeepSpeed");
+  }
+  const auto states = read_dict(states_name);
+  // Only a save that did not finish lacks the manifest of a folder we wrote (ours keep their RNG
+  // states), and its files cannot be trusted.
+  if (states.contains("rng_states")) throw missing("the checkpoint is incomplete, or was not written by deepspeed-cpp");
+  int64_t shards = 0;
+  while (manifest_.files.count(zero_optim_states_file_name(shards, 0, false)) ||
+         manifest_.files.count(zero_optim_states_file_name(shards, 0, true))) {
+    ++shards;
+  }
+  manifest_.dp_world_size = states.contains("dp_world_size") && states.at("dp_world_size").isInt()
+                                ? states.at("dp_world_size").toInt()
+                                : std::max<int64_t>(shards, 1);
+  manifest_.mp_world_size = states.contains("mp_world_size") && states.at("mp_world_size").isInt()
+                                ? states.at("mp_world_size").toInt()
+                                : 1;
+  if (stage3) {
+    manifest_.zero_stage = 3;
+  } else if (shards > 0) {
+    const auto name = manifest_.files.count(zero_optim_states_file_name(0, 0, false)) ? zero_optim_states_file_name(0, 0, false)
+                                                                                     : zero_optim_states_file_name(0, 0, true);
+    const auto inner = read_dict(name);
+    const auto osd = inner.contains("optimizer_state_dict") ? inner.at("optimizer_state_dict") : c10::IValue();
+    if (!osd.isGenericDict() || !osd.toGenericDict().contains("zero_stage") || !osd.toGenericDict().at("zero_stage").isInt()) {
+      throw CheckpointError("checkpoint file " + (dir_ / name).string() +
+                            " has no optimizer_state_dict.zero_stage (a BF16_Optimizer checkpoint? those are not supported)");
+    }
+    manifest_.zero_stage = static_cast<int>(osd.toGenericDict().at("zero_stage").toInt());
   }
 }
 
@@ -57,7 +102,7 @@ c10::IValue CheckpointReader::read(const std::string& name) const {
                           std::to_string(manifest_.files.size()) + " files)");
   }
   const auto bytes = storage_.read_file(path);
-  manifest_.verify(name, bytes, path);
+  if (verified_) manifest_.verify(name, bytes, path);
   return from_pickle_bytes(bytes, path.string());
 }
 

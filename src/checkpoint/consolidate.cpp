@@ -7,6 +7,7 @@
 
 #include <deepspeed/errors.h>
 
+#include "checkpoint/deepspeed_zero_layout.h"
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/layout.h"
 #include "checkpoint/zero_partition_layout.h"
@@ -17,9 +18,9 @@ namespace deepspeed::checkpoint {
 
 namespace {
 
-// ZeRO 1/2: the fp32 masters of every trainable parameter, reassembled from every rank's
-// shard (the same flat spaces load_checkpoint reshards), by module name.
-std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& reader) {
+// ZeRO: the fp32 masters of every trainable parameter, reassembled from every rank's shard,
+// by module name. `param_shapes`: the model states' entry (DeepSpeed's layout is cut by it).
+std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& reader, const c10::IValue& param_shapes) {
   const auto& m = reader.manifest();
   std::vector<c10::impl::GenericDict> shards;
   std::vector<std::string> names;
@@ -33,12 +34,19 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
     shards.push_back(inner.toGenericDict());
     names.push_back(file);
   }
+  std::map<std::string, torch::Tensor> out;
+  if (!shards[0].contains("ds_cpp_layout")) {
+    for (const auto& group : read_zero_groups(shards, names, param_shapes, /*with_optimizer_state=*/false)) {
+      for (size_t k = 0; k < group.names.size(); ++k) out[group.names[k]] = group.masters[k].clone();
+    }
+    return out;
+  }
+  // The layout deepspeed-cpp wrote before it wrote DeepSpeed's: partitions cut by its buckets.
   const auto layout = read_zero_partition_layout(shards[0], names[0]);
   const auto& numels = layout.numels;
   const auto& groups = layout.groups;
   if (layout.names.empty()) throw CheckpointError(names[0] + ": ds_cpp_layout.names should name every parameter");
   const auto plan = layout.plan(m.dp_world_size);
-  std::map<std::string, torch::Tensor> out;
   for (int64_t g = 0; g < static_cast<int64_t>(plan.group_size.size()); ++g) {
     std::vector<torch::Tensor> parts;
     for (size_t r = 0; r < shards.size(); ++r) {
@@ -69,7 +77,6 @@ std::map<std::string, torch::Tensor> zero_fp32_masters(const CheckpointReader& r
 
 std::vector<std::pair<std::string, torch::Tensor>> fp32_state_dict(const CheckpointReader& reader) {
   const auto& m = reader.manifest();
-  const auto masters = m.zero_stage > 0 ? zero_fp32_masters(reader) : std::map<std::string, torch::Tensor>{};
   // ZeRO-3: every rank wrote model states, whose partitioned parameters are empty; their
   // shapes are in param_shapes.
   const bool stage3 = m.zero_stage == 3;
@@ -80,15 +87,33 @@ std::vector<std::pair<std::string, torch::Tensor>> fp32_state_dict(const Checkpo
   if (it == states.end() || !it->value().isGenericDict()) {
     throw CheckpointError("checkpoint file " + file + " has no module state dict");
   }
+  const auto shapes_entry = m.zero_stage > 0 ? dict_at(states, "param_shapes", file) : c10::IValue();
+  const auto masters = m.zero_stage > 0 ? zero_fp32_masters(reader, shapes_entry) : std::map<std::string, torch::Tensor>{};
   std::map<std::string, std::vector<int64_t>> shapes;
-  if (stage3) {
-    const auto groups = dict_at(states, "param_shapes", file);
-    if (!groups.isList()) throw CheckpointError(file + ": param_shapes is not a list");
-    for (const auto& g : groups.toListRef()) {
-      if (!g.isGenericDict()) throw CheckpointError(file + ": param_shapes holds something other than a dict");
-      for (const auto& kv : g.toGenericDict()) {
-        shapes[kv.key().toStringRef()] = int_list(kv.value(), file + ": param_shapes." + kv.key().toStringRef());
+  if (m.zero_stage > 0) {
+    for (const auto& group : read_param_shapes(shapes_entry, file)) {
+      for (const auto& [pname, shape] : group) shapes[pname] = shape;
+    }
+  }
+  // Stage 3's frozen parameters are cut like its trainable ones, one piece in every rank's
+  // model states (an empty tensor in the module entry, as DeepSpeed writes them).
+  std::map<std::string, torch::Tensor> frozen;
+  if (stage3 && states.contains("frozen_param_shapes") && states.at("frozen_param_shapes").isGenericDict()) {
+    for (const auto& kv : states.at("frozen_param_shapes").toGenericDict()) {
+      const auto pname = kv.key().toStringRef();
+      const auto shape = int_list(kv.value(), file + ": frozen_param_shapes['" + pname + "']");
+      std::vector<torch::Tensor> pieces;
+      for (int64_t r = 0; r < m.dp_world_size; ++r) {
+        const auto rname = zero_model_states_file_name(r, 0);
+        const auto rstates = r == 0 ? states : reader.read_dict(rname);
+        const auto fragments = dict_at(rstates, "frozen_param_fragments", (reader.dir() / rname).string());
+        if (!fragments.isGenericDict() || !fragments.toGenericDict().contains(pname)) {
+          throw CheckpointError((reader.dir() / rname).string() + ": frozen_param_fragments has no '" + pname + "'");
+        }
+        pieces.push_back(fragments.toGenericDict().at(pname).toTensor().reshape(-1));
       }
+      const int64_t numel = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+      frozen[pname] = torch::cat(pieces).narrow(0, 0, numel).view(shape);
     }
   }
   std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -106,6 +131,7 @@ std::vector<std::pair<std::string, torch::Tensor>> fp32_state_dict(const Checkpo
       out.emplace_back(key, mt->second.view(sizes));
       continue;
     }
+    if (auto ft = frozen.find(key); ft != frozen.end() && t.numel() != ft->second.numel()) t = ft->second;
     out.emplace_back(key, t.is_floating_point() ? t.to(torch::kFloat32) : t);
   }
   return out;

@@ -16,7 +16,7 @@ namespace deepspeed::checkpoint {
 // Stage 0 reads the module of mp_rank_00_model_states.pt. ZeRO stages 1-2 keep the fp32
 // masters of the trainable parameters in the per-rank optimizer shards: those are
 // reassembled and take the place of the module's (possibly bf16/fp16) values; buffers and
-// frozen parameters come from the module. Stage 3 is a CheckpointError saying so.
+// frozen parameters come from the module (stage 3: from every rank's frozen_param_fragments).
 std::vector<std::pair<std::string, torch::Tensor>> fp32_state_dict(const CheckpointReader& reader);
 
 }  // namespace deepspeed::checkpoint

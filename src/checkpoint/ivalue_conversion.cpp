@@ -147,9 +147,12 @@ int64_t int_at(const c10::impl::GenericDict& dict, const std::string& key, const
 namespace deepspeed::checkpoint {
 
 std::vector<int64_t> int_list(const c10::IValue& value, const std::string& where) {
-  if (!value.isList() && !value.isIntList()) throw CheckpointError(where + " should be a list of integers");
+  // A tuple too: a torch.Size reads back as one.
+  if (!value.isList() && !value.isIntList() && !value.isTuple()) {
+    throw CheckpointError(where + " should be a list of integers");
+  }
   std::vector<int64_t> out;
-  for (const auto& e : value.toListRef()) {
+  for (const auto& e : value.isTuple() ? value.toTupleRef().elements().vec() : value.toListRef().vec()) {
     if (!e.isInt()) throw CheckpointError(where + " should be a list of integers");
     out.push_back(e.toInt());
   }

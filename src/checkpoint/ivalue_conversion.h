@@ -31,7 +31,7 @@ nlohmann::json to_json(const c10::IValue& value, const std::string& where);
 
 // The entry `key` of a dict read from a file, or CheckpointError naming `file` and `key`.
 c10::IValue dict_at(const c10::impl::GenericDict& dict, const std::string& key, const std::string& file);
-// A list of integers read from a file, or CheckpointError naming `where`.
+// A list (or tuple, or torch.Size) of integers read from a file, or CheckpointError naming `where`.
 std::vector<int64_t> int_list(const c10::IValue& value, const std::string& where);
 // The same entry as an integer.
 int64_t int_at(const c10::impl::GenericDict& dict, const std::string& key, const std::string& file);

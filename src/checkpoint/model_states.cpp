@@ -17,7 +17,7 @@ const std::set<std::string>& engine_keys() {
       "data_sampler",   "random_ltd",    "sparse_tensor_module_names", "skipped_steps",
       "global_steps",   "global_samples", "micro_steps",  "dp_world_size",
       "mp_world_size",  "checkpoint_parallel_dimensions", "ds_config", "ds_version",
-      "rng_states"};
+      "rng_states",     "ds_cpp_data_position"};
   return keys;
 }
 
@@ -35,11 +35,11 @@ c10::impl::GenericDict make_model_states(const ModelStates& s, const ClientState
   d.insert("buffer_names", s.buffer_names);
   d.insert("optimizer", s.optimizer);
   d.insert("param_shapes", s.param_shapes);
-  d.insert("frozen_param_shapes", c10::IValue());
-  d.insert("shared_params", make_string_dict());
-  d.insert("frozen_param_fragments", c10::IValue());
+  d.insert("frozen_param_shapes", s.frozen_param_shapes);
+  d.insert("shared_params", s.shared_params);
+  d.insert("frozen_param_fragments", s.frozen_param_fragments);
   d.insert("lr_scheduler", s.lr_scheduler);
-  d.insert("data_sampler", s.data_sampler);
+  d.insert("data_sampler", c10::IValue());
   d.insert("random_ltd", c10::IValue());
   d.insert("sparse_tensor_module_names", make_list());
   d.insert("skipped_steps", s.skipped_steps);
@@ -55,6 +55,7 @@ c10::impl::GenericDict make_model_states(const ModelStates& s, const ClientState
   d.insert("ds_config", s.ds_config);
   d.insert("ds_version", s.ds_version);
   d.insert("rng_states", s.rng_states);
+  d.insert("ds_cpp_data_position", s.data_position);
   for (const auto& [key, value] : client_state) d.insert(key, to_ivalue(value));
   return d;
 }

@@ -4,7 +4,8 @@
 //   frozen_param_fragments, lr_scheduler, data_sampler, random_ltd,
 //   sparse_tensor_module_names, skipped_steps, global_steps, global_samples,
 //   dp_world_size, mp_world_size, checkpoint_parallel_dimensions, ds_config, ds_version,
-// plus ours: micro_steps, rng_states (one entry per rank), then the client state merged
+// plus ours: micro_steps, rng_states (one entry per rank), ds_cpp_data_position (the data
+// loader's position; DeepSpeed's data_sampler is None), then the client state merged
 // at top level. The entries are built by the engine; this file knows the keys, the merge
 // and which keys are DeepSpeed's when the client state is read back.
 #pragma once
@@ -18,7 +19,10 @@
 namespace deepspeed::checkpoint {
 
 struct ModelStates {
-  c10::IValue module, buffer_names, optimizer, param_shapes, lr_scheduler, data_sampler, rng_states, ds_config;
+  // None where DeepSpeed writes None: optimizer under ZeRO; param_shapes and shared_params at
+  // stage 0; frozen_param_shapes and frozen_param_fragments below stage 2.
+  c10::IValue module, buffer_names, optimizer, param_shapes, shared_params, frozen_param_shapes,
+      frozen_param_fragments, lr_scheduler, data_position, rng_states, ds_config;
   int64_t global_steps = 0, global_samples = 0, micro_steps = 0, skipped_steps = 0;
   int64_t dp_world_size = 1, mp_world_size = 1;
   std::string ds_version;

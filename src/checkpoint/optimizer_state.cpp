@@ -85,7 +85,13 @@ void load_optimizer_state(Optimizer& optimizer, const c10::IValue& value, const 
       throw CheckpointError(where + " has state for tensor " + std::to_string(i) + " of " + std::to_string(total));
     }
     for (const auto& kv : e.value().toGenericDict()) {
-      auto t = kv.value().toTensor();
+      // A number (FusedAdam's step) becomes the 0-dim tensor our optimizers keep.
+      const auto& v = kv.value();
+      if (!v.isTensor() && !v.isInt() && !v.isDouble()) {
+        throw CheckpointError(where + " state '" + kv.key().toStringRef() + "' of tensor " + std::to_string(i) +
+                              " is a " + v.tagKind() + ", not a tensor");
+      }
+      auto t = v.isTensor() ? v.toTensor() : torch::full({}, v.isInt() ? static_cast<double>(v.toInt()) : v.toDouble());
       if (t.dim() > 0 && t.sizes() != params[i].sizes()) {
         throw CheckpointError(where + " state '" + kv.key().toStringRef() + "' of tensor " + std::to_string(i) +
                               " has shape " + c10::str(t.sizes()) + "; the parameter has " +
@@ -100,7 +106,10 @@ void load_optimizer_state(Optimizer& optimizer, const c10::IValue& value, const 
     for (const auto& kv : g) {
       const auto& key = kv.key().toStringRef();
       const std::string at = where + " group " + std::to_string(gi) + " '" + key + "'";
-      if (key == "params") continue;
+      // Not hyper-parameters: the tensors, a group-wide step (DeepSpeed's FusedAdam keeps
+      // one beside the per-tensor one), and settings that are not numbers (torch's foreach: None).
+      if (key == "params" || key == "step") continue;
+      if (key != "betas" && !kv.value().isDouble() && !kv.value().isInt() && !kv.value().isBool()) continue;
       if (key == "lr") dst.lr = number(kv.value(), at);
       else if (key == "eps") dst.eps = number(kv.value(), at);
       else if (key == "weight_decay") dst.weight_decay = number(kv.value(), at);

@@ -1,5 +1,7 @@
-// torch's pickle format (a zip of data.pkl and one record per tensor storage): what
-// torch.save writes and torch.load reads, so Python can open our checkpoint files.
+// torch's file format (a zip of data.pkl and one record per tensor storage): what torch.save
+// writes and torch.load reads, so that Python opens our checkpoint files and we open
+// DeepSpeed's. The pickle itself is python_pickle.h's (DeepSpeed's files hold Python classes
+// that LibTorch's own unpickler refuses, and torch.Size, which its pickler cannot write).
 #pragma once
 
 #include <string>

@@ -43,6 +43,19 @@ int64_t dense_group_size(const BucketPlan& plan, int64_t group) {
   return n;
 }
 
+std::vector<int64_t> dense_offsets(const BucketPlan& plan, int64_t group) {
+  std::vector<int64_t> start(plan.buckets_of.size(), -1);
+  int64_t dense = 0;
+  for (const auto& b : plan.buckets) {
+    if (b.group != group) continue;
+    for (const auto& e : b.entries) {
+      if (e.param_offset == 0) start[e.param] = dense;
+      dense += e.length;
+    }
+  }
+  return start;
+}
+
 torch::Tensor assemble_group(const BucketPlan& plan, int64_t group, const std::vector<torch::Tensor>& partitions) {
   if (static_cast<int64_t>(partitions.size()) != plan.partitions) {
     throw std::invalid_argument("assemble_group: expected " + std::to_string(plan.partitions) + " partitions, got " +

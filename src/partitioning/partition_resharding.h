@@ -17,6 +17,10 @@ namespace deepspeed {
 // Elements of group `group`'s parameters (its dense sequence's length).
 int64_t dense_group_size(const BucketPlan& plan, int64_t group);
 
+// Where each parameter starts in group `group`'s dense sequence (indexed like the plan's
+// parameters; -1 for parameters of other groups).
+std::vector<int64_t> dense_offsets(const BucketPlan& plan, int64_t group);
+
 // Group `group`'s dense sequence from every rank's partition of it, in rank order. Throws
 // std::invalid_argument if a partition has the wrong size.
 torch::Tensor assemble_group(const BucketPlan& plan, int64_t group, const std::vector<torch::Tensor>& partitions);

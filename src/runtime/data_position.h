@@ -1,5 +1,6 @@
-// Where the training data loader stands, saved as the model-states entry "data_sampler"
-// (DeepSpeed keeps its data sampler's state there) and restored on any world size.
+// Where the training data loader stands, saved as the model-states entry
+// "ds_cpp_data_position" (DeepSpeed's "data_sampler" is None but with curriculum learning, and
+// its loader would hand ours to a curriculum sampler) and restored on any world size.
 //
 // The position is counted in samples of the epoch's shuffled order, not in this rank's
 // batches: ranks take interleaved slices of one global order (DistributedSampler), so

@@ -20,7 +20,9 @@
 #include "checkpoint/model_states.h"
 #include "checkpoint/module_state.h"
 #include "checkpoint/optimizer_state.h"
+#include "checkpoint/deepspeed_zero_layout.h"
 #include "checkpoint/pickle_io.h"
+#include "checkpoint/python_value.h"
 #include "checkpoint/rank_exchange.h"
 #include "checkpoint/rng_state.h"
 #include "checkpoint/tag_validation.h"
@@ -56,46 +58,25 @@ c10::IValue gather_rng_states(comm::ProcessGroup& group, torch::Device device) {
   return list;
 }
 
-// DeepSpeed's param_shapes: per optimizer group, parameter name -> shape. Under ZeRO the
-// optimizer's groups hold flat partitions, so the groups come from the ZeRO optimizer.
-c10::IValue param_shapes(const torch::nn::Module& module, const Optimizer* optimizer, const ZeroOptimizer* zero) {
-  std::map<const void*, std::string> names;
-  for (const auto& p : module.named_parameters()) names[p.value().unsafeGetTensorImpl()] = p.key();
+// DeepSpeed's param_shapes under ZeRO: per optimizer group, parameter name -> torch.Size, in
+// the group's order (the order its flat partitions hold them).
+c10::IValue param_shapes(const ZeroOptimizer& zero, const ZeroParameterOrder& order) {
   auto groups = make_list();
-  if (zero) {
-    std::map<const void*, int64_t> group_of;
-    int64_t count = 0;
-    for (size_t i = 0; i < zero->parameters().size(); ++i) {
-      group_of[zero->parameters()[i].unsafeGetTensorImpl()] = zero->parameter_groups()[i];
-      count = std::max(count, zero->parameter_groups()[i] + 1);
-    }
-    std::vector<c10::impl::GenericDict> dicts;
-    for (int64_t g = 0; g < count; ++g) dicts.push_back(make_string_dict());
-    for (const auto& p : module.named_parameters()) {
-      auto it = group_of.find(p.value().unsafeGetTensorImpl());
-      if (it != group_of.end()) dicts[it->second].insert(p.key(), c10::List<int64_t>(p.value().sizes().vec()));
-    }
-    for (auto& d : dicts) groups.push_back(d);
-    return groups;
-  }
-  if (!optimizer) return groups;
-  for (const auto& g : optimizer->param_groups()) {
+  for (const auto& members : order.groups) {
     auto shapes = make_string_dict();
-    for (const auto& p : g.params) {
-      auto it = names.find(p.unsafeGetTensorImpl());
-      shapes.insert(it != names.end() ? it->second : "param" + std::to_string(shapes.size()), c10::List<int64_t>(p.sizes().vec()));
-    }
+    for (const auto i : members) shapes.insert(order.names[i], torch_size(zero.parameters()[i].sizes()));
     groups.push_back(shapes);
   }
   return groups;
 }
 
-// DeepSpeed names the shards bf16_zero_pp_rank_* when its BF16_Optimizer runs them: bf16
-// with fp32 gradient accumulation at stage 1 without offload (docs/config.md, "What runs in
-// which precision").
-bool bf16_optimizer_files(const DeepSpeedConfig& c) {
-  return c.bf16_enabled() && c.zero_stage() == 1 && !c.zero_optimization.offload_optimizer_enabled() &&
-         c.data_types.grad_accum_dtype == std::optional<std::string>("fp32");
+// Parameters that do not train, by name (DeepSpeed's frozen parameters).
+std::vector<std::pair<std::string, torch::Tensor>> frozen_parameters(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : module.named_parameters()) {
+    if (!p.value().requires_grad()) out.emplace_back(p.key(), p.value());
+  }
+  return out;
 }
 
 LogLevel level_of(const DeepSpeedConfig& c) { return c.log_level ? parse_log_level(*c.log_level) : LogLevel::Info; }
@@ -153,17 +134,15 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
 
   auto make_files = [&] {
   std::vector<FileToWrite> files;
-  for (const auto& name : files_written_by(config_.zero_stage(), rank, mp_rank, bf16_optimizer_files(config_))) {
+  // DeepSpeed names a bf16 run's shards bf16_zero_pp_rank_* (engine.py's _get_zero_ckpt_name).
+  const auto* zero = dynamic_cast<const ZeroOptimizer*>(wrapper_.get());
+  const auto order = zero ? zero_parameter_order(*zero, *module_) : ZeroParameterOrder{};
+  for (const auto& name : files_written_by(config_.zero_stage(), rank, mp_rank, config_.bf16_enabled())) {
     const bool stage3 = config_.zero_stage() == 3;
     if (name != (stage3 ? zero_model_states_file_name(rank, mp_rank) : model_states_file_name(mp_rank))) {
       // A ZeRO rank's optimizer shard.
-      const auto* zero = dynamic_cast<const ZeroOptimizer*>(wrapper_.get());
       if (!zero) throw CheckpointError("save_checkpoint: ZeRO stage without a ZeRO optimizer (no optimizer configured?)");
-      std::map<const void*, std::string> by_impl;
-      for (const auto& p : module_->named_parameters()) by_impl[p.value().unsafeGetTensorImpl()] = p.key();
-      std::vector<std::string> names;
-      for (const auto& p : zero->parameters()) names.push_back(by_impl[p.unsafeGetTensorImpl()]);
-      files.push_back({name, to_pickle_bytes(zero_optim_states(*zero, *optimizer_, config_, names))});
+      files.push_back({name, to_pickle_bytes(zero_optim_states(*zero, *optimizer_, config_, order, *dp_group_, device_))});
       continue;
     }
     // The model states, written by DP rank 0 (under ZeRO-3 by every rank, as DeepSpeed).
@@ -175,9 +154,23 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     if (const auto* dp = dynamic_cast<const DataParallelOptimizer*>(wrapper_.get()); dp && optimizer_) {
       s.optimizer = stage0_optimizer_state(*dp, *optimizer_, config_.gradient_clipping);
     }
-    s.param_shapes = param_shapes(*module_, optimizer_.get(), dynamic_cast<const ZeroOptimizer*>(wrapper_.get()));
+    if (zero) {
+      s.param_shapes = param_shapes(*zero, order);
+      s.shared_params = make_string_dict();
+    }
+    // From stage 2 on DeepSpeed lists the frozen parameters; stage 3 keeps each rank's piece.
+    if (config_.zero_stage() >= 2) {
+      auto shapes = make_string_dict();
+      auto fragments = make_string_dict();
+      for (const auto& [pname, t] : frozen_parameters(*module_)) {
+        shapes.insert(pname, torch_size(t.sizes()));
+        fragments.insert(pname, stage3 ? zero3_partition({t.detach().cpu()}, dp_world_size(), rank) : t.detach());
+      }
+      s.frozen_param_shapes = shapes;
+      s.frozen_param_fragments = fragments;
+    }
     s.lr_scheduler = lr_scheduler_ ? to_ivalue(lr_scheduler_->state_dict()) : c10::IValue();
-    s.data_sampler = training_dataloader_ ? loader_position(*training_dataloader_) : c10::IValue();
+    s.data_position = training_dataloader_ ? loader_position(*training_dataloader_) : c10::IValue();
     s.rng_states = rng_states;
     s.ds_config = to_ivalue(config_.raw);
     s.global_steps = global_steps_;
@@ -287,6 +280,10 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     }
   });
 
+  if (!reader->verified()) {
+    logger.info("Loading " + reader->dir().string() + ", which has no " + kManifestFile +
+                " (a checkpoint of Python DeepSpeed): its files are not verified");
+  }
   const auto& sd = *states;
   std::optional<std::string> data_note;
   run_phase(*group_, "restoring the checkpoint " + file, [&] {
@@ -297,7 +294,8 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
       load_module_state(*module_, unpartitioned_entries(module.toGenericDict(), *module_, zero->parameters()),
                         /*strict=*/false, file);
       zero_grad();
-      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, load_optimizer_states && !load_module_only);
+      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, dict_at(sd, "param_shapes", file),
+                             zero_parameter_order(*zero, *module_), load_optimizer_states && !load_module_only);
       if (load_module_only) return;
     } else {
       load_module_state(*module_, module.toGenericDict(), load_module_strict, file);
@@ -310,7 +308,8 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     if (zero && zero->partitioned_parameters()) {
       // Loaded above.
     } else if (zero) {
-      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, load_optimizer_states);
+      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, dict_at(sd, "param_shapes", file),
+                             zero_parameter_order(*zero, *module_), load_optimizer_states);
     } else if (load_optimizer_states && optimizer_) {
       load_stage0_optimizer_state(dynamic_cast<DataParallelOptimizer&>(*wrapper_), *optimizer_,
                                   dict_at(sd, "optimizer", file), file);
@@ -329,8 +328,12 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     const bool same_gas = sd.contains("micro_steps") && saved_config.is_object() &&
                           saved_config.value("gradient_accumulation_steps", int64_t{-1}) == gradient_accumulation_steps();
     micro_steps_ = same_gas ? int_at(sd, "micro_steps", file) : global_steps_ * gradient_accumulation_steps();
-    if (training_dataloader_ && sd.contains("data_sampler") && !sd.at("data_sampler").isNone()) {
-      data_note = restore_loader_position(*training_dataloader_, sd.at("data_sampler"), file);
+    // Ours, or where checkpoints written before it was ours kept it; DeepSpeed's own
+    // data_sampler (a curriculum sampler's state, or None) is not a position.
+    const char* position_key = sd.contains("ds_cpp_data_position") ? "ds_cpp_data_position" : "data_sampler";
+    if (training_dataloader_ && sd.contains(position_key) && sd.at(position_key).isGenericDict() &&
+        sd.at(position_key).toGenericDict().contains("consumed_samples")) {
+      data_note = restore_loader_position(*training_dataloader_, sd.at(position_key), file);
     }
     if (sd.contains("rng_states") && sd.at("rng_states").isList()) {
       const auto rngs = sd.at("rng_states").toListRef();

@@ -1,12 +1,18 @@
 #include "runtime/wrapper_checkpoint.h"
 
+#include <cstdint>
+#include <functional>
+#include <map>
+
 #include <torch/torch.h>
 
 #include <deepspeed/errors.h>
 #include <deepspeed/version.h>
 
+#include "checkpoint/deepspeed_zero_layout.h"
 #include "checkpoint/ivalue_conversion.h"
 #include "checkpoint/optimizer_state.h"
+#include "checkpoint/python_value.h"
 #include "checkpoint/zero_partition_layout.h"
 #include "partitioning/partition_resharding.h"
 
@@ -21,8 +27,17 @@ using checkpoint::tensor_for_file;
 
 c10::IValue scaler_entry(const LossScaler& scaler) { return checkpoint::to_ivalue(scaler.state_dict()); }
 
+// A saved scaler: our dict, or DeepSpeed's object read as the dict of its attributes (a static
+// LossScaler has only cur_scale and dynamic: the rest stays as this run has it).
 void load_scaler(LossScaler& scaler, const c10::IValue& value, const std::string& where) {
-  scaler.load_state_dict(checkpoint::to_json(value, where), where);
+  if (!value.isGenericDict()) throw CheckpointError(where + " should be a loss scaler, found " + value.tagKind());
+  auto state = scaler.state_dict();
+  for (const auto& kv : value.toGenericDict()) {
+    if (kv.key().isString() && state.contains(kv.key().toStringRef())) {
+      state[kv.key().toStringRef()] = checkpoint::to_json(kv.value(), where + "." + kv.key().toStringRef());
+    }
+  }
+  scaler.load_state_dict(state, where);
 }
 
 std::vector<torch::Tensor> tensor_list(const c10::IValue& v, const std::string& where) {
@@ -97,47 +112,13 @@ void load_stage0_optimizer_state(DataParallelOptimizer& wrapper, Optimizer& opti
   wrapper.copy_masters_to_parameters();
 }
 
-c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Optimizer& optimizer,
-                                         const DeepSpeedConfig& config, const std::vector<std::string>& names) {
-  auto inner = make_string_dict();
-  inner.insert("loss_scaler", scaler_entry(wrapper.loss_scaler()));
-  inner.insert("dynamic_loss_scale", wrapper.loss_scaler().dynamic());
-  inner.insert("overflow", false);
-  inner.insert("clip_grad", config.gradient_clipping);
-  inner.insert("base_optimizer_state", checkpoint::optimizer_state_dict(optimizer));
-  auto partitions = make_list();
-  for (const auto& p : wrapper.partitions()) partitions.push_back(tensor_for_file(p));
-  inner.insert("single_partition_of_fp32_groups", partitions);
-  inner.insert("zero_stage", static_cast<int64_t>(wrapper.stage()));
-  inner.insert("partition_count", static_cast<int64_t>(wrapper.plan().partitions));
-  c10::List<int64_t> paddings;
-  for (size_t g = 0; g < wrapper.plan().group_size.size(); ++g) {
-    int64_t used = 0;
-    for (size_t i = 0; i < wrapper.parameters().size(); ++i) {
-      if (wrapper.parameter_groups()[i] == static_cast<int64_t>(g)) used += wrapper.parameters()[i].numel();
-    }
-    paddings.push_back(wrapper.plan().group_size[g] - used);
-  }
-  inner.insert("group_paddings", paddings);
-  inner.insert("ds_version", std::string(DEEPSPEED_VERSION));
-  checkpoint::ZeroPartitionLayout layout;
-  for (const auto& p : wrapper.parameters()) layout.numels.push_back(p.numel());
-  layout.groups = wrapper.parameter_groups();
-  layout.names = names;
-  layout.bucket_elements = wrapper.bucket_elements();
-  layout.classes = wrapper.parameter_classes();
-  inner.insert("ds_cpp_layout", checkpoint::to_ivalue(layout));
+namespace {
 
-  auto out = make_string_dict();
-  out.insert("optimizer_state_dict", inner);
-  out.insert("ds_config", checkpoint::to_ivalue(config.raw));
-  out.insert("ds_version", std::string(DEEPSPEED_VERSION));
-  return out;
-}
-
-void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
-                            const std::vector<c10::impl::GenericDict>& files, const std::vector<std::string>& names,
-                            bool load_optimizer_states) {
+// The layout deepspeed-cpp wrote before it wrote DeepSpeed's: each rank's partitions as this
+// run's buckets cut them, and the plan to rebuild them (ds_cpp_layout).
+void load_bucketed_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
+                                     const std::vector<c10::impl::GenericDict>& files,
+                                     const std::vector<std::string>& names, bool load_optimizer_states) {
   const int64_t old_n = static_cast<int64_t>(files.size());
   std::vector<c10::impl::GenericDict> inner;
   for (int64_t r = 0; r < old_n; ++r) {
@@ -225,6 +206,265 @@ void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
     base.insert("param_groups", dict_at(bases[0], "param_groups", f0 + ": base_optimizer_state"));
     checkpoint::load_optimizer_state(optimizer, base, f0);
     load_scaler(wrapper.loss_scaler(), dict_at(inner[0], "loss_scaler", f0), f0 + ": loss_scaler");
+  }
+  wrapper.load_partitions(masters);
+}
+
+}  // namespace
+
+c10::IValue loss_scaler_object(const LossScaler& scaler) {
+  const std::string module = "deepspeed.runtime.fp16.loss_scaler";
+  const auto j = scaler.state_dict();
+  if (!scaler.dynamic()) return checkpoint::python_instance(module, "LossScaler", {{"cur_scale", scaler.scale()}, {"dynamic", false}});
+  // DynamicLossScaler's attributes, in the order its __init__ sets them.
+  return checkpoint::python_instance(
+      module, "DynamicLossScaler",
+      {{"cur_scale", scaler.scale()},
+       {"dynamic", true},
+       {"cur_iter", j.at("cur_iter").get<int64_t>()},
+       {"last_overflow_iter", j.at("last_overflow_iter").get<int64_t>()},
+       {"scale_factor", j.at("scale_factor").get<double>()},
+       {"scale_window", j.at("scale_window").get<int64_t>()},
+       {"min_scale", j.at("min_scale").get<double>()},
+       {"delayed_shift", j.at("delayed_shift").get<int64_t>()},
+       {"cur_hysteresis", j.at("cur_hysteresis").get<int64_t>()},
+       {"consecutive_hysteresis", j.at("consecutive_hysteresis").get<bool>()},
+       {"raise_error_at_min_scale", true},
+       {"dtype", checkpoint::python_global("torch", "float16")}});
+}
+
+ZeroParameterOrder zero_parameter_order(const ZeroOptimizer& wrapper, const torch::nn::Module& module) {
+  const auto& params = wrapper.parameters();
+  std::map<const void*, int64_t> index;
+  for (size_t i = 0; i < params.size(); ++i) index[params[i].unsafeGetTensorImpl()] = static_cast<int64_t>(i);
+  ZeroParameterOrder order;
+  order.names.resize(params.size());
+  order.groups.resize(wrapper.plan().group_size.size());
+  for (const auto& p : module.named_parameters()) {
+    auto it = index.find(p.value().unsafeGetTensorImpl());
+    if (it == index.end() || !order.names[it->second].empty()) continue;
+    order.names[it->second] = p.key();
+    order.groups.at(wrapper.parameter_groups()[it->second]).push_back(it->second);
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (order.names[i].empty()) throw CheckpointError("ZeRO parameter " + std::to_string(i) + " is not one of the module's");
+  }
+  return order;
+}
+
+namespace {
+
+// Every parameter of group `g` (flattened; indexed like wrapper.parameters()), from each
+// rank's partition `part` of it under this run's plan. Collective.
+std::map<int64_t, torch::Tensor> gather_group(const ZeroOptimizer& wrapper, int64_t g, const torch::Tensor& part,
+                                              comm::ProcessGroup& group, torch::Device device) {
+  auto local = part.detach().reshape(-1).to(device);
+  if (!group.supports(local.scalar_type())) local = local.to(torch::kFloat32);
+  std::vector<torch::Tensor> all;
+  for (int64_t r = 0; r < group.size(); ++r) all.push_back(torch::empty_like(local));
+  group.all_gather(all, local);
+  for (auto& t : all) t = t.cpu().to(part.scalar_type());
+  const auto& plan = wrapper.plan();
+  const auto dense = assemble_group(plan, g, all);
+  const auto offsets = dense_offsets(plan, g);
+  std::map<int64_t, torch::Tensor> out;
+  for (size_t i = 0; i < wrapper.parameters().size(); ++i) {
+    if (wrapper.parameter_groups()[i] != g) continue;
+    const int64_t n = wrapper.parameters()[i].numel();
+    out[static_cast<int64_t>(i)] = n == 0 ? torch::zeros({0}, dense.options()) : dense.narrow(0, offsets[i], n);
+  }
+  return out;
+}
+
+// This rank's piece of group `g` in DeepSpeed's layout (stage 1/2 with its padding).
+torch::Tensor deepspeed_piece(const ZeroOptimizer& wrapper, const ZeroParameterOrder& order, int64_t g,
+                              const torch::Tensor& part, comm::ProcessGroup& group, torch::Device device) {
+  auto by_index = gather_group(wrapper, g, part, group, device);
+  std::vector<torch::Tensor> params;
+  for (const auto i : order.groups[g]) params.push_back(by_index.at(i));
+  const int64_t world = group.size(), rank = group.rank();
+  if (wrapper.stage() == 3) return checkpoint::zero3_partition(params, world, rank);
+  const auto flat = params.empty() ? torch::zeros({0}, part.options().device(torch::kCPU)) : torch::cat(params);
+  return checkpoint::zero12_partition(flat, world, rank);
+}
+
+}  // namespace
+
+c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Optimizer& optimizer,
+                                         const DeepSpeedConfig& config, const ZeroParameterOrder& order,
+                                         comm::ProcessGroup& group, torch::Device device) {
+  const auto& plan = wrapper.plan();
+  const int64_t world = group.size(), rank = group.rank();
+  const bool stage3 = wrapper.stage() == 3;
+  const auto group_count = static_cast<int64_t>(plan.group_size.size());
+  std::vector<int64_t> group_numel(group_count, 0);
+  for (size_t i = 0; i < wrapper.parameters().size(); ++i) group_numel[wrapper.parameter_groups()[i]] += wrapper.parameters()[i].numel();
+
+  // The masters and every per-element optimizer state in DeepSpeed's cut; the optimizer's
+  // tensor g is group g's partition (one per group).
+  auto partitions = make_list();
+  c10::List<int64_t> paddings;
+  for (int64_t g = 0; g < group_count; ++g) {
+    auto piece = deepspeed_piece(wrapper, order, g, wrapper.partitions()[g], group, device);
+    if (!stage3) {
+      // Stage 1/2 files keep the masters without their padding (the optimizer state keeps it).
+      const int64_t padding = checkpoint::zero12_padding(group_numel[g], world, rank);
+      paddings.push_back(padding);
+      piece = piece.narrow(0, 0, piece.numel() - padding);
+    }
+    partitions.push_back(tensor_for_file(piece));
+  }
+  auto base = checkpoint::optimizer_state_dict(optimizer).toGenericDict();
+  auto state = base.at("state").toGenericDict();
+  for (int64_t g = 0; g < group_count; ++g) {
+    const c10::IValue key(g);
+    if (!state.contains(key)) continue;
+    auto entry = state.at(key).toGenericDict();
+    for (const auto& kv : entry) {
+      const auto t = kv.value().toTensor();
+      if (t.dim() == 1 && t.numel() == plan.partition_size(g)) {
+        entry.insert_or_assign(kv.key(), tensor_for_file(deepspeed_piece(wrapper, order, g, t, group, device)));
+      }
+    }
+  }
+
+  auto inner = make_string_dict();
+  if (stage3) {  // stage3.py's _rigid_state_dict
+    inner.insert("zero_stage", int64_t{3});
+    inner.insert("loss_scaler", loss_scaler_object(wrapper.loss_scaler()));
+    inner.insert("dynamic_loss_scale", wrapper.loss_scaler().dynamic());
+    inner.insert("overflow", false);
+    inner.insert("partition_count", world);
+    inner.insert("optimizer_state_dict", base);
+    inner.insert("fp32_flat_groups", partitions);
+  } else {  // stage_1_and_2.py's state_dict
+    inner.insert("loss_scaler", loss_scaler_object(wrapper.loss_scaler()));
+    inner.insert("dynamic_loss_scale", wrapper.loss_scaler().dynamic());
+    inner.insert("overflow", false);
+    inner.insert("clip_grad", config.gradient_clipping);
+    inner.insert("base_optimizer_state", base);
+    inner.insert("single_partition_of_fp32_groups", partitions);
+    // DeepSpeed pickles a ZeroStageEnum member here; its loaders and zero_to_fp32.py compare
+    // it with integers, which an int does as well (docs/checkpointing.md).
+    inner.insert("zero_stage", static_cast<int64_t>(wrapper.stage()));
+    inner.insert("group_paddings", paddings);
+    inner.insert("partition_count", world);
+    inner.insert("ds_version", std::string(DEEPSPEED_VERSION));
+    // Per group, where each parameter's piece held by this rank lies in its partition.
+    auto mappings = make_list();
+    for (int64_t g = 0; g < group_count; ++g) {
+      auto mapping = make_string_dict();
+      const int64_t size = checkpoint::zero12_partition_size(group_numel[g], world);
+      const int64_t hp_start = rank * size;
+      int64_t lp_start = 0;
+      for (const auto i : order.groups[g]) {
+        const int64_t numel = wrapper.parameters()[i].numel();
+        const int64_t begin = std::max(lp_start, hp_start), end = std::min(lp_start + numel, hp_start + size);
+        if (begin < end) {
+          mapping.insert(order.names[i], checkpoint::python_instance("deepspeed.utils.tensor_fragment", "fragment_address",
+                                                                     {{"numel", end - begin}, {"start", begin - hp_start}}));
+        }
+        lp_start += numel;
+      }
+      mappings.push_back(mapping);
+    }
+    inner.insert("param_slice_mappings", mappings);
+  }
+  if (stage3) inner.insert("ds_version", std::string(DEEPSPEED_VERSION));
+
+  auto out = make_string_dict();
+  out.insert("optimizer_state_dict", inner);
+  out.insert("ds_config", checkpoint::to_ivalue(config.raw));
+  out.insert("ds_version", std::string(DEEPSPEED_VERSION));
+  return out;
+}
+
+void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
+                            const std::vector<c10::impl::GenericDict>& files, const std::vector<std::string>& names,
+                            const c10::IValue& param_shapes, const ZeroParameterOrder& order,
+                            bool load_optimizer_states) {
+  std::vector<c10::impl::GenericDict> inner;
+  for (size_t r = 0; r < files.size(); ++r) {
+    const auto v = dict_at(files[r], "optimizer_state_dict", names[r]);
+    if (!v.isGenericDict()) throw CheckpointError(names[r] + ": optimizer_state_dict is not a dict");
+    inner.push_back(v.toGenericDict());
+  }
+  if (inner.at(0).contains("ds_cpp_layout")) {
+    load_bucketed_zero_optim_states(wrapper, optimizer, files, names, load_optimizer_states);
+    return;
+  }
+  const auto& f0 = names[0];
+  const auto groups = checkpoint::read_zero_groups(inner, names, param_shapes, load_optimizer_states);
+  const auto& plan = wrapper.plan();
+  const auto group_count = plan.group_size.size();
+  if (groups.size() != group_count) {
+    throw CheckpointError(f0 + ": the checkpoint has " + std::to_string(groups.size()) +
+                          " parameter groups; this optimizer has " + std::to_string(group_count));
+  }
+  // Which of this run's parameters each saved name is, and that it is the same tensor.
+  std::map<std::string, int64_t> index;
+  for (size_t i = 0; i < order.names.size(); ++i) index[order.names[i]] = static_cast<int64_t>(i);
+  std::vector<std::pair<size_t, size_t>> where(order.names.size(), {SIZE_MAX, 0});  // [param] -> (group, position)
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (size_t k = 0; k < groups[g].names.size(); ++k) {
+      const auto& name = groups[g].names[k];
+      auto it = index.find(name);
+      if (it == index.end()) throw CheckpointError(f0 + ": the checkpoint's parameter '" + name + "' is not one this optimizer trains");
+      const auto i = static_cast<size_t>(it->second);
+      if (wrapper.parameter_groups()[i] != static_cast<int64_t>(g) || groups[g].masters[k].numel() != wrapper.parameters()[i].numel()) {
+        throw CheckpointError(f0 + ": the checkpoint's parameter '" + name + "' (group " + std::to_string(g) + ", " +
+                              std::to_string(groups[g].masters[k].numel()) + " elements) is not this model's (group " +
+                              std::to_string(wrapper.parameter_groups()[i]) + ", " +
+                              std::to_string(wrapper.parameters()[i].numel()) + " elements)");
+      }
+      where[i] = {g, k};
+    }
+  }
+  for (size_t i = 0; i < where.size(); ++i) {
+    if (where[i].first == SIZE_MAX) throw CheckpointError(f0 + ": the checkpoint has no fp32 weights for '" + order.names[i] + "'");
+  }
+  const int64_t rank = wrapper.rank();
+  // This run's partition of group g from per-parameter tensors (`pick(i)`).
+  auto partition = [&](int64_t g, const std::function<torch::Tensor(size_t)>& pick) {
+    const auto offsets = dense_offsets(plan, g);
+    torch::Tensor dense;
+    for (size_t i = 0; i < where.size(); ++i) {
+      if (wrapper.parameter_groups()[i] != g || wrapper.parameters()[i].numel() == 0) continue;
+      const auto t = pick(i);
+      if (!dense.defined()) dense = torch::zeros({dense_group_size(plan, g)}, t.options());
+      dense.narrow(0, offsets[i], t.numel()).copy_(t);
+    }
+    if (!dense.defined()) dense = torch::zeros({dense_group_size(plan, g)});
+    return take_partition(plan, g, rank, dense);
+  };
+  std::vector<torch::Tensor> masters;
+  for (size_t g = 0; g < group_count; ++g) {
+    masters.push_back(partition(static_cast<int64_t>(g), [&](size_t i) { return groups[where[i].first].masters[where[i].second]; }));
+  }
+  if (load_optimizer_states) {
+    c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
+    for (size_t g = 0; g < group_count; ++g) {
+      if (!groups[g].has_optimizer_state) continue;
+      auto entry = make_string_dict();
+      for (const auto& [key, per_param] : groups[g].per_element) {
+        entry.insert(key, partition(static_cast<int64_t>(g), [&](size_t i) { return per_param.at(where[i].second); }));
+      }
+      for (const auto& [key, value] : groups[g].scalars) {
+        // FusedAdam keeps its step as a Python int; ours is a 0-dim tensor.
+        entry.insert(key, value.isTensor() ? value
+                                           : c10::IValue(torch::full({}, value.isInt() ? static_cast<double>(value.toInt())
+                                                                                         : value.toDouble())));
+      }
+      state.insert(static_cast<int64_t>(g), entry);
+    }
+    const std::string base_key = inner[0].contains("base_optimizer_state") ? "base_optimizer_state" : "optimizer_state_dict";
+    const auto saved_base = dict_at(inner[0], base_key, f0 + ": optimizer_state_dict");
+    if (!saved_base.isGenericDict()) throw CheckpointError(f0 + ": " + base_key + " is not a state dict");
+    auto base = make_string_dict();
+    base.insert("state", state);
+    base.insert("param_groups", dict_at(saved_base.toGenericDict(), "param_groups", f0 + ": " + base_key));
+    checkpoint::load_optimizer_state(optimizer, base, f0);
+    if (inner[0].contains("loss_scaler")) load_scaler(wrapper.loss_scaler(), inner[0].at("loss_scaler"), f0 + ": loss_scaler");
   }
   wrapper.load_partitions(masters);
 }

@@ -568,3 +568,121 @@ TEST(DsToFp32, RefusesADamagedCheckpointNamingTheFile) {
   EXPECT_NE(read_file(log).find("mp_rank_00_model_states.pt is truncated"), std::string::npos) << read_file(log);
   EXPECT_FALSE(fs::exists(dir.file("out.pt")));
 }
+
+namespace {
+
+const std::string kThirdParty = DS_SOURCE_DIR "/tests/third_party/deepspeed";
+
+// Python that imports DeepSpeed's zero_to_fp32.py as `z` (tests/third_party/deepspeed/README.md).
+std::string zero_to_fp32_prelude() {
+  return "import sys, os, torch\nsys.path.append('" + kThirdParty + "/shim')\nsys.path.insert(0, '" + kThirdParty +
+         "')\nimport zero_to_fp32 as z\n";
+}
+
+}  // namespace
+
+// DeepSpeed's own zero_to_fp32.py on our ZeRO checkpoints of 2 ranks (buckets smaller than the
+// parameters, so that our partitions differ from DeepSpeed's): its size checks pass and it
+// gives exactly ds_to_fp32's weights, by both its converter and
+// get_fp32_state_dict_from_zero_checkpoint. The files carry DeepSpeed's fields as it pickles
+// them (torch.Size, its loss scaler and fragment_address classes, the bf16_ prefix).
+void check_zero_to_fp32(int stage, bool bf16) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
+  if (!python_has_torch()) GTEST_SKIP() << kPython << " has no torch (install python3-torch)";
+  TempDir dir;
+  const auto cfg = config(4, 1, std::string(bf16 ? R"(, "bf16": {"enabled": true})" : "") +
+                                    R"(, "zero_optimization": {"stage": )" + std::to_string(stage) +
+                                    R"(, "reduce_bucket_size": 50, "stage3_param_persistence_threshold": 0})");
+  const auto ckpt = dir.file("ckpt");
+  run(2, cfg, dir, {"--steps", "4", "--save_dir", ckpt, "--save_every", "4"});
+  const auto ours = dir.file("ours.pt");
+  ASSERT_EQ(std::system((kToFp32 + " " + ckpt + " " + ours + " >/dev/null").c_str()), 0);
+  const std::string prefix = bf16 ? "bf16_" : "";
+  const int rc = python(zero_to_fp32_prelude() + R"(
+ckpt, out, ours = ")" + ckpt + R"(", ")" + dir.file("out") + R"(", ")" + ours + R"("
+tag = os.path.join(ckpt, "global_step4")
+names = sorted(f for f in os.listdir(tag) if f.endswith(".pt"))
+optim = [")" + prefix + R"(zero_pp_rank_0_mp_rank_00_optim_states.pt", ")" + prefix + R"(zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+assert all(o in names for o in optim), names
+z.convert_zero_checkpoint_to_fp32_state_dict(ckpt, out, max_shard_size=None)
+theirs = torch.load(os.path.join(out, "pytorch_model.bin"))
+mine = torch.load(ours)
+assert sorted(theirs) == sorted(mine), (sorted(theirs), sorted(mine))
+for k in mine:
+    assert theirs[k].dtype == torch.float32 and theirs[k].shape == mine[k].shape, k
+    assert torch.equal(theirs[k], mine[k]), (k, (theirs[k] - mine[k]).abs().max())
+sd = z.get_fp32_state_dict_from_zero_checkpoint(ckpt)
+assert all(torch.equal(sd[k], mine[k]) for k in mine)
+
+states = torch.load(os.path.join(tag, "zero_pp_rank_0_mp_rank_00_model_states.pt" if )" + std::to_string(stage) + R"( == 3 else "mp_rank_00_model_states.pt"))
+assert all(type(s) is torch.Size for g in states["param_shapes"] for s in g.values())
+assert list(states["param_shapes"][0]) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"], states["param_shapes"]
+assert states["data_sampler"] is None and states["shared_params"] == {}
+assert (states["frozen_param_shapes"] == {}) if )" + std::to_string(stage) + R"( >= 2 else states["frozen_param_shapes"] is None
+o = torch.load(os.path.join(tag, optim[1]))["optimizer_state_dict"]
+assert o["zero_stage"] == )" + std::to_string(stage) + R"( and o["partition_count"] == 2
+from deepspeed.runtime.fp16.loss_scaler import LossScaler
+assert isinstance(o["loss_scaler"], LossScaler) and o["loss_scaler"].cur_scale == 1.0
+if )" + std::to_string(stage) + R"( < 3:
+    m = o["param_slice_mappings"][0]
+    assert type(m["fc2.bias"]).__name__ == "fragment_address" and m["fc2.bias"].numel == 4, m
+    assert o["group_paddings"] == [(212 + 3) // 4 * 4 - 212], o["group_paddings"]
+    assert o["base_optimizer_state"]["state"][0]["exp_avg"].numel() == 106
+else:
+    assert o["fp32_flat_groups"][0].numel() == 64 + 8 + 32 + 2
+print("python ok")
+)",
+                        dir);
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage1) { check_zero_to_fp32(1, false); }
+TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage2) { check_zero_to_fp32(2, false); }
+TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage3) { check_zero_to_fp32(3, false); }
+TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage1Bf16) { check_zero_to_fp32(1, true); }
+TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage2Bf16) { check_zero_to_fp32(2, true); }
+TEST(DeepSpeedZeroToFp32, ReadsOurZeroStage3Bf16) { check_zero_to_fp32(3, true); }
+
+// A checkpoint in Python DeepSpeed's exact layout (written by deepspeed_layout.py from a
+// stage-0 checkpoint of ours, field by field as DeepSpeed's writer, no manifest) loads into
+// our engine at its stage on 2 ranks (as saved) and on 1 and 3, and training goes on with
+// the losses of the uninterrupted run. DeepSpeed keeps no data position: as its users do,
+// the loop restarts the loader at the next epoch (the save is at an epoch's end).
+void check_deepspeed_layout(int stage) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
+  if (!python_has_torch()) GTEST_SKIP() << kPython << " has no torch (install python3-torch)";
+  TempDir dir;
+  const std::string zero = R"(, "zero_optimization": {"stage": )" + std::to_string(stage) +
+                           R"(, "reduce_bucket_size": 50, "stage3_param_persistence_threshold": 0})";
+  auto straight = run(2, config(3, 2, zero), dir, {"--steps", "16"});
+  run(2, config(3, 2), dir, {"--steps", "8", "--save_dir", dir.file("ours"), "--save_every", "8"});
+  const auto script = std::string(DS_SOURCE_DIR) + "/tests/integration/checkpoint/deepspeed_layout.py";
+  ASSERT_EQ(std::system((kPython + " " + script + " " + dir.file("ours") + " global_step8 " + dir.file("ds") + " " +
+                         std::to_string(stage) + " 2")
+                            .c_str()),
+            0);
+  ASSERT_FALSE(fs::exists(dir.file("ds/global_step8/ds_manifest.json")));
+  for (int world : {2, 1, 3}) {
+    if (const auto why = deepspeed::testing::too_few_gpus_for(world); !why.empty()) {
+      std::cout << "[  SKIPPED ] resuming on " << world << " ranks: " << why << "\n";
+      continue;
+    }
+    auto resumed = run(world, config(6 / world, 2, zero), dir,
+                       {"--steps", "16", "--save_dir", dir.file("ds"), "--load", "--start_epoch", "1"});
+    EXPECT_NE(resumed.ranks[0].output.find("step 8 global_steps 8 note saved at epoch"), std::string::npos)
+        << resumed.output();
+    EXPECT_NE(resumed.ranks[0].output.find("its files are not verified"), std::string::npos) << resumed.output();
+    ASSERT_EQ(resumed.losses.size(), 16u) << resumed.output();
+    for (int64_t micro = 17; micro <= 32; ++micro) {
+      ASSERT_TRUE(resumed.losses.count(micro)) << "world " << world << " micro step " << micro;
+      const double x = std::strtod(straight.losses[micro].c_str(), nullptr);
+      const double y = std::strtod(resumed.losses[micro].c_str(), nullptr);
+      EXPECT_NEAR(x, y, 1e-5 * std::abs(x) + 1e-7) << "world " << world << " micro step " << micro;
+    }
+  }
+}
+
+TEST(DeepSpeedLayout, LoadsStage0) { check_deepspeed_layout(0); }
+TEST(DeepSpeedLayout, LoadsStage1) { check_deepspeed_layout(1); }
+TEST(DeepSpeedLayout, LoadsStage2) { check_deepspeed_layout(2); }
+TEST(DeepSpeedLayout, LoadsStage3) { check_deepspeed_layout(3); }

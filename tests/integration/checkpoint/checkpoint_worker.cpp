@@ -111,6 +111,9 @@ int main(int argc, char** argv) {
   app.add_flag("--load", load, "load the latest checkpoint of --save_dir first");
   app.add_flag("--rank_in_tag", rank_in_tag, "use a tag that differs across ranks");
   app.add_option("--out", out);
+  int64_t start_epoch = -1;
+  app.add_option("--start_epoch", start_epoch,
+                 "after a load, start the loader at this epoch (a DeepSpeed checkpoint has no data position)");
   std::string save_16bit_dir;
   app.add_option("--save_16bit", save_16bit_dir, "call save_16bit_model(DIR) at the end");
   std::string pid_dir;
@@ -149,6 +152,7 @@ int main(int argc, char** argv) {
       } else {
         std::cout << "nothing to load" << std::endl;
       }
+      if (start_epoch >= 0) loader->set_epoch(start_epoch);
     }
     auto group = engine->process_group();
     while (engine->global_steps() < steps) {
