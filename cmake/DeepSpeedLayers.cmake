@@ -38,8 +38,9 @@ function(ds_check_layers)
   get_property(_table GLOBAL PROPERTY DS_LAYER_TABLE)
   set(_file ${PROJECT_BINARY_DIR}/layers.txt)
   file(WRITE ${_file}.new "# written by cmake/DeepSpeedLayers.cmake\n${_table}")
-  # Rewritten only when it changes, so that an unchanged tree is not checked again.
-  file(COPY_FILE ${_file}.new ${_file} ONLY_IF_DIFFERENT)
+  # Rewritten only when it changes (configure_file keeps an unchanged file as it is), so that
+  # an unchanged tree is not checked again.
+  configure_file(${_file}.new ${_file} COPYONLY)
   set(DS_LAYER_TABLE_FILE ${_file} PARENT_SCOPE)
   file(GLOB_RECURSE _sources CONFIGURE_DEPENDS
     ${PROJECT_SOURCE_DIR}/src/*.h ${PROJECT_SOURCE_DIR}/src/*.cpp

@@ -292,10 +292,9 @@ double Engine::cur_scale() const { return wrapper_->loss_scale(); }
 std::string Engine::optimizer_wrapper_name() const { return wrapper_->name(); }
 
 GatheredParameters Engine::gathered_parameters() {
-  auto* zero = dynamic_cast<ZeroOptimizer*>(wrapper_.get());
-  if (!zero || !zero->partitioned_parameters()) return GatheredParameters();
-  zero->gather_all_parameters();
-  return GatheredParameters([zero] { zero->release_parameters(); });
+  if (!wrapper_->partitions_parameters()) return GatheredParameters();
+  wrapper_->gather_all_parameters();
+  return GatheredParameters([wrapper = wrapper_.get()] { wrapper->release_all_parameters(); });
 }
 
 MemoryReport Engine::memory_report() const {

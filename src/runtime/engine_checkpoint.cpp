@@ -200,8 +200,7 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
 bool Engine::save_16bit_model(const std::string& save_dir, const std::string& save_filename) {
   const Logger logger(group_->rank(), level_of(config_));
   const auto path = std::filesystem::path(save_dir) / save_filename;
-  const bool stage3 = dynamic_cast<const ZeroOptimizer*>(wrapper_.get()) &&
-                      dynamic_cast<const ZeroOptimizer&>(*wrapper_).partitioned_parameters();
+  const bool stage3 = wrapper_->partitions_parameters();
   if (stage3 && !config_.zero_optimization.stage3_gather_16bit_weights_on_model_save) {
     logger.warning("Did not save the model " + path.string() +
                    " because stage3_gather_16bit_weights_on_model_save is False");

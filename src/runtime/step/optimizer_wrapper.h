@@ -54,6 +54,12 @@ class OptimizerWrapper {
   // Clears the gradients of the current accumulation (the module's and any partitions').
   virtual void zero_grad() = 0;
   virtual MemoryReport memory_report() const = 0;
+  // ZeRO-3: the parameters are partitioned and gathered as operations need them; then
+  // gather_all_parameters() makes every one whole until release_all_parameters() (both
+  // collective). Below stage 3 they are whole anyway and both do nothing.
+  virtual bool partitions_parameters() const { return false; }
+  virtual void gather_all_parameters() {}
+  virtual void release_all_parameters() {}
   // Seconds the last after_backward waited for communication.
   virtual double last_communication_wait() const { return 0.0; }
 

@@ -230,7 +230,7 @@ void ZeroOptimizer::gather_all_parameters() {
   if (partitioned_) partitioned_->gather_all();
 }
 
-void ZeroOptimizer::release_parameters() {
+void ZeroOptimizer::release_all_parameters() {
   if (partitioned_) partitioned_->release_all();
 }
 

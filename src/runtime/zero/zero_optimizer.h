@@ -82,9 +82,9 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // Sets this rank's partitions from the model's parameters (after loading weights; under
   // stage 3 inside gather_all_parameters()).
   void refresh_partitions_from_parameters();
-  // Stage 3: every parameter whole until release_parameters() (collective); no-ops below.
-  void gather_all_parameters();
-  void release_parameters();
+  bool partitions_parameters() const override { return partitioned_ != nullptr; }
+  void gather_all_parameters() override;
+  void release_all_parameters() override;
   // Stage 3's partitioned parameters; null below stage 3.
   const PartitionedParameters* partitioned_parameters() const { return partitioned_.get(); }
 
