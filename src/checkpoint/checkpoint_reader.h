@@ -28,7 +28,9 @@ class CheckpointReader {
   CheckpointReader(CheckpointStorage& storage, std::filesystem::path load_dir, std::string tag);
 
   const Manifest& manifest() const { return manifest_; }
+  // The folder's name. A folder renamed by hand keeps its saved tag in manifest().tag.
   const std::string& tag() const { return tag_; }
+  bool renamed() const { return manifest_.tag != tag_; }
   std::filesystem::path dir() const { return dir_; }
 
   // Reads `name`, checks its size and CRC32, unpickles it.
