@@ -39,6 +39,9 @@ struct DistributedEnvironment {
   int master_port = 29500;
   // Which variables it came from: "deepspeed", "openmpi", "mpich", "mvapich", "slurm", "none".
   std::string source = "none";
+  // The job's identity in the rendezvous (DEEPSPEED_RUN_ID, which the deepspeed launcher sets):
+  // ranks with different ids never pair, even on one MASTER_PORT. Empty when not set.
+  std::string run_id;
 };
 
 // Pure function of the variables given (testable without touching the process).

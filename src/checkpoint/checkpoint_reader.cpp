@@ -43,11 +43,9 @@ CheckpointReader::CheckpointReader(CheckpointStorage& storage, std::filesystem::
     return;
   }
   const auto bytes = storage_.read_file(manifest_path);
+  // A manifest that names another tag is a folder renamed by hand, which DeepSpeed allows:
+  // nothing in a checkpoint depends on its folder's name, and the files are still checked.
   manifest_ = Manifest::parse(bytes, manifest_path);
-  if (manifest_.tag != tag_) {
-    throw CheckpointError("checkpoint manifest " + manifest_path.string() + " belongs to tag '" + manifest_.tag +
-                          "', not '" + tag_ + "' (a folder renamed by hand?)");
-  }
 }
 
 void CheckpointReader::describe_unverified_folder(const std::filesystem::path& manifest_path) {

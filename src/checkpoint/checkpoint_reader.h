@@ -33,7 +33,9 @@ class CheckpointReader {
   const Manifest& manifest() const { return manifest_; }
   // False for a checkpoint without a manifest (DeepSpeed's): its files are not verified.
   bool verified() const { return verified_; }
+  // The folder's name. A folder renamed by hand keeps its saved tag in manifest().tag.
   const std::string& tag() const { return tag_; }
+  bool renamed() const { return manifest_.tag != tag_; }
   std::filesystem::path dir() const { return dir_; }
 
   // Reads `name`, checks its size and CRC32, unpickles it.

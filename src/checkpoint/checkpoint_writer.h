@@ -4,11 +4,13 @@
 //   2. every rank writes its files into the staging folder, each one atomically
 //      (temporary name, fsync, rename), and notes their sizes and CRC32s     (all agree)
 //   3. rank 0 writes the manifest of all ranks' files into the staging folder, puts the
-//      folder in place of <tag> in one rename, then writes `latest`          (all agree)
+//      folder in place of <tag> in one rename, then writes `latest` (unless it names
+//      <tag> already)                                                        (all agree)
 //
 // A rank that dies or fails at any point stops the others at the next agreement, before
 // <tag> or `latest` change: the previous checkpoint and `latest` stay as they were, and a
-// stale <tag>.partial is cleared by the next save of that tag.
+// stale <tag>.partial is cleared by the next save of that tag. When `latest` alone cannot be
+// written (a full disk), <tag> is removed again and the save fails as a whole.
 #pragma once
 
 #include <filesystem>

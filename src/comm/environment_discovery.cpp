@@ -115,10 +115,26 @@ void check_consistent(const DistributedEnvironment& e) {
   }
 }
 
+// DEEPSPEED_RUN_ID becomes part of the store's key prefix: letters, digits, '.', '_' and '-'
+// keep it one path component there, and readable in messages.
+std::string lookup_run_id(const Env& env) {
+  auto id = lookup(env, "DEEPSPEED_RUN_ID");
+  if (!id) return {};
+  constexpr std::size_t kMaxLength = 128;
+  bool ok = id->size() <= kMaxLength;
+  for (char c : *id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  if (!ok) {
+    throw CommError("environment variable DEEPSPEED_RUN_ID='" + *id + "': expected at most " +
+                    std::to_string(kMaxLength) + " letters, digits, '.', '_' or '-'");
+  }
+  return *id;
+}
+
 }  // namespace
 
 DistributedEnvironment discover_environment(const Env& env, int default_port) {
   DistributedEnvironment e;
+  e.run_id = lookup_run_id(env);
   e.master_port = default_port;
   if (auto port = lookup_count(env, "MASTER_PORT", 1)) e.master_port = static_cast<int>(*port);
   if (auto addr = lookup(env, "MASTER_ADDR")) e.master_addr = *addr;

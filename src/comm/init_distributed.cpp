@@ -1,7 +1,9 @@
 // Building the job's process group: rendezvous through a TCPStore hosted by rank 0, then a
 // Gloo (CPU) or NCCL (GPU) backend over it.
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <thread>
 
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -12,6 +14,7 @@
 #include <deepspeed/errors.h>
 
 #include "comm/backend_factory.h"
+#include "comm/deepspeed_timeout.h"
 #include "comm/error_text.h"
 
 namespace deepspeed::comm {
@@ -25,19 +28,6 @@ struct WorldState {
 WorldState& world_state() {
   static WorldState state;
   return state;
-}
-
-std::chrono::milliseconds default_timeout() {
-  constexpr int kDefaultMinutes = 10;
-  int minutes = kDefaultMinutes;
-  if (const char* v = std::getenv("DEEPSPEED_TIMEOUT"); v && *v) {
-    try {
-      minutes = std::stoi(v);
-    } catch (const std::exception&) {
-      throw CommError(std::string("DEEPSPEED_TIMEOUT='") + v + "': expected a number of minutes");
-    }
-  }
-  return std::chrono::minutes(minutes);
 }
 
 std::string choose_backend(const std::string& requested) {
@@ -56,37 +46,98 @@ std::string choose_backend(const std::string& requested) {
   return "gloo";
 }
 
-// A rank missing at the rendezvous: the usual reason a store or backend times out at start-up,
-// and what the user can act on.
-CommError rendezvous_timeout(const DistributedEnvironment& env, std::chrono::milliseconds timeout,
-                             const std::string& cause) {
-  return CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + env.master_addr + ":" +
-                   std::to_string(env.master_port) + " did not complete within " + describe_duration(timeout) +
-                   ": not all " + std::to_string(env.world_size) +
-                   " ranks (WORLD_SIZE) joined (a rank did not start, failed before init_distributed, or uses "
-                   "another MASTER_ADDR/MASTER_PORT). Set DEEPSPEED_TIMEOUT (minutes) to wait longer. [c10d: " +
-                   cause + "]");
+using Clock = std::chrono::steady_clock;
+
+std::string rendezvous_place(const DistributedEnvironment& env) {
+  std::string place = env.master_addr + ":" + std::to_string(env.master_port);
+  if (!env.run_id.empty()) place += " (run " + env.run_id + ")";
+  return place;
 }
 
-c10::intrusive_ptr<c10d::Store> make_store(const DistributedEnvironment& env,
-                                           std::chrono::milliseconds timeout) {
+// A rank missing at the rendezvous: the usual reason it times out, and what the user can act on.
+CommError rendezvous_timeout(const DistributedEnvironment& env, std::chrono::milliseconds timeout,
+                             const std::string& what, const std::string& cause = "") {
+  return CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + rendezvous_place(env) +
+                   " did not complete within " + describe_duration(timeout) + ": not all " +
+                   std::to_string(env.world_size) + " ranks (WORLD_SIZE) joined: " + what +
+                   " (a rank did not start, failed before init_distributed, or uses another "
+                   "MASTER_ADDR/MASTER_PORT). Set DEEPSPEED_TIMEOUT (minutes) to wait longer." +
+                   (cause.empty() ? "" : " [c10d: " + cause + "]"));
+}
+
+bool is_port_in_use_text(const std::string& text) {
+  const std::string lowered = ascii_lower(text);
+  return lowered.find("address already in use") != std::string::npos || lowered.find("errno: 98") != std::string::npos;
+}
+
+// Connects to rank 0's TCPStore (rank 0 starts it). Only the connection is waited for here;
+// the ranks of the job find each other in wait_for_every_rank, under the job's own prefix.
+c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnvironment& env, std::chrono::milliseconds timeout) {
   if (env.world_size == 1) return c10::make_intrusive<c10d::HashStore>();
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.master_port);
   opts.isServer = env.rank == 0;
   opts.numWorkers = static_cast<std::size_t>(env.world_size);
-  opts.waitWorkers = true;
+  // Not TCPStore's own wait for the workers: it counts every client of the port (a rank of
+  // another job on the same port too), and LibTorch 1.13's gives up silently at the timeout,
+  // leaving the backend to wait a second one.
+  opts.waitWorkers = false;
   opts.timeout = timeout;
   try {
     auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
-    // A prefix keeps this group's keys apart from anything else using the same store.
-    return c10::make_intrusive<c10d::PrefixStore>("deepspeed", store);
+    // Every key of the job, the backend's included, lives under a prefix of its own: with a
+    // run id, ranks of two jobs that reach one store (two jobs on one port) never pair.
+    const std::string prefix = env.run_id.empty() ? "deepspeed" : "deepspeed/" + env.run_id;
+    return c10::make_intrusive<c10d::PrefixStore>(prefix, store);
   } catch (const std::exception& e) {
     const std::string cause = error_text(e);
-    // LibTorch 2.x's TCPStore server waits for every worker itself (1.13's backends did).
-    if (is_timeout_text(cause)) throw rendezvous_timeout(env, timeout, cause);
-    throw CommError("rank " + std::to_string(env.rank) + ": rendezvous at " + env.master_addr + ":" +
-                    std::to_string(env.master_port) + " failed: " + cause);
+    const std::string port = std::to_string(env.master_port);
+    if (env.rank == 0 && is_port_in_use_text(cause)) {
+      throw CommError("rank 0: cannot host the rendezvous store on port " + port + ": port " + port +
+                      " is already in use (by another job started with the same --master_port/MASTER_PORT, or "
+                      "another program); start this job on another port. [c10d: " + cause + "]");
+    }
+    if (is_timeout_text(cause)) {
+      throw rendezvous_timeout(env, timeout, "rank 0's store at " + env.master_addr + ":" + port +
+                               " could not be reached", cause);
+    }
+    throw CommError("rank " + std::to_string(env.rank) + ": rendezvous at " + rendezvous_place(env) +
+                    " failed: " + cause);
+  }
+}
+
+// Every rank counts itself in, then waits, until `deadline`, for the count to reach the world
+// size: the rendezvous keeps the one deadline that started with init_distributed. Polled (a
+// few requests a second per rank at most) rather than a store wait that times out: LibTorch
+// 1.13's TCPStore cannot be used again after one, and the count says how many ranks came.
+void wait_for_every_rank(c10d::Store& store, const DistributedEnvironment& env, Clock::time_point deadline,
+                         std::chrono::milliseconds timeout) {
+  if (env.world_size == 1) return;
+  const std::string key = "rendezvous/joined";
+  try {
+    int64_t joined = store.add(key, 1);
+    auto pause = std::chrono::milliseconds(5);
+    while (joined < env.world_size) {
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        throw rendezvous_timeout(env, timeout,
+                                 "only " + std::to_string(joined) + " of them did, this one included");
+      }
+      std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
+      pause = std::min(pause * 2, std::chrono::milliseconds(100));
+      joined = store.add(key, 0);
+    }
+  } catch (const CommError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string cause = error_text(e);
+    if (is_peer_gone_text(cause)) {
+      throw CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + rendezvous_place(env) +
+                      " failed: rank 0, which hosts the store, closed its connection (it exited or was killed; "
+                      "its own output says why). [c10d: " + cause + "]");
+    }
+    throw CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + rendezvous_place(env) +
+                    " failed: " + cause);
   }
 }
 
@@ -101,13 +152,20 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
   if (env.source != "deepspeed" && env.source != "none" && !std::getenv("MASTER_PORT")) {
     env.master_port = options.distributed_port;
   }
-  auto timeout = options.timeout.value_or(default_timeout());
+  // One deadline for the whole rendezvous, from here: the store connection and the count of
+  // ranks share it (the backend is then created between ranks that are all there).
+  const auto started = Clock::now();
+  const auto timeout = options.timeout ? *options.timeout : deepspeed_timeout_from_environment();
+  if (timeout <= std::chrono::milliseconds::zero()) {
+    throw CommError("InitOptions::timeout is " + std::to_string(timeout.count()) + " ms: expected more than 0");
+  }
   auto backend_name = choose_backend(options.backend);
   torch::Device device(torch::kCPU);
   if (backend_name == "nccl") {
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
   }
-  auto store = make_store(env, timeout);
+  auto store = connect_store(env, timeout);
+  wait_for_every_rank(*store, env, started + timeout, timeout);
   compat::BackendPtr backend;
   try {
     backend = make_backend(backend_name, store, env.rank, env.world_size, env.master_addr, timeout);
@@ -117,7 +175,13 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
     const std::string cause = error_text(e);
     // The backend connects every pair of ranks through the store: a rank missing there is
     // the usual reason, and what the user can act on.
-    if (is_timeout_text(cause)) throw rendezvous_timeout(env, timeout, cause);
+    if (is_timeout_text(cause)) {
+      throw CommError("rank " + std::to_string(env.rank) + ": creating the " + backend_name +
+                      " process group timed out after " + describe_duration(timeout) +
+                      ", although every rank had joined the rendezvous: a rank stopped answering while the "
+                      "ranks connected to each other (or the ranks cannot reach each other's addresses: "
+                      "GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME choose the interface). [c10d: " + cause + "]");
+    }
     if (is_peer_gone_text(cause)) {
       throw CommError("rank " + std::to_string(env.rank) + ": creating the " + backend_name +
                       " process group failed: another rank's connection closed while the group was being "

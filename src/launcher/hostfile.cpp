@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "deepspeed/errors.h"
+#include "launcher/printable_text.h"
 
 namespace deepspeed::launcher {
 namespace {
@@ -62,20 +63,28 @@ HostPool parse_hostfile(std::istream& in, const std::string& path) {
       throw LaunchError(fmt::format(
           "{}:{}: Hostfile contains a bad entry: '{}', unable to proceed with launching "
           "(expected 'HOSTNAME slots=N')",
-          path, line_no, line));
+          path, line_no, printable_text(line)));
     }
     const std::string host(entry->host);
+    // DeepSpeed's \S+ takes them, but a NUL would cut the name short in every command line
+    // it goes to (ssh would reach another host), and no host name holds control bytes.
+    for (const char c : host) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        throw LaunchError(fmt::format("{}:{}: host name '{}' holds control bytes (is this a hostfile?)", path,
+                                      line_no, printable_text(host)));
+      }
+    }
     int slots = 0;
     const auto [end, ec] = std::from_chars(entry->slots.data(), entry->slots.data() + entry->slots.size(), slots);
     if (ec != std::errc() || slots > kMaxSlotsPerHost) {
       throw LaunchError(fmt::format("{}:{}: slots={} is out of range for host '{}' (at most {} slots per host)", path,
-                                    line_no, entry->slots, host, kMaxSlotsPerHost));
+                                    line_no, entry->slots, printable_text(host), kMaxSlotsPerHost));
     }
     for (const auto& h : pool) {
       if (h.host == host) {
         throw LaunchError(fmt::format(
             "{}:{}: Hostfile contains multiple entries for {}, unable to proceed with launching",
-            path, line_no, host));
+            path, line_no, printable_text(host)));
       }
     }
     pool.push_back({host, slots});

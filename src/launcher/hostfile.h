@@ -4,7 +4,8 @@
 //   worker-2 slots=4   # trailing text after slots=N is ignored, as in DeepSpeed
 // Lines are stripped; blank lines and lines starting with '#' are skipped; every other line
 // must start with `HOST<whitespace>slots=N`. Hosts keep file order and are case-sensitive.
-// Errors (LaunchError) name the file and line: a bad entry, a host listed twice, no hosts.
+// Errors (LaunchError) name the file and line: a bad entry, a host listed twice, no hosts;
+// the text they quote from the file has its control bytes escaped (printable_text.h).
 #pragma once
 
 #include <istream>

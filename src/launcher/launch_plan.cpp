@@ -88,7 +88,15 @@ LaunchPlan plan_launch(const RunnerOptions& o, const SystemProbe& system) {
 
   // Environment for the ranks: exported prefixes (multi-node only; locally they are
   // inherited anyway) and .deepspeed_env (every run, also single-node: ours).
-  const EnvList env_file = read_deepspeed_env_files(env, system.home(), cwd);
+  EnvList env_file = read_deepspeed_env_files(env, system.home(), cwd);
+  if (const std::string* id = env_file.find(kRunIdVariable)) {
+    plan.run_id = *id;
+  } else if (auto it = env.find(kRunIdVariable); it != env.end() && !it->second.empty()) {
+    plan.run_id = it->second;
+  } else if (!o.no_ssh) {
+    plan.run_id = system.new_run_id();
+  }
+  if (!plan.run_id.empty()) env_file.set(kRunIdVariable, plan.run_id);
 
   if (!plan.multi_node) {
     plan.launcher = "local";
@@ -194,6 +202,7 @@ nlohmann::ordered_json plan_to_json(const LaunchPlan& plan, const RunnerOptions&
   j["world_info"] = plan.world_info;
   j["master_addr"] = plan.master_addr;
   j["master_port"] = plan.master_port;
+  j["run_id"] = plan.run_id;
   nlohmann::ordered_json exports = nlohmann::ordered_json::object();
   for (const auto& [k, v] : plan.exports.items()) exports[k] = v;
   j["exports"] = exports;

@@ -44,6 +44,11 @@ struct LaunchPlan {
   int master_port = 29500;
   bool multi_node = false;
   std::string launcher;  // "local" for a single-node run, else the multi-node backend
+  // The job's identity in the rendezvous, given to every rank as DEEPSPEED_RUN_ID (it is
+  // also in `exports`): ranks of two jobs on one master port never pair. From the
+  // environment or .deepspeed_env when set there, else new; empty for a --no_ssh run without
+  // one (each node's runner would make its own, and the nodes would never meet).
+  std::string run_id;
   EnvList exports;       // carried to every node's ranks
   std::vector<RankEnvironment> ranks;  // empty for MPI/slurm backends (the MPI runtime assigns ranks)
   std::vector<Command> commands;

@@ -66,8 +66,8 @@ int execute_plan(const LaunchPlan& plan, const RunnerOptions& o) {
     if (!o.module && (o.no_python || !is_py)) resolve_program(o.program);
     for (const auto& k : c.unset_env) ::unsetenv(k.c_str());
     for (const auto& [k, v] : c.env) ::setenv(k.c_str(), v.c_str(), 1);
-    log.info(fmt::format("running {} rank(s) on this node, master {}:{}", plan.ranks.size(), plan.master_addr,
-                         plan.master_port));
+    log.info(fmt::format("running {} rank(s) on this node, master {}:{}{}", plan.ranks.size(), plan.master_addr,
+                         plan.master_port, plan.run_id.empty() ? "" : ", run id " + plan.run_id));
     std::vector<std::string> storage = c.argv;
     std::vector<char*> argv;
     for (auto& s : storage) argv.push_back(s.data());
@@ -92,8 +92,9 @@ int execute_plan(const LaunchPlan& plan, const RunnerOptions& o) {
     }
     children.push_back(std::move(child));
   }
-  log.info(fmt::format("launching {} on {} host(s) with {}, master {}:{}", o.program, plan.resources.size(),
-                       plan.launcher, plan.master_addr, plan.master_port));
+  log.info(fmt::format("launching {} on {} host(s) with {}, master {}:{}{}", o.program, plan.resources.size(),
+                       plan.launcher, plan.master_addr, plan.master_port,
+                       plan.run_id.empty() ? "" : ", run id " + plan.run_id));
   for (const auto& c : plan.commands) log.debug(fmt::format("cmd = {}", fmt::join(c.argv, " ")));
   const std::chrono::milliseconds grace(static_cast<long>(o.term_grace_s * 1000));
   const int rc = ProcessSupervisor({grace, false, log}).run(children);

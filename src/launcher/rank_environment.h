@@ -5,6 +5,7 @@
 // LOCAL_RANK is the rank's index on its node (docs/compatibility.md, "Launcher"; DeepSpeed uses
 // RANK mod LOCAL_SIZE, which rotates local ranks when nodes have unequal slot counts).
 // CUDA_VISIBLE_DEVICES is the node's slot list, the same for every local rank, as DeepSpeed.
+// The job's run id (kRunIdVariable) comes with the exported environment (launch_plan.h).
 #pragma once
 
 #include <map>
@@ -14,6 +15,10 @@
 #include "launcher/resources.h"
 
 namespace deepspeed::launcher {
+
+// The job's identity in the rendezvous, the same on every rank of one job (ours; torchrun's
+// counterpart is --rdzv_id): init_distributed keys the store with it.
+inline constexpr const char* kRunIdVariable = "DEEPSPEED_RUN_ID";
 
 struct RankEnvironment {
   std::string host;

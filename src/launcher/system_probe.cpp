@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <filesystem>
+#include <random>
 #include <regex>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "launcher/core_binding.h"
 #include "launcher/local_launcher.h"
@@ -125,6 +129,12 @@ std::string RealSystemProbe::ssh_first_address(const std::string& host, int port
   std::string first;
   words >> first;
   return first;
+}
+
+std::string RealSystemProbe::new_run_id() const {
+  std::random_device random;  // the kernel's entropy: two runners started at once still differ
+  const uint64_t high = random(), low = random();
+  return fmt::format("{:016x}", (high << 32) ^ low);
 }
 
 }  // namespace deepspeed::launcher

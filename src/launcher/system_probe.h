@@ -1,6 +1,7 @@
 // The runner's view of the machine and the network, behind an interface so tests can
 // replace it (c10d-style seam): environment, directories, GPUs, cores and NUMA nodes,
-// installed programs (and their output), and the two ssh queries DeepSpeed's runner makes.
+// installed programs (and their output), the two ssh queries DeepSpeed's runner makes, and a
+// fresh run id for each job.
 #pragma once
 
 #include <string>
@@ -33,6 +34,9 @@ class SystemProbe {
   virtual bool ssh_reachable(const std::string& host, int port, const std::vector<std::string>& ssh_args) const = 0;
   // First address of `ssh [-p port] <ssh_args> host hostname -I`; empty on failure.
   virtual std::string ssh_first_address(const std::string& host, int port, const std::vector<std::string>& ssh_args) const = 0;
+  // A new job identity for the rendezvous (DEEPSPEED_RUN_ID): different for every call, in
+  // every process, on every machine (16 random hex digits).
+  virtual std::string new_run_id() const = 0;
 };
 
 class RealSystemProbe : public SystemProbe {
@@ -49,6 +53,7 @@ class RealSystemProbe : public SystemProbe {
   std::vector<int> default_cores() const override;
   bool ssh_reachable(const std::string& host, int port, const std::vector<std::string>& ssh_args) const override;
   std::string ssh_first_address(const std::string& host, int port, const std::vector<std::string>& ssh_args) const override;
+  std::string new_run_id() const override;
 };
 
 // Runs argv (PATH lookup), stdin from /dev/null; returns the exit code (-1 if it could not

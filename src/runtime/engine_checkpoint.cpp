@@ -249,6 +249,10 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
   run_phase(*group_, "reading the checkpoint " + (std::filesystem::path(load_dir) / *tag).string(), [&] {
     reader.emplace(storage, load_dir, *tag);
     const auto& m = reader->manifest();
+    if (reader->renamed()) {
+      logger.info(fmt::format("checkpoint folder {} was saved as tag '{}' (renamed since); loading it",
+                              reader->dir().string(), m.tag));
+    }
     // Stages 1 and 2 share one layout; 0 and ZeRO do not.
     if (m.zero_stage != config_.zero_stage() && !(m.zero_stage > 0 && config_.zero_stage() > 0 &&
                                                    m.zero_stage < 3 && config_.zero_stage() < 3)) {

@@ -303,6 +303,13 @@ TEST(CheckpointDamage, EachCaseNamesTheFile) {
   auto e = load_error(dir.path());
   EXPECT_NE(e.find(model + " is truncated"), std::string::npos) << e;
 
+  write_file(model, good + "x");
+  e = load_error(dir.path());
+  EXPECT_NE(e.find(model + " is longer than written: " + std::to_string(good.size() + 1) + " bytes, the manifest says " +
+                   std::to_string(good.size())),
+            std::string::npos)
+      << e;
+
   write_file(model, good);
   flip_byte(model, good.size() / 2);
   e = load_error(dir.path());
@@ -333,6 +340,25 @@ TEST(CheckpointDamage, EachCaseNamesTheFile) {
   // With everything restored, it loads again.
   write_file(dir.file("latest"), "global_step2");
   EXPECT_EQ(load_error(dir.path()), "(no error)");
+}
+
+// DeepSpeed lets a tag folder be renamed by hand (nothing in it names its folder); so does
+// this, with the manifest still checking every file.
+TEST(CheckpointLoad, FolderRenamedByHandLoads) {
+  TempDir dir;
+  save_small(dir.path());
+  fs::rename(dir.file("global_step2"), dir.file("best"));
+  auto engine = make_engine(std::make_shared<Net>());
+  auto [path, client] = engine->load_checkpoint(dir.path(), "best");
+  EXPECT_EQ(path, dir.file("best/mp_rank_00_model_states.pt"));
+  EXPECT_EQ(engine->global_steps(), 2);
+  write_file(dir.file("latest"), "best");
+  auto other = make_engine(std::make_shared<Net>());
+  EXPECT_TRUE(other->load_checkpoint(dir.path()).load_path);
+  EXPECT_EQ(other->global_steps(), 2);
+  // The renamed folder is checked as any other.
+  fs::resize_file(dir.file("best/mp_rank_00_model_states.pt"), 10);
+  EXPECT_NE(load_error(dir.path()).find("best/mp_rank_00_model_states.pt is truncated"), std::string::npos);
 }
 
 TEST(CheckpointLoad, NoLatestReturnsNothingAndChangesNothing) {
@@ -420,6 +446,63 @@ TEST(CheckpointSave, FailedWriteCleansUpAndKeepsThePreviousCheckpoint) {
   auto fresh = make_engine(std::make_shared<Net>());
   EXPECT_TRUE(fresh->load_checkpoint(dir.path()).load_path);
   EXPECT_EQ(fresh->global_steps(), 1);
+}
+
+// A disk that fills up exactly at `latest` (every checkpoint file written, `latest.tmp` not):
+// the save fails as a whole (docs/checkpointing.md): the complete new folder is removed to
+// free its space, `latest` still names the previous checkpoint, which loads, and the message
+// says all of that. A later save, with space again, succeeds.
+struct LatestOnFullDisk : deepspeed::CheckpointStorage {
+  void write_file(const std::filesystem::path& path, std::span<const char> bytes) override {
+    if (path.filename() == "latest") {
+      std::ofstream(path.string() + ".tmp") << "";
+      throw deepspeed::CheckpointError("checkpoint: cannot write " + path.string() + ".tmp: No space left on device");
+    }
+    deepspeed::CheckpointStorage::write_file(path, bytes);
+  }
+};
+
+TEST(CheckpointSave, LatestThatCannotBeWrittenFailsTheSaveAsAWhole) {
+  TempDir dir;
+  auto engine = make_engine(std::make_shared<Net>());
+  auto train_step = [&] {
+    engine->backward(engine->forward(torch::ones({2, 3}, engine->device())).pow(2).mean());
+    engine->step();
+  };
+  train_step();
+  engine->save_checkpoint(dir.path());
+  train_step();
+  engine->set_checkpoint_storage(std::make_shared<LatestOnFullDisk>());
+  try {
+    engine->save_checkpoint(dir.path());
+    ADD_FAILURE() << "no error";
+  } catch (const deepspeed::CheckpointError& e) {
+    const std::string expected = "save_checkpoint: " + dir.file("latest") +
+                                 " could not be updated to name 'global_step2' (checkpoint: cannot write " +
+                                 dir.file("latest") + ".tmp: No space left on device); the save failed as a whole: " +
+                                 dir.file("global_step2") +
+                                 ", complete but named by nothing, was removed to free its space, and " +
+                                 dir.file("latest") + " still names 'global_step1'";
+    EXPECT_EQ(std::string(e.what()), expected);
+  }
+  EXPECT_EQ(read_file(dir.file("latest")), "global_step1");
+  EXPECT_FALSE(fs::exists(dir.file("global_step2")));
+  EXPECT_FALSE(fs::exists(dir.file("global_step2.partial")));
+  auto fresh = make_engine(std::make_shared<Net>());
+  EXPECT_TRUE(fresh->load_checkpoint(dir.path()).load_path);
+  EXPECT_EQ(fresh->global_steps(), 1);
+
+  // Saving the tag `latest` already names does not need `latest` written at all.
+  EXPECT_TRUE(engine->save_checkpoint(dir.path(), "global_step1"));
+  EXPECT_EQ(read_file(dir.file("latest")), "global_step1");
+  auto resaved = make_engine(std::make_shared<Net>());
+  resaved->load_checkpoint(dir.path());
+  EXPECT_EQ(resaved->global_steps(), 2);
+
+  // With space again, the next save goes through.
+  engine->set_checkpoint_storage(nullptr);
+  engine->save_checkpoint(dir.path());
+  EXPECT_EQ(read_file(dir.file("latest")), "global_step2");
 }
 
 // Python's torch.load reads the model-states file: DeepSpeed's keys, the module state dict,

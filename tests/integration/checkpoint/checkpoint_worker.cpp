@@ -12,7 +12,8 @@
 // leaving a torn temporary file, as a power cut or an OOM kill would. It goes through the
 // CheckpointStorage seam, so the library itself has no test hooks. DS_TEST_HANG_IN_SAVE (same
 // form) makes it stop there instead (half the file written, then asleep), for a test that
-// kills it from outside.
+// kills it from outside; DS_TEST_FULL_DISK_IN_SAVE (same form) makes that one write fail as
+// on a full disk (ENOSPC), the process going on.
 //
 // Faults for tests/integration/fault: --pid_dir writes <dir>/rank<R>.pid at start;
 // --step_delay_ms sleeps after every step (a job long enough to be killed mid-run);
@@ -65,21 +66,30 @@ class SyntheticData : public torch::data::datasets::Dataset<SyntheticData> {
   torch::Tensor x_, y_;
 };
 
-// Writes half of one file and dies (or hangs), when armed for this rank and file.
-class CrashingStorage : public deepspeed::CheckpointStorage {
+// What happens to the one write a FaultyStorage is armed for.
+enum class Fault { kCrash, kHang, kFullDisk };
+
+// Writes half of one file and dies (or hangs), or fails that write as a full disk does, when
+// armed for this rank and file.
+class FaultyStorage : public deepspeed::CheckpointStorage {
  public:
-  CrashingStorage(int64_t rank, const std::string& spec, bool hang) : hang_(hang) {
+  FaultyStorage(int64_t rank, const std::string& spec, Fault fault) : fault_(fault) {
     const auto a = spec.find(':'), b = spec.rfind(':');
-    if (a == std::string::npos || a == b) throw std::runtime_error("DS_TEST_CRASH_IN_SAVE: expected rank:file:step");
+    if (a == std::string::npos || a == b) throw std::runtime_error("DS_TEST_*_IN_SAVE: expected rank:file:step");
     active_ = std::stoll(spec.substr(0, a)) == rank;
     file_ = spec.substr(a + 1, b - a - 1);
     step_ = std::stoll(spec.substr(b + 1));
   }
   void arm(int64_t global_step) { armed_ = active_ && global_step == step_; }
   void write_file(const std::filesystem::path& path, std::span<const char> bytes) override {
+    if (armed_ && path.filename() == file_ && fault_ == Fault::kFullDisk) {
+      std::ofstream(path.string() + ".tmp", std::ios::binary);
+      throw deepspeed::CheckpointError("checkpoint: cannot write " + path.string() +
+                                       ".tmp: No space left on device");
+    }
     if (armed_ && path.filename() == file_) {
       std::ofstream(path.string() + ".tmp", std::ios::binary).write(bytes.data(), bytes.size() / 2);
-      if (hang_) {
+      if (fault_ == Fault::kHang) {
         std::cout << "hanging while writing " << path.string() << std::endl;
         std::this_thread::sleep_for(std::chrono::hours(1));
       }
@@ -90,7 +100,8 @@ class CrashingStorage : public deepspeed::CheckpointStorage {
   }
 
  private:
-  bool hang_ = false, active_ = false, armed_ = false;
+  Fault fault_;
+  bool active_ = false, armed_ = false;
   std::string file_;
   int64_t step_ = 0;
 };
@@ -133,14 +144,15 @@ int main(int argc, char** argv) {
     auto net = std::make_shared<Mlp>(dropout);
     auto [engine, optimizer, loader, scheduler] =
         deepspeed::initialize(app, net, net->parameters(), SyntheticData(samples));
-    std::shared_ptr<CrashingStorage> crashing;
+    std::shared_ptr<FaultyStorage> faulty;
     if (const char* spec = std::getenv("DS_TEST_CRASH_IN_SAVE")) {
-      crashing = std::make_shared<CrashingStorage>(rank, spec, /*hang=*/false);
-      engine->set_checkpoint_storage(crashing);
+      faulty = std::make_shared<FaultyStorage>(rank, spec, Fault::kCrash);
     } else if (const char* spec = std::getenv("DS_TEST_HANG_IN_SAVE")) {
-      crashing = std::make_shared<CrashingStorage>(rank, spec, /*hang=*/true);
-      engine->set_checkpoint_storage(crashing);
+      faulty = std::make_shared<FaultyStorage>(rank, spec, Fault::kHang);
+    } else if (const char* spec = std::getenv("DS_TEST_FULL_DISK_IN_SAVE")) {
+      faulty = std::make_shared<FaultyStorage>(rank, spec, Fault::kFullDisk);
     }
+    if (faulty) engine->set_checkpoint_storage(faulty);
 
     deepspeed::ClientState client_sd;
     if (load) {
@@ -170,7 +182,7 @@ int main(int argc, char** argv) {
           client_sd["step"] = engine->global_steps();
           client_sd["note"] = "saved at epoch " + std::to_string(loader->epoch());
           client_sd["history"] = deepspeed::StateList{1, 2.5, "three", torch::ones({2})};
-          if (crashing) crashing->arm(engine->global_steps());
+          if (faulty) faulty->arm(engine->global_steps());
           if (engine->global_steps() == fsize_limit_at_step) {
             std::signal(SIGXFSZ, SIG_IGN);
             const rlimit limit{static_cast<rlim_t>(fsize_limit), static_cast<rlim_t>(fsize_limit)};

@@ -160,6 +160,7 @@ using FaultSignal = deepspeed::testing::GlooRanksTest;
 using FaultDisk = deepspeed::testing::GlooRanksTest;
 using FaultHang = deepspeed::testing::GlooRanksTest;
 using FaultNan = deepspeed::testing::GlooRanksTest;
+using FaultPort = deepspeed::testing::GlooRanksTest;
 
 // kill -9 of one rank in the middle of training: the launcher stops the other rank and
 // exits non-zero at once, nothing is left running, and the last complete checkpoint resumes.
@@ -235,6 +236,34 @@ TEST_F(FaultDisk, FullDiskDuringSaveKeepsThePreviousCheckpoint) {
   expect_resumes_from(dir, ckpt, 3);
 }
 
+// A disk that fills up exactly at `latest` (rank 0 wrote every checkpoint file of step 6, but
+// not `latest.tmp`): the save fails as a whole on every rank, with messages that say so (none
+// calls the new checkpoint damaged), its folder is removed to free the space, and `latest`
+// still names step 3, which resumes.
+TEST_F(FaultDisk, FullDiskAtLatestFailsTheSaveAsAWhole) {
+  TempDir dir;
+  const std::string ckpt = dir.file("ckpt");
+  auto job = launch(dir, kCheckpointWorker, {"--steps", "9", "--save_dir", ckpt, "--save_every", "3"},
+                    {{"DS_TEST_FULL_DISK_IN_SAVE", "0:latest:6"}});
+  EXPECT_EQ(expect_exit_within(job, kStartup + kExitAfterFault), 1) << job.output();
+  const std::string out = job.output();
+  EXPECT_NE(out.find("[rank0]: error: save_checkpoint: " + ckpt + "/latest could not be updated to name "
+                     "'global_step6' (checkpoint: cannot write " + ckpt + "/latest.tmp: No space left on device); "
+                     "the save failed as a whole: " + ckpt + "/global_step6, complete but named by nothing, was "
+                     "removed to free its space, and " + ckpt + "/latest still names 'global_step3'"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("[rank1]: error: checkpoint: rank 0 failed while committing the checkpoint " + ckpt +
+                     "/global_step6 (its own error says why); the save failed as a whole: `latest` and the "
+                     "checkpoint it names are unchanged"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(read_file(ckpt + "/latest"), "global_step3");
+  EXPECT_FALSE(fs::exists(ckpt + "/global_step6"));
+  EXPECT_FALSE(fs::exists(ckpt + "/global_step6.partial"));
+  expect_resumes_from(dir, ckpt, 3);
+}
+
 // A rank that stops answering (asleep before step 3): after the collective timeout the
 // others fail with an error naming the collective and the rank, and the job ends.
 TEST_F(FaultHang, SilentRankBecomesATimeoutErrorNamingTheCollective) {
@@ -262,6 +291,41 @@ TEST_F(FaultHang, MissingRankFailsTheRendezvousAfterTheTimeout) {
   EXPECT_NE(out.find("error: rank 0: the rendezvous at 127.0.0.1:"), std::string::npos) << out;
   EXPECT_NE(out.find("did not complete within 2 s: not all 2 ranks (WORLD_SIZE) joined"), std::string::npos) << out;
   EXPECT_EQ(out.find("frame #0"), std::string::npos) << "LibTorch's C++ backtrace reached the user:\n" << out;
+}
+
+// Two jobs started together with the same --master_port, 10 times: one rank 0 hosts the
+// store, the other cannot bind the port. The launcher gives each job its own run id
+// (DEEPSPEED_RUN_ID), so each job's ranks meet only each other, although the loser's rank 1
+// reaches the winner's store: the winner always trains to the end, and the loser fails with
+// an error naming the port.
+TEST_F(FaultPort, TwoJobsOnOnePortNeverPair) {
+  TempDir dir;
+  write_file(dir.file("ds_config.json"), config());
+  for (int trial = 0; trial < 10; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    const std::string port = std::to_string(free_port());
+    LauncherJob jobs[2];
+    for (int j = 0; j < 2; ++j) {
+      jobs[j].output_file = dir.file("trial" + std::to_string(trial) + "_job" + std::to_string(j) + ".log");
+      jobs[j].pid = spawn_background({kLauncher, "--num_gpus", "2", "--master_port", port, "--term_grace", "5",
+                                      kTrainWorker, "--deepspeed_config", dir.file("ds_config.json"), "--steps", "2",
+                                      "--samples", "16", "--comm_timeout_ms", "30000"},
+                                     jobs[j].output_file, kCpuRanks);
+    }
+    const int codes[2] = {expect_exit_within(jobs[0], kStartup + kExitAfterFault),
+                          expect_exit_within(jobs[1], kStartup + kExitAfterFault)};
+    const int winner = codes[0] == 0 ? 0 : 1;
+    const std::string won = jobs[winner].output(), lost = jobs[1 - winner].output();
+    ASSERT_EQ(codes[winner], 0) << "no job trained to the end:\n--- job 0\n" << jobs[0].output() << "--- job 1\n"
+                                << jobs[1].output();
+    EXPECT_NE(won.find("[rank0]: parameters finite"), std::string::npos) << won;
+    EXPECT_NE(won.find("[rank1]: parameters finite"), std::string::npos) << won;
+    EXPECT_NE(codes[1 - winner], 0) << "both jobs ran on port " << port << ":\n" << lost;
+    EXPECT_NE(lost.find("[rank0]: error: rank 0: cannot host the rendezvous store on port " + port + ": port " + port +
+                        " is already in use"),
+              std::string::npos)
+        << lost;
+  }
 }
 
 // Without a launcher that stops the job (mpirun, srun, the harness), a rank that dies still

@@ -81,3 +81,26 @@ TEST(EnvironmentDiscovery, ErrorsNameTheVariable) {
   expect_error({{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}},
                "MASTER_ADDR");
 }
+
+// DEEPSPEED_RUN_ID (the launcher's job identity) is read from any launcher's variables and
+// must stay one component of the store's key prefix.
+TEST(EnvironmentDiscovery, RunIdFromTheLauncher) {
+  EXPECT_EQ(discover_environment({}).run_id, "");
+  auto e = discover_environment({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"},
+                                 {"DEEPSPEED_RUN_ID", "job-3f2a.9_b"}});
+  EXPECT_EQ(e.run_id, "job-3f2a.9_b");
+  EXPECT_EQ(discover_environment({{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "1"},
+                                  {"DEEPSPEED_RUN_ID", "x1"}})
+                .run_id,
+            "x1");
+  for (const std::string bad : {"a/b", "two words", std::string(129, 'a')}) {
+    try {
+      discover_environment({{"DEEPSPEED_RUN_ID", bad}});
+      ADD_FAILURE() << "accepted DEEPSPEED_RUN_ID=" << bad;
+    } catch (const CommError& err) {
+      EXPECT_NE(std::string(err.what()).find("DEEPSPEED_RUN_ID='" + bad + "': expected at most 128 letters"),
+                std::string::npos)
+          << err.what();
+    }
+  }
+}

@@ -1,5 +1,5 @@
 // A SystemProbe for planner tests: no GPUs unless told, programs present as listed (their
-// output scripted), ssh answers scripted, cwd/home are temporary directories.
+// output scripted), ssh answers scripted, cwd/home are temporary directories, one fixed run id.
 #pragma once
 
 #include <map>
@@ -26,6 +26,7 @@ class FakeSystem : public SystemProbe {
   std::map<std::string, std::pair<int, std::string>> outputs = {{"mpiname", {0, "MVAPICH2-GDR 2.3.7\n"}}};
   NumaTopology numa;
   std::vector<int> cores = {0, 1, 2, 3};
+  std::string run_id = "5eed0123456789ab";
 
   Environ environ() const override { return env; }
   std::string cwd() const override { return cwd_dir.path().string(); }
@@ -52,6 +53,7 @@ class FakeSystem : public SystemProbe {
     ++ssh_calls;
     return address;
   }
+  std::string new_run_id() const override { return run_id; }
 };
 
 }  // namespace deepspeed::launcher::testing

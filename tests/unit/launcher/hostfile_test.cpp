@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <sstream>
 
 #include "test_util.h"
@@ -56,6 +57,29 @@ TEST(Hostfile, BadEntryNamesFileLineAndText) {
   expect_launch_error([] { parse("worker-1 slots=\n"); }, "hf:1:");
   expect_launch_error([] { parse("worker-1 slot=2\n"); }, "expected 'HOSTNAME slots=N'");
   expect_launch_error([] { parse("slots=2\n"); }, "hf:1:");
+}
+
+// A NUL cut the message short where it was printed, and a binary file sent its control bytes
+// to the terminal: the quoted line has them escaped, and the message is whole.
+TEST(Hostfile, ControlBytesInTheQuotedLineAreEscaped) {
+  const char text[] = "worker-1 slots=2\nwork\0er slo\x1b[2Jts=1 \\ \x7f\xff\tend\n";
+  try {
+    parse(std::string(text, sizeof(text) - 1));
+    ADD_FAILURE() << "no error";
+  } catch (const LaunchError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.size(), std::strlen(e.what())) << "a NUL is in the message";
+    EXPECT_NE(what.find("hf:2: Hostfile contains a bad entry: 'work\\x00er slo\\x1b[2Jts=1 \\\\ \\x7f\\xff\\tend', "
+                        "unable to proceed with launching"),
+              std::string::npos)
+        << what;
+  }
+  // A host name with control bytes is refused: a NUL would cut it short on ssh's command line.
+  const char nul_host[] = "work\0er slots=1\n";
+  expect_launch_error([&] { parse(std::string(nul_host, sizeof(nul_host) - 1)); },
+                      "hf:1: host name 'work\\x00er' holds control bytes");
+  expect_launch_error([] { parse("a\x01 slots=1\n"); }, "hf:1: host name 'a\\x01' holds control bytes");
+  expect_launch_error([] { parse("a\x7f slots=1\n"); }, "host name 'a\\x7f'");
 }
 
 TEST(Hostfile, DuplicateHostNamesLine) {

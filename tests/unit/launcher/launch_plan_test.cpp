@@ -1,5 +1,6 @@
 #include "launcher/launch_plan.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "fake_system.h"
@@ -331,8 +332,53 @@ TEST(LaunchPlan, DeepspeedEnvAppliesToSingleNodeToo) {
   FakeSystem sys;
   sys.cwd_dir.write(".deepspeed_env", "X=1\n");
   const auto plan = plan_launch(opts(), sys);
-  const std::vector<std::pair<std::string, std::string>> expected = {{"X", "1"}};
+  const std::vector<std::pair<std::string, std::string>> expected = {{"X", "1"}, {"DEEPSPEED_RUN_ID", sys.run_id}};
   EXPECT_EQ(plan.commands[0].env, expected);
+}
+
+// Every job gets a run id of its own, carried to every rank (locally through the node
+// launcher's environment, to other nodes with the exports), so that the ranks of two jobs on
+// one master port never pair; one the user set (environment or .deepspeed_env) is kept.
+TEST(LaunchPlan, RunIdIsNewForEachJobAndReachesEveryRank) {
+  FakeSystem sys;
+  auto local = plan_launch(opts(), sys);
+  EXPECT_EQ(local.run_id, sys.run_id);
+  EXPECT_EQ(*local.exports.find("DEEPSPEED_RUN_ID"), sys.run_id);
+  const std::pair<std::string, std::string> id = {"DEEPSPEED_RUN_ID", sys.run_id};
+  EXPECT_NE(std::find(local.commands[0].env.begin(), local.commands[0].env.end(), id), local.commands[0].env.end());
+
+  auto hf = sys.cwd_dir.write("hostfile", "a slots=1\nb slots=1\n");
+  for (const std::string l : {"pdsh", "ssh", "openmpi", "slurm"}) {
+    auto o = opts(hf);
+    o.launcher = l;
+    const auto plan = plan_launch(o, sys);
+    EXPECT_EQ(*plan.exports.find("DEEPSPEED_RUN_ID"), sys.run_id) << l;
+    EXPECT_NE(shell_join(plan.commands[0].argv).find("DEEPSPEED_RUN_ID=" + sys.run_id), std::string::npos)
+        << l << ": " << shell_join(plan.commands[0].argv);
+  }
+
+  sys.env["DEEPSPEED_RUN_ID"] = "mine";
+  EXPECT_EQ(plan_launch(opts(), sys).run_id, "mine");
+  sys.cwd_dir.write(".deepspeed_env", "DEEPSPEED_RUN_ID=from-file\n");
+  EXPECT_EQ(plan_launch(opts(), sys).run_id, "from-file");
+}
+
+// --no_ssh starts one node per runner: a run id made here would differ on every node, so
+// only one the user gives is used.
+TEST(LaunchPlan, NoSshUsesOnlyAGivenRunId) {
+  FakeSystem sys;
+  auto hf = sys.cwd_dir.write("hostfile", "a slots=1\nb slots=1\n");
+  auto o = opts(hf);
+  o.no_ssh = true;
+  o.node_rank = 1;
+  o.master_addr = "10.0.0.1";
+  auto plan = plan_launch(o, sys);
+  EXPECT_EQ(plan.run_id, "");
+  EXPECT_EQ(plan.exports.find("DEEPSPEED_RUN_ID"), nullptr);
+  sys.env["DEEPSPEED_RUN_ID"] = "shared";
+  plan = plan_launch(o, sys);
+  EXPECT_EQ(plan.run_id, "shared");
+  EXPECT_EQ(*plan.exports.find("DEEPSPEED_RUN_ID"), "shared");
 }
 
 TEST(LaunchPlan, DryRunJson) {
