@@ -17,7 +17,8 @@
 using deepspeed::testing::run_ranks;
 using deepspeed::testing::RankResult;
 
-namespace {
+// A named namespace: this binary's test files are compiled together (unity build).
+namespace engine_forward_test {
 
 const std::string kWorker = DS_BINARY_DIR "/bin/ds_test_engine_forward_worker";
 
@@ -131,4 +132,4 @@ TEST(EngineForward, NoSyncIsRefusedWhereGradientsArePartitioned) {
   }
 }
 
-}  // namespace
+}  // namespace engine_forward_test

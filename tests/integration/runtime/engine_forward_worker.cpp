@@ -82,9 +82,9 @@ void train(const std::string& name, int stage, int64_t rank, int64_t world) {
       torch::NoGradGuard no_grad;
       const auto whole = engine->gathered_parameters();  // ZeRO-3: the parameters whole
       if constexpr (std::is_same_v<Net, TupleNet>) {
-        direct = loss_of(engine->module()->forward(x), y).item<double>();
+        direct = loss_of(engine->module()->forward(x), y).template item<double>();
       } else {
-        direct = loss_of(engine->module()->forward(x, y), y).item<double>();
+        direct = loss_of(engine->module()->forward(x, y), y).template item<double>();
       }
     }
     torch::Tensor loss;

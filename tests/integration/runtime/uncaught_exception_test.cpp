@@ -8,7 +8,8 @@
 
 using deepspeed::testing::run_ranks;
 
-namespace {
+// A named namespace: this binary's test files are compiled together (unity build).
+namespace uncaught_exception_test {
 
 const std::string kProgram = DS_BINARY_DIR "/bin/ds_test_uncaught_exception_program";
 
@@ -33,4 +34,4 @@ TEST(UncaughtException, StackTraceWhenAskedFor) {
   EXPECT_NE(r.output.find("Exception raised from"), std::string::npos) << r.output;
 }
 
-}  // namespace
+}  // namespace uncaught_exception_test

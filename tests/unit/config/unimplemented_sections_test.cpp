@@ -11,7 +11,8 @@
 #include "test_helpers.h"
 
 namespace deepspeed {
-namespace {
+// A named namespace: this binary's test files are compiled together (unity build).
+namespace unimplemented_sections_test {
 
 TEST(UnimplementedSections, EachWrittenSectionIsAWarningNamingItAndWhereItIs) {
   for (std::string_view name : config_detail::unimplemented_sections()) {
@@ -45,5 +46,5 @@ TEST(UnimplementedSections, EnabledSectionsWarnToo) {
   EXPECT_TRUE(testing::has_warning(c, "data_efficiency: deepspeed-cpp does not implement this section yet"));
 }
 
-}  // namespace
+}  // namespace unimplemented_sections_test
 }  // namespace deepspeed

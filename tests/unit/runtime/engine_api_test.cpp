@@ -13,7 +13,8 @@
 #include "scoped_env.h"
 
 namespace deepspeed {
-namespace {
+// A named namespace: this binary's test files are compiled together (unity build).
+namespace engine_api_test {
 
 using testing::ScopedEnv;
 
@@ -155,6 +156,7 @@ TEST(EngineApi, StepWithoutBackwardIsAnError) {
 TEST(EngineApi, NoSyncRefusalsNeedNoPeers) {
   auto net = std::make_shared<Linear4>();
   auto config = sgd_config();
+  config["optimizer"] = {{"type", "Adam"}, {"params", {{"lr", 0.01}}}};
   config["zero_optimization"] = {{"stage", 2}};
   auto [engine, optimizer, loader, scheduler] = start(net, config);
   EXPECT_EQ(error_of([&] { auto guard = engine->no_sync(); }),
@@ -222,5 +224,5 @@ TEST(EngineApi, OptimizerAndSchedulerParamErrorsPointIntoTheFile) {
   EXPECT_NE(error.find("(at " + path + ":"), std::string::npos) << error;
 }
 
-}  // namespace
+}  // namespace engine_api_test
 }  // namespace deepspeed
