@@ -1,5 +1,7 @@
-# cmake --install: headers under include/deepspeed/, the library, tools, and a package
-# config so that another project does find_package(DeepSpeed) and links DeepSpeed::deepspeed.
+# cmake --install: headers under include/deepspeed/, the library, the tools (their own
+# CMakeLists.txt), the user's guide (README.md and docs/ under share/doc/DeepSpeed, so that the README's links hold, where
+# `deepspeed --help` points), and a package config so that another project does
+# find_package(DeepSpeed) and links DeepSpeed::deepspeed.
 include(CMakePackageConfigHelpers)
 install(TARGETS deepspeed EXPORT DeepSpeedTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -17,3 +19,5 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/DeepSpeedConfigVersion.cm
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/DeepSpeedConfig.cmake ${PROJECT_BINARY_DIR}/DeepSpeedConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/DeepSpeed)
+install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY docs DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures (once) and builds deepspeed-cpp into build/ (binaries in build/bin/), with Ninja
 # where it is installed. Extra arguments are passed to the CMake configure step, e.g.
-# -DDS_BUILD_BENCH=OFF.
+# -DDS_BUILD_BENCH=OFF. DS_BUILD_TARGETS="a b" builds only those targets (and what they
+# need) instead of everything.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${DS_BUILD_DIR:-$root/build}"
@@ -27,4 +28,6 @@ if [[ ! -f "$build/CMakeCache.txt" || $# -gt 0 ]]; then
   cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE="${DS_BUILD_TYPE:-RelWithDebInfo}" \
     "${torch_args[@]}" "$@"
 fi
-cmake --build "$build" -j "$jobs"
+targets=()
+for t in ${DS_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build" -j "$jobs" "${targets[@]}"

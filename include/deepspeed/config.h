@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@
 #include <deepspeed/errors.h>
 
 namespace deepspeed {
+
+namespace config_detail {
+class KeyLocations;
+}
 
 struct OptimizerConfig {
   std::string type;                            // as written ("Adam", "AdamW", "SGD", ...)
@@ -257,7 +262,14 @@ struct DeepSpeedConfig {
   AioConfig aio;
 
   nlohmann::json raw;                          // the config as read (comments stripped)
-  std::vector<std::string> warnings;           // deprecations, unknown top-level keys
+  std::vector<std::string> warnings;           // deprecations, unknown top-level keys, sections without effect
+  // Where each key was written, for a config read from text (parse_config, load_config).
+  std::shared_ptr<const config_detail::KeyLocations> key_locations;
+
+  // An error about a key of this config found after it was read (the optimizer's and the LR
+  // schedule's params are checked when they are built), pointing into the file as the
+  // errors found while reading it do: "<path>: <message> (at ds_config.json:5:7)".
+  ConfigError locate(const ConfigError& error) const;
 
   // Which precision training runs in.
   bool fp16_enabled() const { return fp16.enabled; }

@@ -25,9 +25,11 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include <c10/util/Exception.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
 
@@ -67,6 +69,21 @@ class GatheredParameters {
   std::function<void()> release_;
 };
 
+class Engine;
+
+// Engine::no_sync()'s scope: gradient reduction is skipped until it is destroyed.
+class NoSync {
+ public:
+  explicit NoSync(Engine& engine) : engine_(&engine) {}
+  ~NoSync();
+  NoSync(NoSync&& o) noexcept : engine_(std::exchange(o.engine_, nullptr)) {}
+  NoSync& operator=(NoSync&&) = delete;
+  NoSync(const NoSync&) = delete;
+
+ private:
+  Engine* engine_;
+};
+
 class Engine {
  public:
   // `groups`: the job's process groups (initialize builds them from the config or takes the
@@ -83,18 +100,25 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Calls the model's forward with these arguments.
+  // Calls the model's forward with these arguments and returns what it returns, as a
+  // `Return` (torch::Tensor unless named: engine.forward<std::tuple<torch::Tensor,
+  // torch::Tensor>>(x)); a model whose forward returns another type is an EngineError naming
+  // that type. The engine initialize() returns for a model of a known type (ModelEngine,
+  // deepspeed/model_engine.h) deduces the type instead.
   // With fp16.auto_cast, floating-point tensor arguments are cast to the model's dtype.
   // With torch_autocast, the forward runs under LibTorch's autocast.
-  template <typename... Args>
-  torch::Tensor forward(Args&&... args) {
-    begin_forward();
-    const ForwardScope scope{*this};  // ends the forward (timers, autocast) even if it throws
-    return model_.forward(auto_cast(std::forward<Args>(args))...);
+  template <typename Return = torch::Tensor, typename... Args>
+  Return forward(Args&&... args) {
+    static_assert(!std::is_reference_v<Return> && !std::is_void_v<Return>,
+                  "Engine::forward<Return>: the model's result is returned by value; name a value type "
+                  "(a model whose forward returns a reference or void goes through ModelEngine::forward)");
+    auto value = run_forward([&] { return any_forward(auto_cast(std::forward<Args>(args))...); }, args...);
+    if (auto* result = value.template try_get<Return>()) return std::move(*result);
+    throw_forward_result_type(value.type_info(), typeid(Return));
   }
-  template <typename... Args>
-  torch::Tensor operator()(Args&&... args) {
-    return forward(std::forward<Args>(args)...);
+  template <typename Return = torch::Tensor, typename... Args>
+  Return operator()(Args&&... args) {
+    return forward<Return>(std::forward<Args>(args)...);
   }
 
   // Backpropagates loss / gradient_accumulation_steps (when scale_wrt_gas), multiplied by
@@ -102,11 +126,19 @@ class Engine {
   // every micro batch under ZeRO-2). Returns loss / gradient_accumulation_steps, unscaled.
   torch::Tensor backward(const torch::Tensor& loss, bool retain_graph = false,
                          bool scale_wrt_gas = true);
-  // Call after every micro batch; updates the model at accumulation boundaries. In fp32 a
+  // Call after every micro batch, after its backward(): a step() with no backward() since
+  // the last one is an EngineError (it would count a micro batch without gradients), and so
+  // is a step() inside no_sync(). Updates the model at accumulation boundaries. In fp32 a
   // step whose gradients hold NaN or inf is, per the config's "nonfinite_gradients", an
   // EngineError on every rank (the default: nothing is updated, the last checkpoint stays
   // the last good state), skipped (counted in skipped_steps()), or applied (DeepSpeed).
   void step();
+
+  // While the result lives, backward() does not reduce gradients across ranks: they add up
+  // in each rank's own .grad until a backward() outside it (DeepSpeed's engine.no_sync()).
+  // step() inside it is an EngineError, so is a second one while one lives, and so is
+  // asking for it at ZeRO stage 2 or 3 (their gradients are partitioned by the reduction).
+  [[nodiscard]] NoSync no_sync();
 
   bool is_gradient_accumulation_boundary() const;
   void set_gradient_accumulation_boundary(bool is_boundary) { boundary_override_ = is_boundary; }
@@ -199,13 +231,22 @@ class Engine {
   // Where checkpoint files go (default: local files, written atomically).
   void set_checkpoint_storage(std::shared_ptr<CheckpointStorage> storage) { checkpoint_storage_ = std::move(storage); }
 
- private:
-  struct ForwardScope {
-    Engine& engine;
-    int exceptions = std::uncaught_exceptions();
-    // Unwinding from a failed forward: timers and autocast end, nothing collective runs.
-    ~ForwardScope() { engine.end_forward(std::uncaught_exceptions() == exceptions); }
-  };
+ protected:
+  // The model's forward, `call`, between the engine's forward bookkeeping (timers, autocast,
+  // ZeRO-3's gathering, the flops profiler); `args` are the caller's, to explain a failure.
+  template <typename Call, typename... Args>
+  decltype(auto) run_forward(Call&& call, const Args&... args) {
+    begin_forward();
+    const ForwardScope scope{*this};  // ends the forward (timers, autocast) even if it throws
+    try {
+      return call();
+    } catch (const c10::Error& e) {
+      std::vector<torch::ScalarType> input_dtypes;
+      (note_input_dtype(input_dtypes, args), ...);
+      explain_forward_error(e, input_dtypes);
+      throw;
+    }
+  }
   template <typename T>
   decltype(auto) auto_cast(T&& arg) const {
     if constexpr (std::is_same_v<std::decay_t<T>, torch::Tensor>) {
@@ -214,7 +255,33 @@ class Engine {
       return std::forward<T>(arg);
     }
   }
+
+ private:
+  template <typename T>
+  static void note_input_dtype(std::vector<torch::ScalarType>& dtypes, const T& arg) {
+    if constexpr (std::is_same_v<T, torch::Tensor>) {
+      if (arg.defined()) dtypes.push_back(arg.scalar_type());
+    }
+  }
   torch::Tensor cast_input(const torch::Tensor& t) const;
+  struct ForwardScope {
+    Engine& engine;
+    int exceptions = std::uncaught_exceptions();
+    // Unwinding from a failed forward: timers and autocast end, nothing collective runs.
+    ~ForwardScope() { engine.end_forward(std::uncaught_exceptions() == exceptions); }
+  };
+  friend class NoSync;
+  template <typename... Args>
+  torch::nn::AnyValue any_forward(Args&&... args) {
+    if (model_.is_empty()) throw_no_type_erased_forward();
+    return model_.any_forward(std::forward<Args>(args)...);
+  }
+  [[noreturn]] void throw_no_type_erased_forward() const;
+  [[noreturn]] void throw_forward_result_type(const std::type_info& returned, const std::type_info& asked) const;
+  // Explains a forward that LibTorch refused when a floating-point input's dtype is not the
+  // model's (bf16/fp16 parameters, fp32 inputs); otherwise returns and the error goes on.
+  void explain_forward_error(const c10::Error& error, const std::vector<torch::ScalarType>& input_dtypes) const;
+  void end_no_sync() { no_sync_ = false; }
   void begin_forward();
   void end_forward(bool completed = true);
   void take_model_step();
@@ -250,6 +317,8 @@ class Engine {
   int64_t micro_steps_ = 0;
   int64_t skipped_steps_ = 0;
   std::optional<bool> boundary_override_;
+  bool no_sync_ = false;               // a NoSync lives
+  bool backward_since_step_ = false;   // step() needs a backward() before it
   bool step_applied_ = false;
   torch::Tensor global_grad_norm_;  // 0-dim, on the device; undefined: none
   // The losses of the current accumulation window (detached), read only to explain a step
@@ -257,5 +326,21 @@ class Engine {
   std::vector<torch::Tensor> window_losses_;
   std::shared_ptr<CheckpointStorage> checkpoint_storage_;  // null: CheckpointStorage's defaults
 };
+
+inline NoSync::~NoSync() {
+  if (engine_) engine_->end_no_sync();
+}
+
+// How initialize() builds the engine from the constructor's arguments: an Engine, or a
+// ModelEngine<Model> for a model whose type it knows (deepspeed/model_engine.h).
+using EngineFactory = std::function<std::shared_ptr<Engine>(
+    torch::nn::AnyModule, std::shared_ptr<torch::nn::Module>, DeepSpeedConfig, std::shared_ptr<Groups>,
+    std::shared_ptr<Optimizer>, std::shared_ptr<LRScheduler>, const std::vector<torch::Tensor>&)>;
+template <typename EngineType>
+EngineFactory engine_factory() {
+  return [](auto&&... args) -> std::shared_ptr<Engine> {
+    return std::make_shared<EngineType>(std::forward<decltype(args)>(args)...);
+  };
+}
 
 }  // namespace deepspeed

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -28,6 +29,7 @@
 #include <deepspeed/engine.h>
 #include <deepspeed/groups.h>
 #include <deepspeed/lr_schedules.h>
+#include <deepspeed/model_engine.h>
 #include <deepspeed/optimizer.h>
 
 namespace deepspeed {
@@ -39,6 +41,18 @@ struct InitializeResult {
   std::shared_ptr<Optimizer> optimizer;
   std::shared_ptr<DataLoader> training_dataloader;
   std::shared_ptr<LRScheduler> lr_scheduler;
+};
+
+// The same for a model of a known type: the engine is a ModelEngine<Model>, whose forward
+// returns what the model's forward returns. Converts to InitializeResult.
+template <typename Model>
+struct ModelInitializeResult {
+  std::shared_ptr<ModelEngine<Model>> engine;
+  std::shared_ptr<Optimizer> optimizer;
+  std::shared_ptr<DataLoader> training_dataloader;
+  std::shared_ptr<LRScheduler> lr_scheduler;
+
+  operator InitializeResult() const { return {engine, optimizer, training_dataloader, lr_scheduler}; }
 };
 
 // A data set, type-erased: how to read a batch of indices, and how many samples there are.
@@ -89,33 +103,80 @@ struct InitializeOptions {
 // --deepscale_config, and --local_rank, which the launcher passes) to a CLI11 app.
 CLI::App& add_config_arguments(CLI::App& app);
 
-// The core, for any model wrapped in an AnyModule.
+// The core, for any model wrapped in an AnyModule. `make_engine` builds the engine from what
+// initialize prepared (the overloads below pass one that builds a ModelEngine).
 InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
-                            InitializeOptions options);
+                            InitializeOptions options, const EngineFactory& make_engine = engine_factory<Engine>());
 // Same, taking the config and --local_rank from an app that add_config_arguments prepared.
 InitializeResult initialize(const CLI::App& app, torch::nn::AnyModule model,
-                            std::shared_ptr<torch::nn::Module> module, InitializeOptions options);
+                            std::shared_ptr<torch::nn::Module> module, InitializeOptions options,
+                            const EngineFactory& make_engine = engine_factory<Engine>());
+
+namespace initialize_detail {
+
+template <typename F>
+struct ResultOf;
+template <typename R, typename C, typename... A>
+struct ResultOf<R (C::*)(A...)> {
+  using type = R;
+};
+template <typename R, typename C, typename... A>
+struct ResultOf<R (C::*)(A...) const> {
+  using type = R;
+};
+template <typename R, typename C, typename... A>
+struct ResultOf<R (C::*)(A...) noexcept> {
+  using type = R;
+};
+template <typename R, typename C, typename... A>
+struct ResultOf<R (C::*)(A...) const noexcept> {
+  using type = R;
+};
+
+// The model behind a type-erased Engine::forward, where torch::nn::AnyModule can hold it (one
+// forward, not overloaded, not a template, returning a value); otherwise empty, and only
+// ModelEngine::forward calls it.
+template <typename Model>
+torch::nn::AnyModule type_erased(const std::shared_ptr<Model>& model) {
+  if constexpr (requires { &Model::forward; }) {
+    if constexpr (!std::is_void_v<typename ResultOf<decltype(&Model::forward)>::type>) {
+      return torch::nn::AnyModule(model);
+    }
+  }
+  return {};
+}
+
+template <typename Model>
+ModelInitializeResult<Model> typed(InitializeResult r) {
+  return {std::static_pointer_cast<ModelEngine<Model>>(r.engine), r.optimizer, r.training_dataloader,
+          r.lr_scheduler};
+}
+
+}  // namespace initialize_detail
 
 template <typename ModuleType>
-InitializeResult initialize(std::shared_ptr<ModuleType> model, InitializeOptions options = {}) {
-  return initialize(torch::nn::AnyModule(model), model, std::move(options));
+ModelInitializeResult<ModuleType> initialize(std::shared_ptr<ModuleType> model, InitializeOptions options = {}) {
+  return initialize_detail::typed<ModuleType>(initialize(initialize_detail::type_erased(model), model,
+                                                         std::move(options), engine_factory<ModelEngine<ModuleType>>()));
 }
 
 template <typename ModuleType>
-InitializeResult initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
-                            std::vector<torch::Tensor> model_parameters = {}) {
+ModelInitializeResult<ModuleType> initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
+                                             std::vector<torch::Tensor> model_parameters = {}) {
   InitializeOptions options;
   options.model_parameters = std::move(model_parameters);
-  return initialize(app, torch::nn::AnyModule(model), model, std::move(options));
+  return initialize_detail::typed<ModuleType>(initialize(app, initialize_detail::type_erased(model), model,
+                                                         std::move(options), engine_factory<ModelEngine<ModuleType>>()));
 }
 
 template <typename ModuleType, typename Dataset>
-InitializeResult initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
-                            std::vector<torch::Tensor> model_parameters, Dataset training_dataset) {
+ModelInitializeResult<ModuleType> initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
+                                             std::vector<torch::Tensor> model_parameters, Dataset training_dataset) {
   InitializeOptions options;
   options.model_parameters = std::move(model_parameters);
   options.training_data = training_data(std::move(training_dataset));
-  return initialize(app, torch::nn::AnyModule(model), model, std::move(options));
+  return initialize_detail::typed<ModuleType>(initialize(app, initialize_detail::type_erased(model), model,
+                                                         std::move(options), engine_factory<ModelEngine<ModuleType>>()));
 }
 
 }  // namespace deepspeed

@@ -11,6 +11,7 @@
 #include "config/section_reader.h"
 #include "config/sections.h"
 #include "config/top_level_keys.h"
+#include "config/unimplemented_sections.h"
 
 namespace deepspeed {
 namespace config_detail {
@@ -164,6 +165,7 @@ void check_combinations(const DeepSpeedConfig& c, const std::string& bf16_path) 
 DeepSpeedConfig build_config(const nlohmann::json& value, int64_t world_size, WarningLog& warnings) {
   if (!value.is_object()) throw_expected("", "a JSON object at the top level", value);
   check_top_level_keys(value, warnings);
+  warn_unimplemented_sections(value, warnings);
   const SectionReader top(value, "", SectionReader::AnyKey{});
 
   DeepSpeedConfig c;
@@ -233,21 +235,34 @@ DeepSpeedConfig config_from_json(const nlohmann::json& value, int64_t world_size
   return c;
 }
 
+namespace {
+
+// Points into the file: the key the error names, or the section it belongs to.
+ConfigError located(const ConfigError& e, const config_detail::KeyLocations& locations) {
+  const std::string where = locations.describe(e.path());
+  if (where.empty()) return e;
+  std::string message = e.what();
+  message.erase(0, e.path().size() + 2);  // ConfigError's what() is "<path>: <message>"
+  return ConfigError(e.path(), fmt::format("{} (at {})", message, where));
+}
+
+}  // namespace
+
+ConfigError DeepSpeedConfig::locate(const ConfigError& error) const {
+  return key_locations ? located(error, *key_locations) : error;
+}
+
 DeepSpeedConfig parse_config(const std::string& text, int64_t world_size, const std::string& source) {
-  const config_detail::ParsedJson parsed = config_detail::read_json(text, source);
+  config_detail::ParsedJson parsed = config_detail::read_json(text, source);
   config_detail::WarningLog warnings;
   DeepSpeedConfig c;
   try {
     c = config_detail::build_config(parsed.value, world_size, warnings);
   } catch (const ConfigError& e) {
-    // Point into the file: the key the error names, or the section it belongs to.
-    const std::string where = parsed.locations.describe(e.path());
-    if (where.empty()) throw;
-    std::string message = e.what();
-    message.erase(0, e.path().size() + 2);  // ConfigError's what() is "<path>: <message>"
-    throw ConfigError(e.path(), fmt::format("{} (at {})", message, where));
+    throw located(e, parsed.locations);
   }
   c.warnings = config_detail::format_warnings(warnings, &parsed.locations);
+  c.key_locations = std::make_shared<const config_detail::KeyLocations>(std::move(parsed.locations));
   return c;
 }
 

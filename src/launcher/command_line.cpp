@@ -90,7 +90,7 @@ CommandLine parse_runner(const std::vector<std::string>& args) {
   app.add_flag("--dry_run", o.dry_run, "Print the plan as JSON (resources, master, each rank's env, commands) and exit");
   std::vector<std::pair<CLI::Option*, const Unsupported*>> unsupported;
   add_unsupported(app, unsupported);
-  app.footer("Everything after PROGRAM is passed to it unchanged. See docs/launcher.md.");
+  app.footer("Everything after PROGRAM is passed to it unchanged.");
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

@@ -34,6 +34,8 @@
 namespace deepspeed {
 namespace {
 
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 std::function<void()> device_synchronizer(torch::Device device) {
   if (!device.is_cuda()) return {};
   return [index = device.index()] { torch::cuda::synchronize(index); };
@@ -55,6 +57,7 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
       lr_scheduler_(std::move(lr_scheduler)),
       device_(group_->device()) {
   check_precision_and_zero(config_, optimizer_ ? optimizer_->name() : std::string(), !config_.optimizer.has_value());
+  check_fp16_on_device(config_, device_);
   // Before any collective: refuses the online monitors on every rank alike.
   monitor_ = std::make_unique<MonitorMaster>(config_, group_->rank());
   model_dtype_ = deepspeed::model_dtype(config_);
@@ -208,6 +211,9 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
                       ? loss / static_cast<double>(config_.gradient_accumulation_steps)
                       : loss;
   const bool boundary = is_gradient_accumulation_boundary();
+  // Inside no_sync the wrapper is told "not a boundary": gradients stay in this rank's .grad
+  // and are reduced, added up, by the first backward at a boundary outside it.
+  const bool reduce = boundary && !no_sync_;
   if (monitor_->enabled() && group_->rank() == 0) {
     // DeepSpeed's Train/Samples/train_loss: this rank's loss summed over the accumulation
     // window (the mean over its micro batches), at the samples seen before this step.
@@ -222,14 +228,15 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
   const double scale = wrapper_->loss_scale();
   auto scaled = scale != 1.0 ? averaged.to(torch::kFloat32) * scale : averaged;
   window_losses_.push_back(loss.detach());
-  wrapper_->before_backward(boundary);
+  wrapper_->before_backward(reduce);
   if (wall) timers_->start(W::kBackwardInnerMicro), timers_->start(W::kBackwardInner);
   scaled.backward({}, retain_graph);
   if (wall) timers_->stop(W::kBackwardInnerMicro), timers_->stop(W::kBackwardInner);
   if (wall) timers_->start(W::kBackwardReduceMicro), timers_->start(W::kBackwardReduce);
-  wrapper_->after_backward(boundary);
+  wrapper_->after_backward(reduce);
   if (wall) timers_->stop(W::kBackwardReduceMicro), timers_->stop(W::kBackwardReduce);
   if (wall) timers_->stop(W::kBackwardMicro), timers_->stop(W::kBackward);
+  backward_since_step_ = true;
   return averaged.detach();
 }
 
@@ -303,12 +310,58 @@ MemoryReport Engine::memory_report() const {
   return r;
 }
 
+void Engine::throw_no_type_erased_forward() const {
+  throw EngineError("Engine::forward: this engine was built for a model whose forward cannot be called through "
+                    "torch::nn::AnyModule (an overloaded or template forward); call forward on the ModelEngine that "
+                    "deepspeed::initialize returned for it");
+}
+
+void Engine::throw_forward_result_type(const std::type_info& returned, const std::type_info& asked) const {
+  const std::string type = c10::demangle(returned.name());
+  throw EngineError(fmt::format("Engine::forward: the model's forward returns {}, not {}; call "
+                                "engine->forward<{}>(...), or use the ModelEngine that deepspeed::initialize returns "
+                                "for the model, whose forward returns the model's type",
+                                type, c10::demangle(asked.name()), type));
+}
+
+void Engine::explain_forward_error(const c10::Error& error, const std::vector<torch::ScalarType>& input_dtypes) const {
+  if (model_dtype_ == torch::kFloat32) return;
+  for (size_t i = 0; i < input_dtypes.size(); ++i) {
+    const auto dtype = input_dtypes[i];
+    if (!c10::isFloatingType(dtype) || dtype == model_dtype_) continue;
+    const std::string model = model_dtype_ == torch::kBFloat16 ? "bf16" : "fp16";
+    throw EngineError(fmt::format(
+        "forward: the model's parameters are {} ({}.enabled) but tensor argument {} is {}, and LibTorch refused the "
+        "mix ({}). Cast floating-point inputs to the model's dtype, x.to(engine->device(), engine->model_dtype()), or "
+        "set \"fp16\": {{\"auto_cast\": true}} to have the engine cast them (to the model's dtype, bf16 included)",
+        c10::toString(model_dtype_), model, i, c10::toString(dtype), first_line(error.what_without_backtrace())));
+  }
+}
+
 torch::Tensor Engine::cast_input(const torch::Tensor& t) const {
   if (!config_.fp16.auto_cast || model_dtype_ == torch::kFloat32 || !t.defined() || !t.is_floating_point()) return t;
   return t.to(model_dtype_);
 }
 
+NoSync Engine::no_sync() {
+  if (config_.zero_stage() >= 2) {
+    throw EngineError(fmt::format("no_sync context manager is incompatible with gradient partitioning logic of "
+                                  "ZeRO stage {}",
+                                  config_.zero_stage()));
+  }
+  if (no_sync_) throw EngineError("no_sync context manager reentry is unsupported");
+  no_sync_ = true;
+  return NoSync(*this);
+}
+
 void Engine::step() {
+  if (no_sync_) throw EngineError("It is illegal to call Engine.step() inside no_sync context manager");
+  if (optimizer_ && !backward_since_step_) {
+    throw EngineError(fmt::format("step() at micro step {} without a backward() since the last step(): call "
+                                  "engine->backward(loss) for every micro batch, then engine->step()",
+                                  micro_steps_));
+  }
+  backward_since_step_ = false;
   const bool wall = wall_clock_ != nullptr;
   if (wall) timers_->start(WallClockBreakdown::kStepMicro), timers_->start(WallClockBreakdown::kStep);
   const bool boundary = is_gradient_accumulation_boundary();

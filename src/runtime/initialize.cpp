@@ -6,6 +6,8 @@
 #include <deepspeed/config.h>
 #include <deepspeed/errors.h>
 
+#include "runtime/uncaught_exception_report.h"
+
 namespace deepspeed {
 namespace {
 
@@ -71,7 +73,8 @@ CLI::App& add_config_arguments(CLI::App& app) {
 }
 
 InitializeResult initialize(const CLI::App& app, torch::nn::AnyModule model,
-                            std::shared_ptr<torch::nn::Module> module, InitializeOptions options) {
+                            std::shared_ptr<torch::nn::Module> module, InitializeOptions options,
+                            const EngineFactory& make_engine) {
   auto from_args = option_value(app, "--deepspeed_config");
   if (!from_args) {
     if (auto legacy = option_value(app, "--deepscale_config")) {
@@ -88,11 +91,12 @@ InitializeResult initialize(const CLI::App& app, torch::nn::AnyModule model,
   if (auto lr = option_value(app, "--local_rank"); lr && !options.local_rank) {
     options.local_rank = std::stoll(*lr);
   }
-  return initialize(std::move(model), std::move(module), std::move(options));
+  return initialize(std::move(model), std::move(module), std::move(options), make_engine);
 }
 
 InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
-                            InitializeOptions options) {
+                            InitializeOptions options, const EngineFactory& make_engine) {
+  report_uncaught_exceptions_briefly();
   if (!module) throw EngineError("deepspeed.initialize requires a model");
   // The config is read before the ranks connect: a bad one then fails every rank on its own,
   // with the key named, instead of one rank failing first and closing its connections while
@@ -137,8 +141,12 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
   if (!optimizer && config.optimizer) {
     OptimizerOptions oo;
     oo.cpu_offload = config.zero_optimization.offload_optimizer_enabled();
-    optimizer = make_optimizer(config.optimizer->type, config.optimizer->params,
-                               parameter_groups(options, *module), oo);
+    try {
+      optimizer = make_optimizer(config.optimizer->type, config.optimizer->params,
+                                 parameter_groups(options, *module), oo);
+    } catch (const ConfigError& e) {
+      throw config.locate(e);
+    }
   }
   std::shared_ptr<LRScheduler> scheduler = options.lr_scheduler;
   if (scheduler && !optimizer) {
@@ -148,7 +156,11 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
     scheduler = options.lr_scheduler_factory(*optimizer);
   }
   if (!scheduler && optimizer && config.scheduler) {
-    scheduler = make_lr_scheduler(config.scheduler->type, config.scheduler->params, *optimizer);
+    try {
+      scheduler = make_lr_scheduler(config.scheduler->type, config.scheduler->params, *optimizer);
+    } catch (const ConfigError& e) {
+      throw config.locate(e);
+    }
   }
 
   std::shared_ptr<DataLoader> loader;
@@ -164,8 +176,8 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
     loader = std::make_shared<DataLoader>(options.training_data->reader, options.training_data->size, lo);
   }
 
-  auto engine = std::make_shared<Engine>(std::move(model), std::move(module), std::move(config), groups,
-                                         optimizer, scheduler, options.tensor_parallel_parameters);
+  auto engine = make_engine(std::move(model), std::move(module), std::move(config), groups, optimizer, scheduler,
+                            options.tensor_parallel_parameters);
   engine->set_training_dataloader(loader);
   return {engine, optimizer, loader, scheduler};
 }

@@ -7,8 +7,10 @@
 #include "optim/fused_cuda.h"
 
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
+#include <torch/version.h>
 
 #include <deepspeed/async_io.h>
 #include <deepspeed/errors.h>
@@ -112,6 +114,25 @@ void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& 
                             "use it.");
     }
   }
+}
+
+void check_fp16_on_device(const DeepSpeedConfig& config, torch::Device device) {
+  if (!config.fp16_enabled() || !device.is_cpu()) return;
+  if (const char* allow = std::getenv(kAllowCpuFp16Env); allow && std::string(allow) == "1") return;
+  std::string refusal;
+  try {
+    const auto one = torch::ones({1, 1}, torch::TensorOptions().dtype(torch::kFloat16));
+    torch::mm(one, one);
+    return;  // this LibTorch multiplies half matrices on the CPU
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    refusal = what.substr(0, what.find('\n'));
+  }
+  throw ConfigError("fp16.enabled",
+                    fmt::format("fp16 on the CPU: this LibTorch ({}) has no half-precision matrix product there ({}). Use "
+                                "\"bf16\": {{\"enabled\": true}} or fp32 on the CPU, or train on a GPU. A model made "
+                                "only of element-wise operations may set {}=1 to train in fp16 anyway",
+                                TORCH_VERSION, refusal, kAllowCpuFp16Env));
 }
 
 GradientReducer::Options reducer_options(const DeepSpeedConfig& config) {

@@ -25,6 +25,14 @@ torch::ScalarType communication_dtype(const DeepSpeedConfig& config);
 void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& optimizer_name,
                               bool client_optimizer);
 
+// fp16 on a CPU device is refused (ConfigError on "fp16.enabled", with what to use instead)
+// where this LibTorch has no half-precision matrix product on the CPU (LibTorch 1.13), as
+// DeepSpeed refuses fp16 on an accelerator without fp16 support. The environment variable
+// kAllowCpuFp16Env=1 lets a model through whose operations all have CPU half kernels
+// (element-wise ones).
+inline constexpr const char* kAllowCpuFp16Env = "DS_ALLOW_CPU_FP16";
+void check_fp16_on_device(const DeepSpeedConfig& config, torch::Device device);
+
 // The reduction settings of the config (averaging, prescale, predivide factor, dtype).
 GradientReducer::Options reducer_options(const DeepSpeedConfig& config);
 // Elements per gradient bucket: zero_optimization.reduce_bucket_size for ZeRO; for stage 0

@@ -14,6 +14,8 @@
 
 #include "multiprocess.h"
 #include "runtime/step/loss_scaler.h"
+#include "runtime/step/precision.h"
+#include "scoped_env.h"
 
 namespace deepspeed {
 namespace {
@@ -48,6 +50,8 @@ nlohmann::json base_config(int stage) {
 
 template <typename Module>
 InitializeResult start(std::shared_ptr<Module> net, const nlohmann::json& config) {
+  // Element-wise models: LibTorch 1.13 does their fp16 on the CPU (precision.h).
+  const testing::ScopedEnv allow_cpu_fp16(kAllowCpuFp16Env, "1");
   InitializeOptions options;
   options.config_json = config;
   return initialize(net, options);

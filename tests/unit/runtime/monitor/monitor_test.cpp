@@ -18,6 +18,8 @@
 #include "runtime/monitor/event_proto.h"
 #include "runtime/monitor/tensorboard_monitor.h"
 #include "runtime/monitor/tfrecord.h"
+#include "runtime/step/precision.h"
+#include "scoped_env.h"
 #include "tfevents_reader.h"
 
 namespace deepspeed {
@@ -218,6 +220,8 @@ TEST(EngineMonitors, WritesDeepSpeedsTrainSamplesEvents) {
   auto net = std::make_shared<WeightedSum>();
   InitializeOptions options;
   options.config_json = config;
+  // Element-wise models: LibTorch 1.13 does their fp16 on the CPU (precision.h).
+  const testing::ScopedEnv allow_cpu_fp16(kAllowCpuFp16Env, "1");
   auto [engine, optimizer, loader, scheduler] = initialize(net, options);
   std::vector<double> losses;
   for (int micro = 0; micro < 6; ++micro) {
