@@ -209,6 +209,13 @@ compat::BackendPtr make_nccl([[maybe_unused]] const c10::intrusive_ptr<c10d::Sto
 }  // namespace
 
 std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
+  // One deadline for the whole rendezvous, from here: the store connection and the count of
+  // ranks share it (the backend is then created between ranks that are all there).
+  const auto started = Clock::now();
+  if (options.timeout && *options.timeout <= std::chrono::milliseconds::zero()) {
+    throw CommError("InitOptions::timeout is " + std::to_string(options.timeout->count()) +
+                    " ms: expected more than 0");
+  }
   auto& state = world_state();
   std::lock_guard<std::mutex> lock(state.mutex);
   if (state.group) return state.group;
@@ -217,13 +224,7 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
   if (env.source != "deepspeed" && env.source != "none" && !std::getenv("MASTER_PORT")) {
     env.master_port = options.distributed_port;
   }
-  // One deadline for the whole rendezvous, from here: the store connection and the count of
-  // ranks share it (the backend is then created between ranks that are all there).
-  const auto started = Clock::now();
   const auto timeout = options.timeout ? *options.timeout : deepspeed_timeout_from_environment();
-  if (timeout <= std::chrono::milliseconds::zero()) {
-    throw CommError("InitOptions::timeout is " + std::to_string(timeout.count()) + " ms: expected more than 0");
-  }
   auto backend_name = choose_backend(options.backend);
   torch::Device device(torch::kCPU);
   if (backend_name == "nccl") {
