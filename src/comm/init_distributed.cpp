@@ -56,23 +56,34 @@ std::string rendezvous_place(const DistributedEnvironment& env) {
 
 // A rank missing at the rendezvous: the usual reason it times out, and what the user can act on.
 CommError rendezvous_timeout(const DistributedEnvironment& env, std::chrono::milliseconds timeout,
-                             const std::string& what, const std::string& cause = "") {
+                             const std::string& what) {
   return CommError("rank " + std::to_string(env.rank) + ": the rendezvous at " + rendezvous_place(env) +
                    " did not complete within " + describe_duration(timeout) + ": not all " +
                    std::to_string(env.world_size) + " ranks (WORLD_SIZE) joined: " + what +
                    " (a rank did not start, failed before init_distributed, or uses another "
-                   "MASTER_ADDR/MASTER_PORT). Set DEEPSPEED_TIMEOUT (minutes) to wait longer." +
-                   (cause.empty() ? "" : " [c10d: " + cause + "]"));
+                   "MASTER_ADDR/MASTER_PORT). Set DEEPSPEED_TIMEOUT (minutes) to wait longer.");
 }
+
+// LibTorch 1.13's connect loop counts whole seconds and gives up one to two seconds before its
+// timeout (a 3 s timeout fails after 2 s, a 1.5 s one at once): this much more makes it give
+// up within a second after the deadline.
+#if DS_TORCH_AT_LEAST(2, 0)
+constexpr std::chrono::milliseconds kConnectSlack{0};
+#else
+constexpr std::chrono::milliseconds kConnectSlack{2000};
+#endif
 
 bool is_port_in_use_text(const std::string& text) {
   const std::string lowered = ascii_lower(text);
   return lowered.find("address already in use") != std::string::npos || lowered.find("errno: 98") != std::string::npos;
 }
 
-// Connects to rank 0's TCPStore (rank 0 starts it). Only the connection is waited for here;
-// the ranks of the job find each other in wait_for_every_rank, under the job's own prefix.
-c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnvironment& env, std::chrono::milliseconds timeout) {
+// Connects to rank 0's TCPStore (rank 0 starts it), until `deadline`. Only the connection is
+// waited for here; the ranks of the job find each other in wait_for_every_rank, under the
+// job's own prefix. c10d logs each connect that times out, so it is called once for what is
+// left of the timeout, and again only should it give up before the deadline.
+c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnvironment& env, Clock::time_point deadline,
+                                              std::chrono::milliseconds timeout) {
   if (env.world_size == 1) return c10::make_intrusive<c10d::HashStore>();
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.master_port);
@@ -82,28 +93,38 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnvironment& env,
   // another job on the same port too), and LibTorch 1.13's gives up silently at the timeout,
   // leaving the backend to wait a second one.
   opts.waitWorkers = false;
-  opts.timeout = timeout;
-  try {
-    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
-    // Every key of the job, the backend's included, lives under a prefix of its own: with a
-    // run id, ranks of two jobs that reach one store (two jobs on one port) never pair.
-    const std::string prefix = env.run_id.empty() ? "deepspeed" : "deepspeed/" + env.run_id;
-    return c10::make_intrusive<c10d::PrefixStore>(prefix, store);
-  } catch (const std::exception& e) {
-    const std::string cause = error_text(e);
-    const std::string port = std::to_string(env.master_port);
-    if (env.rank == 0 && is_port_in_use_text(cause)) {
-      throw CommError("rank 0: cannot host the rendezvous store on port " + port + ": port " + port +
-                      " is already in use (by another job started with the same --master_port/MASTER_PORT, or "
-                      "another program); start this job on another port. [c10d: " + cause + "]");
+  const std::string port = std::to_string(env.master_port);
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  while (!store) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    opts.timeout = std::max(left, std::chrono::milliseconds(0)) + kConnectSlack;
+    try {
+      store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    } catch (const std::exception& e) {
+      const std::string cause = error_text(e);
+      if (env.rank == 0 && is_port_in_use_text(cause)) {
+        throw CommError("rank 0: cannot host the rendezvous store on port " + port + ": port " + port +
+                        " is already in use (by another job started with the same --master_port/MASTER_PORT, or "
+                        "another program); start this job on another port. [c10d: " + cause + "]");
+      }
+      if (!is_timeout_text(cause)) {
+        throw CommError("rank " + std::to_string(env.rank) + ": rendezvous at " + rendezvous_place(env) +
+                        " failed: " + cause);
+      }
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        throw rendezvous_timeout(env, timeout, "rank 0's store at " + env.master_addr + ":" + port +
+                                               " could not be reached");
+      }
+      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(50), deadline - now));
     }
-    if (is_timeout_text(cause)) {
-      throw rendezvous_timeout(env, timeout, "rank 0's store at " + env.master_addr + ":" + port +
-                               " could not be reached", cause);
-    }
-    throw CommError("rank " + std::to_string(env.rank) + ": rendezvous at " + rendezvous_place(env) +
-                    " failed: " + cause);
   }
+  // The store's own timeout bounds the backend's store reads later: the whole timeout again.
+  store->setTimeout(timeout);
+  // Every key of the job, the backend's included, lives under a prefix of its own: with a
+  // run id, ranks of two jobs that reach one store (two jobs on one port) never pair.
+  const std::string prefix = env.run_id.empty() ? "deepspeed" : "deepspeed/" + env.run_id;
+  return c10::make_intrusive<c10d::PrefixStore>(prefix, store);
 }
 
 // Every rank counts itself in, then waits, until `deadline`, for the count to reach the world
@@ -144,6 +165,13 @@ void wait_for_every_rank(c10d::Store& store, const DistributedEnvironment& env, 
 }  // namespace
 
 std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
+  // One deadline for the whole rendezvous, from here: the store connection and the count of
+  // ranks share it (the backend is then created between ranks that are all there).
+  const auto started = Clock::now();
+  if (options.timeout && *options.timeout <= std::chrono::milliseconds::zero()) {
+    throw CommError("InitOptions::timeout is " + std::to_string(options.timeout->count()) +
+                    " ms: expected more than 0");
+  }
   auto& state = world_state();
   std::lock_guard<std::mutex> lock(state.mutex);
   if (state.group) return state.group;
@@ -152,19 +180,13 @@ std::shared_ptr<ProcessGroup> init_distributed(const InitOptions& options) {
   if (env.source != "deepspeed" && env.source != "none" && !std::getenv("MASTER_PORT")) {
     env.master_port = options.distributed_port;
   }
-  // One deadline for the whole rendezvous, from here: the store connection and the count of
-  // ranks share it (the backend is then created between ranks that are all there).
-  const auto started = Clock::now();
   const auto timeout = options.timeout ? *options.timeout : deepspeed_timeout_from_environment();
-  if (timeout <= std::chrono::milliseconds::zero()) {
-    throw CommError("InitOptions::timeout is " + std::to_string(timeout.count()) + " ms: expected more than 0");
-  }
   auto backend_name = choose_backend(options.backend);
   torch::Device device(torch::kCPU);
   if (backend_name == "nccl") {
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
   }
-  auto store = connect_store(env, timeout);
+  auto store = connect_store(env, started + timeout, timeout);
   wait_for_every_rank(*store, env, started + timeout, timeout);
   compat::BackendPtr backend;
   try {

@@ -18,14 +18,14 @@ using deepspeed::testing::RunOptions;
 
 namespace {
 
-const std::string kWorker = DS_BINARY_DIR "/bin/ds_test_rendezvous_worker";
+const std::string kRendezvousWorker = DS_BINARY_DIR "/bin/ds_test_rendezvous_worker";
 
 RankResult run_alone(std::map<std::string, std::string> env, const std::vector<std::string>& args) {
   RunOptions options;
   options.timeout = std::chrono::seconds(60);
   options.env = {{"DS_ACCELERATOR", "cpu"}};
   options.env.insert(env.begin(), env.end());
-  return run_ranks(1, kWorker, args, options).at(0);
+  return run_ranks(1, kRendezvousWorker, args, options).at(0);
 }
 
 // The worker's own measure of init_distributed, in ms (-1 when it printed none).
@@ -36,7 +36,7 @@ long long failed_after_ms(const std::string& output) {
   return std::stoll(output.substr(at + marker.size()));
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool mentions(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -47,25 +47,25 @@ TEST(Rendezvous, MissingRankFailsRankZeroWithinOneTimeout) {
   const long long ms = failed_after_ms(r.output);
   EXPECT_GE(ms, 2000) << r.output;
   EXPECT_LT(ms, 3000) << r.output;
-  EXPECT_TRUE(contains(r.output, "error: rank 0: the rendezvous at 127.0.0.1:")) << r.output;
-  EXPECT_TRUE(contains(r.output, "did not complete within 2 s: not all 2 ranks (WORLD_SIZE) joined: only 1 of them "
+  EXPECT_TRUE(mentions(r.output, "error: rank 0: the rendezvous at 127.0.0.1:")) << r.output;
+  EXPECT_TRUE(mentions(r.output, "did not complete within 2 s: not all 2 ranks (WORLD_SIZE) joined: only 1 of them "
                                  "did, this one included"))
       << r.output;
-  EXPECT_FALSE(contains(r.output, "frame #0")) << "LibTorch's C++ backtrace reached the user:\n" << r.output;
+  EXPECT_FALSE(mentions(r.output, "frame #0")) << "LibTorch's C++ backtrace reached the user:\n" << r.output;
 }
 
 // Rank 1 finds no store to connect to.
 TEST(Rendezvous, MissingRankFailsRankOneWithinOneTimeout) {
-  const auto r = run_alone({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"LOCAL_RANK", "1"}}, {"--timeout_ms", "2000"});
+  const auto r = run_alone({{"WORLD_SIZE", "2"}, {"LOCAL_SIZE", "2"}, {"RANK", "1"}, {"LOCAL_RANK", "1"}}, {"--timeout_ms", "2000"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   const long long ms = failed_after_ms(r.output);
   EXPECT_GE(ms, 2000) << r.output;
   EXPECT_LT(ms, 3000) << r.output;
-  EXPECT_TRUE(contains(r.output, "error: rank 1: the rendezvous at 127.0.0.1:")) << r.output;
-  EXPECT_TRUE(contains(r.output, "did not complete within 2 s: not all 2 ranks (WORLD_SIZE) joined: rank 0's store at "
+  EXPECT_TRUE(mentions(r.output, "error: rank 1: the rendezvous at 127.0.0.1:")) << r.output;
+  EXPECT_TRUE(mentions(r.output, "did not complete within 2 s: not all 2 ranks (WORLD_SIZE) joined: rank 0's store at "
                                  "127.0.0.1:"))
       << r.output;
-  EXPECT_TRUE(contains(r.output, "could not be reached")) << r.output;
+  EXPECT_TRUE(mentions(r.output, "could not be reached")) << r.output;
 }
 
 // DEEPSPEED_TIMEOUT is read as DeepSpeed reads it; anything else fails at once on every rank
@@ -74,7 +74,7 @@ TEST(Rendezvous, BadDeepSpeedTimeoutFailsAtOnceNamingIt) {
   for (const std::string value : {"0.5", "0", "-1", "2x"}) {
     const auto r = run_alone({{"WORLD_SIZE", "2"}, {"DEEPSPEED_TIMEOUT", value}}, {});
     EXPECT_EQ(r.exit_code, 1) << r.output;
-    EXPECT_TRUE(contains(r.output, "error: DEEPSPEED_TIMEOUT='" + value + "': expected")) << r.output;
+    EXPECT_TRUE(mentions(r.output, "error: DEEPSPEED_TIMEOUT='" + value + "': expected")) << r.output;
     const long long ms = failed_after_ms(r.output);
     EXPECT_GE(ms, 0) << r.output;
     EXPECT_LT(ms, 1000) << r.output;
@@ -87,8 +87,8 @@ TEST_F(RendezvousGloo, TwoRanksMeet) {
   RunOptions options;
   options.timeout = std::chrono::seconds(60);
   options.env = {{"DS_ACCELERATOR", "cpu"}, {"DEEPSPEED_RUN_ID", "job-a"}};
-  for (const auto& r : run_ranks(2, kWorker, {"--timeout_ms", "30000"}, options)) {
+  for (const auto& r : run_ranks(2, kRendezvousWorker, {"--timeout_ms", "30000"}, options)) {
     EXPECT_EQ(r.exit_code, 0) << r.output;
-    EXPECT_TRUE(contains(r.output, "all_reduce ok")) << r.output;
+    EXPECT_TRUE(mentions(r.output, "all_reduce ok")) << r.output;
   }
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include <deepspeed/comm.h>
 #include <deepspeed/errors.h>
 
 #include "comm/deepspeed_timeout.h"
@@ -70,6 +71,22 @@ TEST(DeepSpeedTimeout, AbsurdlyLargeIsRefused) {
   for (const char* v : {"10000001", "99999999999999999999999999"}) {
     const std::string msg = refusal(v);
     EXPECT_NE(msg.find("expected at most 10000000 minutes"), std::string::npos) << msg;
+  }
+}
+
+// The same holds for a timeout set from code: no rendezvous is tried with none.
+TEST(DeepSpeedTimeout, NonPositiveTimeoutFromCodeIsRefused) {
+  for (const auto ms : {0, -5}) {
+    InitOptions options;
+    options.timeout = std::chrono::milliseconds(ms);
+    try {
+      init_distributed(options);
+      ADD_FAILURE() << "accepted a timeout of " << ms << " ms";
+    } catch (const CommError& e) {
+      EXPECT_NE(std::string(e.what()).find("InitOptions::timeout is " + std::to_string(ms) + " ms: expected more than 0"),
+                std::string::npos)
+          << e.what();
+    }
   }
 }
 

@@ -93,7 +93,7 @@ TEST(EnvironmentDiscovery, RunIdFromTheLauncher) {
                                   {"DEEPSPEED_RUN_ID", "x1"}})
                 .run_id,
             "x1");
-  for (const std::string bad : {"a/b", "two words", std::string(129, 'a')}) {
+  for (const std::string& bad : std::vector<std::string>{"a/b", "two words", std::string(129, 'a')}) {
     try {
       discover_environment({{"DEEPSPEED_RUN_ID", bad}});
       ADD_FAILURE() << "accepted DEEPSPEED_RUN_ID=" << bad;

@@ -59,8 +59,8 @@ TEST(Hostfile, BadEntryNamesFileLineAndText) {
   expect_launch_error([] { parse("slots=2\n"); }, "hf:1:");
 }
 
-// A NUL cut the message short where it was printed, and a binary file sent its control bytes
-// to the terminal: the quoted line has them escaped, and the message is whole.
+// A NUL would cut the message short where it is printed, and a binary file would send its
+// control bytes to the terminal: the quoted line has them escaped, and the message is whole.
 TEST(Hostfile, ControlBytesInTheQuotedLineAreEscaped) {
   const char text[] = "worker-1 slots=2\nwork\0er slo\x1b[2Jts=1 \\ \x7f\xff\tend\n";
   try {
