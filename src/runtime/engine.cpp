@@ -325,7 +325,7 @@ void Engine::throw_forward_result_type(const std::type_info& returned, const std
 }
 
 void Engine::explain_forward_error(const c10::Error& error, const std::vector<torch::ScalarType>& input_dtypes) const {
-  if (model_dtype_ == torch::kFloat32) return;
+  if (model_dtype_ == torch::kFloat32 || config_.fp16.auto_cast) return;  // auto_cast: the inputs were cast
   for (size_t i = 0; i < input_dtypes.size(); ++i) {
     const auto dtype = input_dtypes[i];
     if (!c10::isFloatingType(dtype) || dtype == model_dtype_) continue;
