@@ -50,9 +50,10 @@ if ! bash -euo pipefail "$work/run.sh" > "$work/run.log" 2>&1; then
   cat "$work/run.log"
   exit 1
 fi
-grep -E '^epoch [0-9]+ mean loss' "$work/run.log" || { cat "$work/run.log"; echo "no epoch lines"; exit 1; }
+# Rank 0's lines, which the launcher prefixes with "[rank0]: ".
+grep -E '^(\[rank0\]: )?epoch [0-9]+ mean loss' "$work/run.log" || { cat "$work/run.log"; echo "no epoch lines"; exit 1; }
 # Both epochs ran and the loss went down; both ranks wrote their part of the checkpoint.
-awk '/^epoch 0 mean loss/ { first = $5 } /^epoch 1 mean loss/ { last = $5 }
+awk '/epoch 0 mean loss/ { first = $NF } /epoch 1 mean loss/ { last = $NF }
      END { if (first == "" || last == "" || !(last < first)) { print "the loss did not go down"; exit 1 } }' \
   "$work/run.log"
 [[ -f "$project/ckpt/latest" ]] || { echo "no checkpoint"; exit 1; }
