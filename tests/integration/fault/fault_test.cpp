@@ -297,30 +297,49 @@ TEST_F(FaultHang, MissingRankFailsTheRendezvousAfterTheTimeout) {
 // store, the other cannot bind the port. The launcher gives each job its own run id
 // (DEEPSPEED_RUN_ID), so each job's ranks meet only each other, although the loser's rank 1
 // reaches the winner's store: the winner always trains to the end, and the loser fails with
-// an error naming the port.
+// an error naming the port. The winner holds the port (--hold_until) until the loser has
+// ended, so that on a loaded machine it cannot finish before the loser even starts.
 TEST_F(FaultPort, TwoJobsOnOnePortNeverPair) {
   TempDir dir;
   write_file(dir.file("ds_config.json"), config());
   for (int trial = 0; trial < 10; ++trial) {
     SCOPED_TRACE("trial " + std::to_string(trial));
     const std::string port = std::to_string(free_port());
+    const std::string loser_ended = dir.file("trial" + std::to_string(trial) + ".loser_ended");
     LauncherJob jobs[2];
     for (int j = 0; j < 2; ++j) {
       jobs[j].output_file = dir.file("trial" + std::to_string(trial) + "_job" + std::to_string(j) + ".log");
       jobs[j].pid = spawn_background({kLauncher, "--num_gpus", "2", "--master_port", port, "--term_grace", "5",
                                       kTrainWorker, "--deepspeed_config", dir.file("ds_config.json"), "--steps", "2",
-                                      "--samples", "16", "--comm_timeout_ms", "30000"},
+                                      "--samples", "16", "--comm_timeout_ms", "30000", "--hold_until", loser_ended},
                                      jobs[j].output_file, kCpuRanks);
     }
-    const int codes[2] = {expect_exit_within(jobs[0], kStartup + kExitAfterFault),
-                          expect_exit_within(jobs[1], kStartup + kExitAfterFault)};
-    const int winner = codes[0] == 0 ? 0 : 1;
-    const std::string won = jobs[winner].output(), lost = jobs[1 - winner].output();
-    ASSERT_EQ(codes[winner], 0) << "no job trained to the end:\n--- job 0\n" << jobs[0].output() << "--- job 1\n"
-                                << jobs[1].output();
+    // The first job to end is the loser (the winner waits for loser_ended).
+    int loser = -1, loser_code = -1;
+    wait_until(
+        [&] {
+          for (int j = 0; j < 2 && loser < 0; ++j) {
+            if (const auto code = wait_for_exit(jobs[j].pid, 0ms)) {
+              loser = j;
+              loser_code = *code;
+            }
+          }
+          return loser >= 0;
+        },
+        kStartup + kExitAfterFault);
+    write_file(loser_ended, "");
+    if (loser < 0) {
+      ADD_FAILURE() << "neither job ended:\n--- job 0\n" << jobs[0].output() << "--- job 1\n" << jobs[1].output();
+      for (const auto& job : jobs) ::kill(job.pid, SIGKILL);
+      for (const auto& job : jobs) wait_for_exit(job.pid, 10s);
+      continue;
+    }
+    const LauncherJob& winner = jobs[1 - loser];
+    EXPECT_EQ(expect_exit_within(winner, kStartup + kExitAfterFault), 0) << winner.output();
+    const std::string won = winner.output(), lost = jobs[loser].output();
     EXPECT_NE(won.find("[rank0]: parameters finite"), std::string::npos) << won;
     EXPECT_NE(won.find("[rank1]: parameters finite"), std::string::npos) << won;
-    EXPECT_NE(codes[1 - winner], 0) << "both jobs ran on port " << port << ":\n" << lost;
+    EXPECT_NE(loser_code, 0) << lost;
     EXPECT_NE(lost.find("[rank0]: error: rank 0: cannot host the rendezvous store on port " + port + ": port " + port +
                         " is already in use"),
               std::string::npos)

@@ -8,8 +8,11 @@
 // rank R stop answering (sleep) or die (SIGKILL) just before global step S; --bad_loss_at M
 // makes the loss of micro step M NaN (or --bad_loss_value inf) on --bad_loss_rank (-1: every
 // rank); --comm_timeout_ms sets the collective timeout (InitOptions::timeout).
+// --hold_until FILE keeps every rank alive after training until FILE exists (at most 120 s):
+// a job that still holds its master port while a test starts another one on it.
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <thread>
@@ -59,6 +62,8 @@ int main(int argc, char** argv) {
   int64_t comm_timeout_ms = 0, fault_rank = -1, fault_at_step = -1, bad_loss_at = -1, bad_loss_rank = 0;
   std::string fault, bad_loss_value = "nan";
   app.add_option("--comm_timeout_ms", comm_timeout_ms, "collective timeout (0: DEEPSPEED_TIMEOUT's)");
+  std::string hold_until;
+  app.add_option("--hold_until", hold_until, "after training, wait until this file exists");
   app.add_option("--fault", fault, "hang (sleep) or die (SIGKILL)")->check(CLI::IsMember({"hang", "die"}));
   app.add_option("--fault_rank", fault_rank, "the rank that hangs or dies");
   app.add_option("--fault_at_step", fault_at_step, "just before this global step");
@@ -110,7 +115,17 @@ int main(int argc, char** argv) {
     const auto whole = engine->gathered_parameters();
     bool finite = true;
     for (auto& p : net->parameters()) finite = finite && torch::isfinite(p).all().item<bool>();
-    std::cout << "parameters " << (finite ? "finite" : "NOT finite") << "\n";
+    std::cout << "parameters " << (finite ? "finite" : "NOT finite") << std::endl;
+    if (!hold_until.empty()) {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+      while (!std::filesystem::exists(hold_until)) {
+        if (std::chrono::steady_clock::now() > give_up) {
+          std::cerr << "error: " << hold_until << " never appeared\n";
+          return 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
     if (!out.empty()) {
       std::vector<torch::Tensor> params;
       for (auto& p : net->parameters()) params.push_back(p.detach().cpu().to(torch::kFloat32).clone());
