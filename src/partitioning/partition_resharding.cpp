@@ -13,15 +13,7 @@ namespace {
 // list them in that order, and buckets of a group come in the order they were filled.
 template <typename Fn>
 void for_each_run(const BucketPlan& plan, int64_t group, Fn&& fn) {
-  std::vector<int64_t> start(plan.buckets_of.size(), 0);
-  int64_t dense = 0;
-  for (const auto& b : plan.buckets) {
-    if (b.group != group) continue;
-    for (const auto& e : b.entries) {
-      if (e.param_offset == 0) start[e.param] = dense;
-      dense += e.length;
-    }
-  }
+  const std::vector<int64_t> start = dense_offsets(plan, group);
   for (int64_t i = 0; i < static_cast<int64_t>(plan.buckets.size()); ++i) {
     if (plan.buckets[static_cast<std::size_t>(i)].group != group) continue;
     for (int64_t r = 0; r < plan.partitions; ++r) {
