@@ -1,8 +1,10 @@
 #include "gpt_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
+#include <deepspeed/activation_checkpointing.h>
 #include <deepspeed/torch_compat.h>
 
 namespace gpt {
@@ -125,7 +127,13 @@ GptImpl::GptImpl(const GptConfig& c) : config_(c) {
   wpe_->weight.normal_(0.0, 0.02);
 }
 
-torch::Tensor GptImpl::logits(torch::Tensor tokens) {
+void GptImpl::set_activation_checkpointing(int64_t every, int64_t loss_chunks) {
+  if (every < 0 || loss_chunks < 0) throw std::invalid_argument("activation checkpointing: negative setting");
+  checkpoint_every_ = every;
+  loss_chunks_ = loss_chunks;
+}
+
+torch::Tensor GptImpl::hidden(torch::Tensor tokens) {
   const int64_t t = tokens.size(1);
   if (t > config_.seq_len) {
     throw std::invalid_argument("sequence of " + std::to_string(t) + " tokens is longer than seq_len " +
@@ -133,14 +141,43 @@ torch::Tensor GptImpl::logits(torch::Tensor tokens) {
   }
   auto positions = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(tokens.device()));
   auto x = wte_->forward(tokens) + wpe_->forward(positions);
+  if (checkpoint_every_ > 0) {
+    return deepspeed::checkpointing::checkpoint_sequential<BlockImpl>(blocks_, x, checkpoint_every_);
+  }
   for (const auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x);
-  return torch::linear(ln_f_->forward(x), wte_->weight);  // tied output projection
+  return x;
+}
+
+torch::Tensor GptImpl::logits(torch::Tensor tokens) {
+  return torch::linear(ln_f_->forward(hidden(tokens)), wte_->weight);  // tied output projection
 }
 
 torch::Tensor GptImpl::forward(torch::Tensor tokens, torch::Tensor targets) {
-  auto out = logits(tokens);
-  return torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}).to(torch::kFloat32),
-                                              targets.reshape({-1}));
+  if (checkpoint_every_ == 0 || loss_chunks_ <= 1) {
+    auto out = logits(tokens);
+    return torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}).to(torch::kFloat32),
+                                                targets.reshape({-1}));
+  }
+  // The output layer's logits (and their fp32 copy and log-probabilities) are the largest
+  // activations once the blocks are checkpointed: computed a slice of tokens at a time, and
+  // again in backward, only one slice's are ever alive.
+  auto x = hidden(tokens);
+  x = x.reshape({-1, x.size(-1)});
+  const auto flat_targets = targets.reshape({-1});
+  const int64_t n = x.size(0), chunk = (n + loss_chunks_ - 1) / loss_chunks_;
+  torch::Tensor total;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t len = std::min(chunk, n - start);
+    auto part = deepspeed::checkpointing::checkpoint(
+        [this](const torch::Tensor& h, const torch::Tensor& y) {
+          auto out = torch::linear(ln_f_->forward(h), wte_->weight);
+          return torch::nn::functional::cross_entropy(
+              out.to(torch::kFloat32), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+        },
+        x.narrow(0, start, len), flat_targets.narrow(0, start, len));
+    total = total.defined() ? total + part : part;
+  }
+  return total / static_cast<double>(n);
 }
 
 }  // namespace gpt

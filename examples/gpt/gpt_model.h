@@ -54,8 +54,17 @@ class GptImpl : public torch::nn::Module {
   torch::Tensor logits(torch::Tensor tokens);
   const GptConfig& config() const { return config_; }
 
+  // Activation checkpointing (deepspeed::checkpointing): every `every`-th block is
+  // checkpointed (1: all, 0: none), and while any is, forward() computes the output layer and
+  // the loss in `loss_chunks` checkpointed slices of the tokens (0 or 1: in one piece), so
+  // that the fp32 logits of the whole batch are never alive at once.
+  void set_activation_checkpointing(int64_t every, int64_t loss_chunks);
+
  private:
+  torch::Tensor hidden(torch::Tensor tokens);
   GptConfig config_;
+  int64_t checkpoint_every_ = 0;
+  int64_t loss_chunks_ = 0;
   torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_f_{nullptr};

@@ -34,6 +34,13 @@ inline int64_t peak_allocated_bytes([[maybe_unused]] const torch::Device& device
   return 0;
 }
 
+inline int64_t allocated_bytes([[maybe_unused]] const torch::Device& device) {
+#if DS_HAVE_CUDA
+  if (device.is_cuda()) return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).allocated_bytes[0].current;
+#endif
+  return 0;
+}
+
 // Dense bf16 tensor-core peak (FLOP/s) of known data-centre GPUs; 0 when unknown.
 inline double peak_bf16_flops([[maybe_unused]] const torch::Device& device) {
 #if DS_HAVE_CUDA

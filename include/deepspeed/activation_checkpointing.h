@@ -73,7 +73,8 @@ void reset();
 void set_num_layers(int64_t num_layers);
 
 // What the checkpoints that wait for their backward hold right now, in bytes, by where it is:
-// their saved inputs (or this rank's share of them under partition_activations).
+// their saved floating-point inputs (or this rank's share of them under
+// partition_activations); integer inputs such as token ids are not counted.
 struct SavedBytes {
   int64_t device = 0;  // on an accelerator
   int64_t host = 0;    // in host memory (the CPU device, or cpu_checkpointing's copies)

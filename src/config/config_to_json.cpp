@@ -175,7 +175,8 @@ nlohmann::json DeepSpeedConfig::to_json() const {
       {"contiguous_memory_optimization", activation_checkpointing.contiguous_memory_optimization},
       {"number_checkpoints",
        activation_checkpointing.number_checkpoints ? json(*activation_checkpointing.number_checkpoints) : json(nullptr)},
-      {"synchronize_checkpoint_boundary", activation_checkpointing.synchronize_checkpoint_boundary},
+      {"synchronize_checkpoint_boundary",
+       activation_checkpointing.synchronize_checkpoint_boundary},
       {"profile", activation_checkpointing.profile}};
   j["dataloader_drop_last"] = dataloader_drop_last;
   j["vocabulary_size"] = vocabulary_size ? json(*vocabulary_size) : json(nullptr);

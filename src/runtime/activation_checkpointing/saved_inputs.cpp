@@ -52,7 +52,8 @@ SavedInput save_input(const torch::Tensor& input, std::size_t index, const Setti
   } else {
     saved.kept = data;
   }
-  count_saved(saved.kept, +1);
+  if (input.is_floating_point()) count_saved(saved.kept, +1);
+  saved.counted = input.is_floating_point();
   return saved;
 }
 
@@ -84,7 +85,7 @@ torch::Tensor restore_input(const SavedInput& saved, const Settings& s) {
 }
 
 void release_input(SavedInput& saved) {
-  count_saved(saved.kept, -1);
+  if (saved.counted) count_saved(saved.kept, -1);
   saved.kept = torch::Tensor();
 }
 

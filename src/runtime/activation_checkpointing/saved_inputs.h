@@ -25,6 +25,7 @@ struct SavedInput {
   std::vector<int64_t> shape;
   torch::Device device = torch::kCPU;
   bool requires_grad = false;
+  bool counted = false;  // in saved_bytes(): floating-point inputs (the activations) only
 };
 
 // `index` counts this checkpoint's floating-point inputs (the contiguous buffer it goes to).

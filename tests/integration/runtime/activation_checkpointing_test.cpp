@@ -10,10 +10,11 @@
 #include "gloo_ranks_test.h"
 #include "multiprocess.h"
 
+// A named namespace: this binary's test files are compiled together (unity build).
+namespace activation_checkpointing_integration {
+
 using deepspeed::testing::run_ranks;
 using deepspeed::testing::TempDir;
-
-namespace {
 
 const std::string kWorker = DS_BINARY_DIR "/bin/ds_test_activation_checkpointing_worker";
 
@@ -55,8 +56,6 @@ void expect_identical(const RankRuns& r, const std::string& what) {
 
 int64_t device_bytes(const Run& r) { return r.bytes[0].item<int64_t>(); }
 int64_t host_bytes(const Run& r) { return r.bytes[1].item<int64_t>(); }
-
-}  // namespace
 
 class ActivationCheckpointingZero : public deepspeed::testing::GlooRanksTest,
                                     public ::testing::WithParamInterface<std::tuple<int, int>> {};
@@ -134,3 +133,5 @@ TEST_F(ActivationCheckpointing, CpuCheckpointingKeepsInputsOnTheHostWithTheSameG
     EXPECT_EQ(device_bytes(runs[k].checkpointed), 0);
   }
 }
+
+}  // namespace activation_checkpointing_integration

@@ -300,8 +300,10 @@ TEST(CheckpointingInitialize, TheConfigSectionConfiguresUnlessTheProgramDidAndPr
   auto engine = initialize(net, options).engine;
   EXPECT_TRUE(ckpt::is_configured());
   EXPECT_TRUE(ckpt::settings().profile);
-  EXPECT_TRUE(std::none_of(engine->config().warnings.begin(), engine->config().warnings.end(),
-                           [](const std::string& w) { return w.find("activation_checkpointing") != std::string::npos; }));
+  const auto& warnings = engine->config().warnings;
+  EXPECT_TRUE(std::none_of(warnings.begin(), warnings.end(), [](const std::string& w) {
+    return w.find("activation_checkpointing") != std::string::npos;
+  }));
   ::testing::internal::CaptureStdout();
   auto loss = engine->forward(torch::randn({2, 8})).sum();
   engine->backward(loss);
