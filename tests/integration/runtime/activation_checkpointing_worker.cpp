@@ -17,25 +17,31 @@ namespace ds = deepspeed;
 
 constexpr int64_t kWidth = 16, kTokens = 6, kGlobalBatch = 8, kBlocks = 4;
 
+// Each block also uses `shared`, a layer the model uses outside the blocks too (as a tied
+// embedding is): its gradient comes from every checkpoint and from outside them, and must be
+// reduced once, whole.
 struct BlockImpl : torch::nn::Module {
-  BlockImpl() {
+  explicit BlockImpl(torch::nn::Linear shared) : shared(std::move(shared)) {
     fc1 = register_module("fc1", torch::nn::Linear(kWidth, 2 * kWidth));
     fc2 = register_module("fc2", torch::nn::Linear(2 * kWidth, kWidth));
   }
   torch::Tensor forward(torch::Tensor x) {
+    x = x + 0.1 * shared->forward(x);
     return x + fc2->forward(torch::dropout(torch::gelu(fc1->forward(x)), 0.25, is_training()));
   }
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  torch::nn::Linear shared{nullptr}, fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Block);
 
 struct Net : torch::nn::Module {
   explicit Net(int64_t every) : every_(every) {
+    shared = register_module("shared", torch::nn::Linear(kWidth, kWidth));
     blocks = register_module("blocks", torch::nn::ModuleList());
-    for (int64_t i = 0; i < kBlocks; ++i) blocks->push_back(Block());
+    for (int64_t i = 0; i < kBlocks; ++i) blocks->push_back(Block(shared));
     head = register_module("head", torch::nn::Linear(kWidth, 1));
   }
   torch::Tensor forward(torch::Tensor x) {
+    x = shared->forward(x);
     if (every_ > 0) {
       x = ds::checkpointing::checkpoint_sequential<BlockImpl>(blocks, x, every_);
     } else {
@@ -44,6 +50,7 @@ struct Net : torch::nn::Module {
     return head->forward(x).squeeze(-1);
   }
   int64_t every_;
+  torch::nn::Linear shared{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::Linear head{nullptr};
 };
