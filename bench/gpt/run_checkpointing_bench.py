@@ -104,15 +104,17 @@ def largest(args, measured, every, capacity_gib):
     each time, until one fits."""
     per_sample = measured["activation_memory_gib"] / args.micro_batch
     static = measured["peak_memory_gib"] - measured["activation_memory_gib"]
-    guess = int((capacity_gib * 0.97 - static) / per_sample) // 8 * 8
     tried = []
+    if per_sample <= 0:  # no GPU memory statistics (a CPU run)
+        return None, None, tried
+    guess = int((capacity_gib * 0.96 - static) / per_sample) // 4 * 4
     micro = max(guess, args.micro_batch)
     while micro > args.micro_batch and time.time() - START < args.budget_s:
         r = ours(args, micro, every, args.large_steps, args.large_warmup)
         tried.append((micro, r))
         if "tokens_per_s" in r:
             return micro, r, tried
-        micro = (micro - max(8, micro // 8)) // 8 * 8
+        micro = (micro - max(4, micro // 8)) // 4 * 4
     return None, None, tried
 
 
