@@ -30,7 +30,7 @@ def last_json(text):
     return None
 
 
-def run(name, cmd, args, env=None, timeout=240):
+def run(name, cmd, args, env=None, timeout=150):
     if time.time() - START > args.budget_s:
         print(f"skipped (time budget): {name}", flush=True)
         return {"skipped": True}

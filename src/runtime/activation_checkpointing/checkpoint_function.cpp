@@ -44,6 +44,7 @@ struct CheckpointState : torch::CustomClassHolder {
   std::size_t user_inputs = 0;     // the inputs the function takes
   variable_list parameters;        // the leaves the function's graph reaches (after the inputs)
   std::size_t node_inputs = 0;     // inputs, parameters and the placeholder: what the node takes
+  variable_list first_outputs;     // the first run's outputs, until the node takes them
   RngSnapshot rng;
   AutocastState autocast;
   torch::Device device = torch::kCPU;
@@ -121,11 +122,12 @@ class RngRestore {
 };
 
 struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
-  // `outputs` were computed before (see checkpoint_tensors); this saves the inputs and makes
+  // The outputs were computed before (see checkpoint_tensors); this saves the inputs and makes
   // the outputs the node's. `inputs` are the function's, then the parameters (or a placeholder).
   static variable_list forward(AutogradContext* ctx, c10::intrusive_ptr<CheckpointState> state,
-                               variable_list outputs, at::TensorList inputs) {
+                               at::TensorList inputs) {
     const Settings& s = state->settings;
+    auto outputs = std::move(state->first_outputs);
     std::size_t floating = 0;
     state->inputs.reserve(state->user_inputs);
     for (std::size_t i = 0; i < state->user_inputs; ++i) {
@@ -185,22 +187,22 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
     }
     // Gradients for the inputs and the parameters, not accumulated anywhere: they leave
     // through this node (see the top of the file).
-    // The result: the state and outputs arguments (no gradient), the inputs, the parameters.
+    // The result: the state argument (no gradient), the inputs, the parameters.
     variable_list wanted;
     std::vector<std::size_t> slot;  // where each wanted gradient goes in the result
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       if (inputs[i].defined() && inputs[i].requires_grad()) {
         wanted.push_back(inputs[i]);
-        slot.push_back(2 + i);
+        slot.push_back(1 + i);
       }
     }
     for (std::size_t j = 0; j < state.parameters.size(); ++j) {
       if (state.parameters[j].requires_grad()) {
         wanted.push_back(state.parameters[j]);
-        slot.push_back(2 + state.user_inputs + j);
+        slot.push_back(1 + state.user_inputs + j);
       }
     }
-    variable_list result(2 + state.node_inputs);
+    variable_list result(1 + state.node_inputs);
     if (!differentiable.empty() && !wanted.empty()) {
       const auto computed = torch::autograd::grad(differentiable, wanted, their_grads, /*retain_graph=*/false,
                                                   /*create_graph=*/false, /*allow_unused=*/true);
@@ -229,7 +231,6 @@ torch::autograd::variable_list checkpoint_tensors(TensorFunction function, torch
   detail::PhaseTimer timer(s, state->device, "forward");
   state->rng = detail::capture_rng();
   state->autocast = detail::AutocastState::current();
-  torch::autograd::variable_list outputs;
   {
     // Recorded on detached inputs, so that the walk stops at the checkpoint's inputs.
     torch::autograd::variable_list detached;
@@ -241,7 +242,7 @@ torch::autograd::variable_list checkpoint_tensors(TensorFunction function, torch
     const uint64_t first = at::sequence_number::peek();
     auto recorded = function(detached);
     state->parameters = detail::graph_leaves(recorded, detached, first);
-    for (auto& out : recorded) outputs.push_back(out.defined() ? out.detach() : out);
+    for (auto& out : recorded) state->first_outputs.push_back(out.defined() ? out.detach() : out);
   }  // the graph, and with it the activations, go here
   state->function = std::move(function);
   torch::autograd::variable_list node_inputs = inputs;
@@ -253,7 +254,7 @@ torch::autograd::variable_list checkpoint_tensors(TensorFunction function, torch
   // used inside would get no gradient; an empty leaf that does makes it call it.
   if (!any_requires_grad) node_inputs.push_back(torch::empty({0}, torch::TensorOptions().requires_grad(true)));
   state->node_inputs = node_inputs.size();
-  auto result = detail::CheckpointFunction::apply(state, outputs, at::TensorList(node_inputs));
+  auto result = detail::CheckpointFunction::apply(state, at::TensorList(node_inputs));
   timer.stop();
   return result;
 }
