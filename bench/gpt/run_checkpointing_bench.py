@@ -188,7 +188,8 @@ def main():
                      f"GPU and {b['host'] / 2**20:.1f} MiB in host memory")
     if "checkpoint_saved_bytes" in ckpt:
         b = ckpt["checkpoint_saved_bytes"]
-        lines.append(f"without it: {b['device'] / 2**20:.1f} MiB on the GPU, {b['host'] / 2**20:.1f} MiB on the host")
+        lines.append(f"without cpu_checkpointing: {b['device'] / 2**20:.1f} MiB on the GPU, {b['host'] / 2**20:.1f} MiB "
+                     "on the host")
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.log_dir, "table.md"), "w") as f:
