@@ -8,6 +8,7 @@
 // rank and micro step. The first --warmup_steps steps are not timed. Rank 0 prints the loss
 // every --log_interval steps and, at the end, one line of JSON (`{"tokens_per_s": ...}`) that
 // bench/gpt/run_gpt_bench.py reads: tokens/s over all ranks, MFU, peak GPU memory.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
+  // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
+  o.activation_checkpointing = std::max<int64_t>(o.activation_checkpointing, 0);
   if (o.warmup_steps >= o.steps) {
     std::fprintf(stderr, "gpt_train: --warmup_steps (%lld) must be below --steps (%lld)\n",
                  static_cast<long long>(o.warmup_steps), static_cast<long long>(o.steps));
