@@ -14,8 +14,6 @@
 // leaves and dropped as soon as the function returns: its activations live no longer than
 // the function's own run (the same peak as the recompute's).
 #include <chrono>
-
-#include <fmt/format.h>
 #include <unordered_set>
 
 #include <ATen/SequenceNumber.h>
@@ -40,7 +38,7 @@ using torch::autograd::variable_list;
 struct CheckpointState : torch::CustomClassHolder {
   TensorFunction function;
   Settings settings;
-  std::vector<SavedInput> inputs;  // the function's inputs, then a placeholder when nothing needs grad
+  std::vector<SavedInput> inputs;  // the function's inputs, as kept until backward
   std::size_t user_inputs = 0;     // the inputs the function takes
   variable_list parameters;        // the leaves the function's graph reaches (after the inputs)
   std::size_t node_inputs = 0;     // inputs, parameters and the placeholder: what the node takes
