@@ -1,6 +1,7 @@
 // GPU facts the GPT example reports: peak and current memory allocated through LibTorch's
-// caching allocator (torch.cuda.max_memory_allocated, memory_allocated) and the GPU's dense bf16 peak for MFU. On a CPU
-// device or a build without CUDA they are 0 and synchronize() does nothing.
+// caching allocator (torch.cuda.max_memory_allocated, memory_allocated) and the GPU's dense
+// bf16 peak for MFU. On a CPU device or a build without CUDA they are 0 and synchronize()
+// does nothing.
 #pragma once
 
 #include <cstdint>
