@@ -196,6 +196,10 @@ TEST(CheckpointingConfigure, ChecksAndSettings) {
   ckpt::set_num_layers(7);
   EXPECT_EQ(ckpt::settings().number_checkpoints, 7);
   EXPECT_THROW(ckpt::set_num_layers(0), ConfigError);
+  // A config given as JSON text (or a file path), as DeepSpeed's deepspeed_config argument.
+  ckpt::configure(nullptr, std::string(R"({"train_batch_size": 1, "activation_checkpointing": {"profile": true}})"));
+  EXPECT_TRUE(ckpt::settings().profile);
+  EXPECT_FALSE(ckpt::settings().partition_activations);
   ckpt::configure(nullptr);
 }
 
