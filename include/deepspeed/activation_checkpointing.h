@@ -126,6 +126,9 @@ CudaRNGStatesTracker& get_cuda_rng_tracker();
 // tensor-parallel group: dropout outside tensor-parallel regions), the tracker's
 // "model-parallel-rng" state gets seed + 2718 + tensor-parallel rank (different across them).
 void model_parallel_cuda_manual_seed(uint64_t seed);
+// Reseeds only the tracker's "model-parallel-rng" state with seed + 2718 + tensor-parallel rank
+// (after the tensor-parallel layout changed); the default generator is left as it is.
+void model_parallel_reconfigure_tp_seed(uint64_t seed);
 
 // --- checkpoint ---
 

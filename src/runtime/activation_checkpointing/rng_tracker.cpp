@@ -64,4 +64,10 @@ void model_parallel_cuda_manual_seed(uint64_t seed) {
   tracker.add(CudaRNGStatesTracker::kModelParallelRngTrackerName, model_parallel_seed);
 }
 
+void model_parallel_reconfigure_tp_seed(uint64_t seed) {
+  const auto s = detail::current_settings();
+  auto fork = get_cuda_rng_tracker().fork();
+  detail::device_manual_seed(seed + 2718 + static_cast<uint64_t>(s.mp_rank));
+}
+
 }  // namespace deepspeed::checkpointing

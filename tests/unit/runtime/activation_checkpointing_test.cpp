@@ -268,6 +268,18 @@ TEST(CheckpointingRngTracker, ModelParallelSeedGivesMegatronsTwoStreams) {
   EXPECT_TRUE(torch::equal(default_draw, torch::rand({2})));
   torch::manual_seed(42 + 2718);  // tensor-parallel rank 0
   EXPECT_TRUE(torch::equal(model_parallel_draw, torch::rand({2})));
+  // Reseeding the model-parallel stream leaves the default one where it is.
+  torch::manual_seed(5);
+  const auto default_next = torch::rand({2});
+  torch::manual_seed(5);
+  ckpt::model_parallel_reconfigure_tp_seed(8);
+  EXPECT_TRUE(torch::equal(torch::rand({2}), default_next));
+  {
+    auto fork = ckpt::get_cuda_rng_tracker().fork();
+    model_parallel_draw = torch::rand({2});
+  }
+  torch::manual_seed(8 + 2718);
+  EXPECT_TRUE(torch::equal(model_parallel_draw, torch::rand({2})));
   // The tracker's state is restored for a recompute too: dropout inside a fork in a checkpoint.
   Blocks reference, checkpointed;
   const auto x = torch::randn({2, 8}).requires_grad_(true);
