@@ -2,6 +2,7 @@
 // of 1, 2 and 4 ranks gives each rank the outputs and gradients of the whole layer (top-1, -2
 // and -4 gates, with and without dropped tokens).
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -74,6 +75,24 @@ TEST(ExpertParallel, ZeroWithExpertsIsRefusedOnEveryRank) {
     EXPECT_NE(r.output.find("ZeRO stage 1 with Mixture-of-Experts layers is not supported yet"), std::string::npos)
         << r.output;
   }
+}
+
+// Split experts cannot be saved yet: every rank refuses before anything is written; whole
+// experts (ep_size 1) save as any model.
+TEST(ExpertParallel, CheckpointOfSplitExpertsIsRefusedBeforeWriting) {
+  deepspeed::testing::TempDir dir;
+  const auto ranks = run_ranks(4, kTrainWorker, {"--ep_size", "2", "--steps", "1", "--save_dir", dir.path()});
+  for (const auto& r : ranks) {
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("the model's MoE experts are split over 2 ranks (ep_size 2), which checkpoints cannot "
+                            "hold yet"),
+              std::string::npos)
+        << r.output;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "nothing may be written";
+  const auto whole = run_ranks(4, kTrainWorker, {"--ep_size", "1", "--steps", "1", "--save_dir", dir.path()});
+  for (const auto& r : whole) EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/latest"));
 }
 
 }  // namespace

@@ -61,9 +61,11 @@ const std::string kExperts = "moe.deepspeed_moe.experts.deepspeed_experts.";
 int main(int argc, char** argv) {
   CLI::App app{"deepspeed-cpp MoE training worker"};
   int64_t ep_size = 1, steps = 4, zero_stage = 0;
+  std::string save_dir;
   app.add_option("--ep_size", ep_size);
   app.add_option("--steps", steps);
   app.add_option("--zero_stage", zero_stage);
+  app.add_option("--save_dir", save_dir, "save a checkpoint here after training");
   CLI11_PARSE(app, argc, argv);
   try {
     auto world = ds::comm::init_distributed();
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
       norms.push_back(fmt::format("{:a}", engine->get_global_grad_norm().value_or(-1.0)));
     }
     std::cout << fmt::format("losses {}\nnorms {}\n", fmt::join(losses, ","), fmt::join(norms, ",")) << std::flush;
+    if (!save_dir.empty()) engine->save_checkpoint(save_dir);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
