@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <deepspeed/errors.h>
 
@@ -13,7 +14,7 @@ namespace deepspeed {
 DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> parameters,
                                              std::shared_ptr<comm::ProcessGroup> group,
                                              const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
-                                             ModelParallelGradients model_parallel)
+                                             ModelParallelGradients model_parallel, ExpertParameters experts)
     : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Plain,
                                            /*fused=*/!optimizer || optimizer->name() != "Lamb"),
                        std::move(model_parallel)),
@@ -25,11 +26,28 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> paramete
       check_nonfinite_(!config.fp16_enabled() && !config.bf16_enabled() && config.nonfinite_gradients != "apply") {
   auto options = reducer_options(config);
   if (!group_->supports(options.comm_dtype)) options.comm_dtype = torch::kFloat32;
-  const std::vector<int64_t> groups(parameters_.size(), 0);
-  std::vector<int64_t> numels;
-  for (const auto& p : parameters_) numels.push_back(p.numel());
-  reducer_ = std::make_unique<GradientReducer>(parameters_, group_, options,
-                                               plan_buckets(numels, groups, bucket_elements(config, options.comm_dtype), 1));
+  auto make_reducer = [&](std::vector<torch::Tensor> params, std::shared_ptr<comm::ProcessGroup> over,
+                          double divisor) {
+    const std::vector<int64_t> groups(params.size(), 0);
+    std::vector<int64_t> numels;
+    for (const auto& p : params) numels.push_back(p.numel());
+    auto o = options;
+    o.divisor = divisor;
+    auto plan = plan_buckets(numels, groups, bucket_elements(config, o.comm_dtype), 1);
+    return std::make_unique<GradientReducer>(std::move(params), std::move(over), o, std::move(plan));
+  };
+  std::unordered_set<const void*> expert_tensors;
+  for (auto& e : experts) {
+    for (const auto& p : e.parameters) expert_tensors.insert(p.unsafeGetTensorImpl());
+    experts_.push_back({make_reducer(e.parameters, e.expert_data_parallel, static_cast<double>(group_->size())),
+                        e.parameters, e.expert_parallel});
+  }
+  std::vector<torch::Tensor> replicated;
+  for (const auto& p : parameters_) {
+    is_expert_.push_back(expert_tensors.count(p.unsafeGetTensorImpl()) > 0);
+    if (!is_expert_.back()) replicated.push_back(p);
+  }
+  reducer_ = make_reducer(std::move(replicated), group_, 0.0);
 
   std::unordered_map<const void*, int64_t> index;
   for (int64_t i = 0; i < static_cast<int64_t>(parameters_.size()); ++i) {
@@ -68,6 +86,30 @@ std::string DataParallelOptimizer::name() const {
   return loss_scaler().options().fused ? "FP16_Optimizer" : "FP16_UnfusedOptimizer";
 }
 
+void DataParallelOptimizer::before_backward(bool boundary) {
+  reducer_->prepare(boundary);
+  for (auto& e : experts_) e.reducer->prepare(boundary);
+}
+
+void DataParallelOptimizer::after_backward(bool /*boundary*/) {
+  reducer_->finalize();
+  for (auto& e : experts_) e.reducer->finalize();
+}
+
+double DataParallelOptimizer::last_communication_wait() const {
+  double total = reducer_->last_wait_seconds();
+  for (const auto& e : experts_) total += e.reducer->last_wait_seconds();
+  return total;
+}
+
+bool DataParallelOptimizer::agreed(bool local) const {
+  // Experts' gradients differ between the ranks of the data-parallel group: agree over it.
+  if (experts_.empty()) return model_parallel_.any(local);
+  auto flag = torch::full({1}, local ? 1.0f : 0.0f, torch::TensorOptions().device(group_->device()));
+  group_->all_reduce(flag, comm::ReduceOp::Max);
+  return model_parallel_.any(flag.item<float>() > 0.0f);
+}
+
 bool DataParallelOptimizer::norm_wanted(double gradient_clipping) const {
   return !masters_.empty() || gradient_clipping > 0.0;
 }
@@ -79,23 +121,35 @@ bool DataParallelOptimizer::norm_wanted(double gradient_clipping) const {
 OptimizerWrapper::GradientVerdict DataParallelOptimizer::check_gradients(bool norm_wanted) {
   GradientVerdict v;
   const auto grads = gradients();
-  v.overflow = check_overflow_ && model_parallel_.any(has_inf_or_nan(grads));
+  v.overflow = check_overflow_ && agreed(has_inf_or_nan(grads));
   if (norm_wanted && !v.overflow) v.squared_norm = global_squared_norm();
   // fp32: with the norm at hand a non-finite norm is the verdict (no second pass); without it,
   // one pass summed in double, so that large finite gradients cannot overflow the check.
   if (check_nonfinite_) {
     v.nonfinite = v.squared_norm.defined() ? !std::isfinite(v.squared_norm.item<double>())
-                                           : model_parallel_.any(has_inf_or_nan(grads, torch::kFloat64));
+                                           : agreed(has_inf_or_nan(grads, torch::kFloat64));
   }
   return v;
 }
 
+// Every element once: the replicated gradients as they are (equal on every data-parallel
+// rank), each expert group's summed over the ranks that hold the other experts. DeepSpeed
+// averages the ranks' norms instead (docs/compatibility.md).
 torch::Tensor DataParallelOptimizer::global_squared_norm() {
   std::vector<torch::Tensor> counted;
-  for (const auto& p : parameters_) {
-    if (model_parallel_.counts(p)) counted.push_back(p.grad());
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (!is_expert_[i] && model_parallel_.counts(parameters_[i])) counted.push_back(parameters_[i].grad());
   }
   auto sq = squared_norm(counted, group_->device());
+  for (const auto& e : experts_) {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : e.parameters) {
+      if (model_parallel_.counts(p)) grads.push_back(p.grad());
+    }
+    auto expert_sq = squared_norm(grads, group_->device()).reshape({1});
+    e.expert_parallel->all_reduce(expert_sq);
+    sq = sq + expert_sq.reshape({}).to(sq.scalar_type());
+  }
   model_parallel_.sum(sq);
   return sq;
 }
@@ -157,6 +211,7 @@ MemoryReport DataParallelOptimizer::memory_report() const {
   }
   if (optimizer_) r.optimizer_states = optimizer_state_bytes(*optimizer_);
   r.communication_buffers = reducer_->buffer_bytes();
+  for (const auto& e : experts_) r.communication_buffers += e.reducer->buffer_bytes();
   r.parameters_peak = r.parameters;
   return r;
 }

@@ -88,6 +88,14 @@ c10::impl::GenericDict stage3_module_state(const torch::nn::Module& module) {
 bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::string> tag_arg,
                              const ClientState& client_state, bool save_latest) {
   if (save_dir.empty()) throw CheckpointError("save_dir must be a non-empty string, got ''");
+  if (largest_ep_size_ > 1) {
+    // Each rank holds other experts; DeepSpeed's expert_X_mp_rank_YY files are not written yet,
+    // and the model states alone would lose every expert but the first rank's.
+    throw CheckpointError(fmt::format("save_checkpoint: the model's MoE experts are split over {} ranks "
+                                      "(ep_size {}), which checkpoints cannot hold yet (docs/moe.md); nothing was "
+                                      "written",
+                                      largest_ep_size_, largest_ep_size_));
+  }
   const std::string tag = tag_arg.value_or(default_tag(global_steps_));
   check_tag(tag);
   const Logger logger(group_->rank(), level_of(config_));
