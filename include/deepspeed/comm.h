@@ -112,6 +112,11 @@ class ProcessGroup {
   void all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input,
                   std::source_location where = std::source_location::current());
   void barrier(std::source_location where = std::source_location::current());
+  // Equal splits along dim 0: split i of `input` goes to rank i, and split j of `output`
+  // comes from rank j (torch.distributed.all_to_all_single without split sizes). Both
+  // contiguous, of the same shape, dim 0 a multiple of size().
+  void all_to_all_single(torch::Tensor& output, const torch::Tensor& input,
+                         std::source_location where = std::source_location::current());
 
   // Flat, in-place collectives for partitioned buffers (ZeRO). `flat` holds size() equal
   // slices; slice r belongs to rank r. Wait on the result before reading `flat`.

@@ -205,6 +205,26 @@ void ProcessGroup::all_gather(std::vector<torch::Tensor>& output, const torch::T
   logged.finish(compat::WorkPtr(), bytes_of(input), where, *this, device_);
 }
 
+void ProcessGroup::all_to_all_single(torch::Tensor& output, const torch::Tensor& input, std::source_location where) {
+  if (!input.is_contiguous() || !output.is_contiguous() || input.sizes() != output.sizes() || input.dim() == 0 ||
+      input.size(0) % size() != 0) {
+    throw CommError("all_to_all_single: expected contiguous input and output of one shape whose first dimension is a "
+                    "multiple of " + std::to_string(size()) + ", got " + c10::str(input.sizes()) + " and " +
+                    c10::str(output.sizes()));
+  }
+  if (size() == 1) {
+    output.copy_(input);
+    return;
+  }
+  LoggedOp logged(comms_logger_.get(), "all_to_all_single");
+  guarded("all_to_all_single", *this, [&] {
+    auto in = input;
+    std::vector<int64_t> equal_splits;  // empty: equal splits
+    return backend_->alltoall_base(output, in, equal_splits, equal_splits)->wait();
+  });
+  logged.finish(compat::WorkPtr(), bytes_of(input), where, *this, device_);
+}
+
 namespace {
 
 void check_flat(const char* what, const torch::Tensor& flat, int64_t size) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <deepspeed/errors.h>
 
@@ -13,7 +14,7 @@ namespace deepspeed {
 DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> parameters,
                                              std::shared_ptr<comm::ProcessGroup> group,
                                              const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
-                                             ModelParallelGradients model_parallel)
+                                             ModelParallelGradients model_parallel, ExpertParameters experts)
     : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Plain,
                                            /*fused=*/!optimizer || optimizer->name() != "Lamb"),
                        std::move(model_parallel)),
@@ -25,11 +26,28 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> paramete
       check_nonfinite_(!config.fp16_enabled() && !config.bf16_enabled() && config.nonfinite_gradients != "apply") {
   auto options = reducer_options(config);
   if (!group_->supports(options.comm_dtype)) options.comm_dtype = torch::kFloat32;
-  const std::vector<int64_t> groups(parameters_.size(), 0);
-  std::vector<int64_t> numels;
-  for (const auto& p : parameters_) numels.push_back(p.numel());
-  reducer_ = std::make_unique<GradientReducer>(parameters_, group_, options,
-                                               plan_buckets(numels, groups, bucket_elements(config, options.comm_dtype), 1));
+  auto make_reducer = [&](std::vector<torch::Tensor> params, std::shared_ptr<comm::ProcessGroup> over,
+                          double divisor) {
+    const std::vector<int64_t> groups(params.size(), 0);
+    std::vector<int64_t> numels;
+    for (const auto& p : params) numels.push_back(p.numel());
+    auto o = options;
+    o.divisor = divisor;
+    auto plan = plan_buckets(numels, groups, bucket_elements(config, o.comm_dtype), 1);
+    return std::make_unique<GradientReducer>(std::move(params), std::move(over), o, std::move(plan));
+  };
+  std::unordered_set<const void*> expert_tensors;
+  for (auto& e : experts) {
+    for (const auto& p : e.parameters) expert_tensors.insert(p.unsafeGetTensorImpl());
+    experts_.push_back({make_reducer(e.parameters, e.expert_data_parallel, static_cast<double>(group_->size())),
+                        e.parameters, e.expert_parallel});
+  }
+  std::vector<torch::Tensor> replicated;
+  for (const auto& p : parameters_) {
+    is_expert_.push_back(expert_tensors.count(p.unsafeGetTensorImpl()) > 0);
+    if (!is_expert_.back()) replicated.push_back(p);
+  }
+  reducer_ = make_reducer(std::move(replicated), group_, 0.0);
 
   std::unordered_map<const void*, int64_t> index;
   for (int64_t i = 0; i < static_cast<int64_t>(parameters_.size()); ++i) {
@@ -68,49 +86,75 @@ std::string DataParallelOptimizer::name() const {
   return loss_scaler().options().fused ? "FP16_Optimizer" : "FP16_UnfusedOptimizer";
 }
 
-OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clipping) {
-  torch::NoGradGuard no_grad;
-  StepOutcome out;
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : parameters_) grads.push_back(p.grad());
+void DataParallelOptimizer::before_backward(bool boundary) {
+  reducer_->prepare(boundary);
+  for (auto& e : experts_) e.reducer->prepare(boundary);
+}
 
-  const bool overflow = check_overflow_ && model_parallel_.any(has_inf_or_nan(grads));
-  // Gradients are already averaged, hence equal on every rank of the data-parallel group: the
-  // local norm is the replica's (summed over its model-parallel ranks), and every rank reaches
-  // the same verdict on NaN/inf below. The norm is computed where the gradients are and read
-  // back only for that verdict (fp32 runs; a GPU then waits).
-  const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
-  torch::Tensor sq;
-  if (need_norm && !overflow) {
-    std::vector<torch::Tensor> counted;
-    for (size_t i = 0; i < grads.size(); ++i) {
-      if (model_parallel_.counts(parameters_[i])) counted.push_back(grads[i]);
-    }
-    sq = squared_norm(counted, group_->device());
-    model_parallel_.sum(sq);
-  }
+void DataParallelOptimizer::after_backward(bool /*boundary*/) {
+  reducer_->finalize();
+  for (auto& e : experts_) e.reducer->finalize();
+}
+
+double DataParallelOptimizer::last_communication_wait() const {
+  double total = reducer_->last_wait_seconds();
+  for (const auto& e : experts_) total += e.reducer->last_wait_seconds();
+  return total;
+}
+
+bool DataParallelOptimizer::agreed(bool local) const {
+  // Experts' gradients differ between the ranks of the data-parallel group: agree over it.
+  if (experts_.empty()) return model_parallel_.any(local);
+  auto flag = torch::full({1}, local ? 1.0f : 0.0f, torch::TensorOptions().device(group_->device()));
+  group_->all_reduce(flag, comm::ReduceOp::Max);
+  return model_parallel_.any(flag.item<float>() > 0.0f);
+}
+
+bool DataParallelOptimizer::norm_wanted(double gradient_clipping) const {
+  return !masters_.empty() || gradient_clipping > 0.0;
+}
+
+// Gradients are already averaged, hence equal on every rank of the data-parallel group: the
+// local norm is the replica's (summed over its model-parallel ranks), and every rank reaches
+// the same verdict on NaN/inf. The norm is computed where the gradients are and read back
+// only for the fp32 verdict (a GPU then waits).
+OptimizerWrapper::GradientVerdict DataParallelOptimizer::check_gradients(bool norm_wanted) {
+  GradientVerdict v;
+  const auto grads = gradients();
+  v.overflow = check_overflow_ && agreed(has_inf_or_nan(grads));
+  if (norm_wanted && !v.overflow) v.squared_norm = global_squared_norm();
   // fp32: with the norm at hand a non-finite norm is the verdict (no second pass); without it,
   // one pass summed in double, so that large finite gradients cannot overflow the check.
-  if (check_nonfinite_ && (sq.defined() ? !std::isfinite(sq.item<double>())
-                                        : model_parallel_.any(has_inf_or_nan(grads, torch::kFloat64)))) {
-    out.nonfinite = true;
-    zero_grad();
-    return out;
+  if (check_nonfinite_) {
+    v.nonfinite = v.squared_norm.defined() ? !std::isfinite(v.squared_norm.item<double>())
+                                           : agreed(has_inf_or_nan(grads, torch::kFloat64));
   }
-  // DeepSpeed unscales with the scale after its update (on a growth step, the doubled one),
-  // but reports the norm in terms of the scale the gradients were computed with.
-  const double prev_scale = scaler_.scale();
-  out.messages = scaler_.update(overflow);
-  if (overflow) {
-    zero_grad();
-    return out;
+  return v;
+}
+
+// Every element once: the replicated gradients as they are (equal on every data-parallel
+// rank), each expert group's summed over the ranks that hold the other experts. DeepSpeed
+// averages the ranks' norms instead (docs/compatibility.md).
+torch::Tensor DataParallelOptimizer::global_squared_norm() {
+  std::vector<torch::Tensor> counted;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (!is_expert_[i] && model_parallel_.counts(parameters_[i])) counted.push_back(parameters_[i].grad());
   }
-  const double scale = scaler_.scale();
-  torch::Tensor grad_scale = torch::scalar_tensor(1.0 / scale, torch::kFloat64);
-  if (sq.defined()) {
-    out.grad_norm = sq.to(torch::kFloat64).sqrt() / prev_scale;
-    grad_scale = unscale_and_clip_factor(sq, scale, gradient_clipping);
+  auto sq = squared_norm(counted, group_->device());
+  for (const auto& e : experts_) {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : e.parameters) {
+      if (model_parallel_.counts(p)) grads.push_back(p.grad());
+    }
+    auto expert_sq = squared_norm(grads, group_->device()).reshape({1});
+    e.expert_parallel->all_reduce(expert_sq);
+    sq = sq + expert_sq.reshape({}).to(sq.scalar_type());
   }
+  model_parallel_.sum(sq);
+  return sq;
+}
+
+void DataParallelOptimizer::update(const torch::Tensor& grad_scale) {
   // Gradients (and, with masters, the model weights to write back) in the optimizer's order.
   std::vector<torch::Tensor> ordered_grads;
   std::vector<torch::Tensor> copies;
@@ -119,20 +163,31 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
   for (const auto& g : optimizer_->param_groups()) {
     for (const auto& p : g.params) {
       const int64_t i = optimizer_order_[k++];
-      ordered_grads.push_back(i < 0 ? p.grad() : grads[i]);
+      ordered_grads.push_back(i < 0 ? p.grad() : parameters_[i].grad());
       if (!masters_.empty()) copies.push_back(i < 0 ? torch::Tensor() : parameters_[i]);
     }
   }
   optimizer_->step_from(ordered_grads, grad_scale, copies);
-  out.applied = true;
-  zero_grad();
-  return out;
+}
+
+std::vector<torch::Tensor> DataParallelOptimizer::gradients() const {
+  std::vector<torch::Tensor> grads;
+  grads.reserve(parameters_.size());
+  for (const auto& p : parameters_) grads.push_back(p.grad());
+  return grads;
 }
 
 void DataParallelOptimizer::copy_masters_to_parameters() {
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < parameters_.size(); ++i) {
+  for (size_t i = 0; i < masters_.size(); ++i) {
     if (masters_[i].defined()) parameters_[i].detach().copy_(masters_[i]);
+  }
+}
+
+void DataParallelOptimizer::refresh_masters_from_parameters() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < masters_.size(); ++i) {
+    if (masters_[i].defined()) masters_[i].copy_(parameters_[i].detach());
   }
 }
 
@@ -156,6 +211,7 @@ MemoryReport DataParallelOptimizer::memory_report() const {
   }
   if (optimizer_) r.optimizer_states = optimizer_state_bytes(*optimizer_);
   r.communication_buffers = reducer_->buffer_bytes();
+  for (const auto& e : experts_) r.communication_buffers += e.reducer->buffer_bytes();
   r.parameters_peak = r.parameters;
   return r;
 }

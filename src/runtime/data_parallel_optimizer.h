@@ -15,6 +15,7 @@
 #include <deepspeed/config.h>
 #include <deepspeed/optimizer.h>
 
+#include "runtime/step/expert_parameters.h"
 #include "runtime/step/gradient_reducer.h"
 #include "runtime/step/optimizer_wrapper.h"
 
@@ -28,26 +29,49 @@ class DataParallelOptimizer final : public OptimizerWrapper {
   // `group`: the data-parallel group gradients are averaged over.
   DataParallelOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
                         const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
-                        ModelParallelGradients model_parallel = {});
+                        ModelParallelGradients model_parallel = {}, ExpertParameters experts = {});
 
   std::string name() const override;
-  void before_backward(bool boundary) override { reducer_->prepare(boundary); }
-  void after_backward(bool /*boundary*/) override { reducer_->finalize(); }
-  StepOutcome step(double gradient_clipping) override;
+  void before_backward(bool boundary) override;
+  void after_backward(bool boundary) override;
   void zero_grad() override;
   MemoryReport memory_report() const override;
-  double last_communication_wait() const override { return reducer_->last_wait_seconds(); }
+  double last_communication_wait() const override;
+
+  void add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
+                           const DeepSpeedConfig& config) const override;
+  void load_checkpoint(const CheckpointLoad& load) override;
 
   // fp32 masters, parallel to the module's parameters (empty for an fp32 model).
   const std::vector<torch::Tensor>& masters() const { return masters_; }
   // Writes the masters into the module's parameters (after a checkpoint set the masters).
   void copy_masters_to_parameters();
+  // Makes the masters from the module's parameters (after a checkpoint set the weights).
+  void refresh_masters_from_parameters();
 
  private:
+  GradientVerdict check_gradients(bool norm_wanted) override;
+  bool norm_wanted(double gradient_clipping) const override;
+  torch::Tensor global_squared_norm() override;
+  // The fp32 masters are updated and written into the half-precision parameters in one pass.
+  void update(const torch::Tensor& grad_scale) override;
+  std::vector<torch::Tensor> gradients() const;
+  // A verdict every rank of the replica (and, with experts, of the data-parallel group) shares.
+  bool agreed(bool local) const;
+
   std::vector<torch::Tensor> parameters_;
   std::shared_ptr<comm::ProcessGroup> group_;
   std::shared_ptr<Optimizer> optimizer_;
-  std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<GradientReducer> reducer_;  // the parameters every data-parallel rank holds
+  // Mixture of Experts: per expert group, its parameters' reducer (over the
+  // expert-data-parallel group) and the group whose ranks hold the other experts.
+  struct Experts {
+    std::unique_ptr<GradientReducer> reducer;
+    std::vector<torch::Tensor> parameters;
+    std::shared_ptr<comm::ProcessGroup> expert_parallel;
+  };
+  std::vector<Experts> experts_;
+  std::vector<bool> is_expert_;  // per parameters_
   std::vector<torch::Tensor> masters_;
   // For each tensor of the optimizer, in group order: its index in parameters_ (-1: none;
   // with fp32, a tensor the client optimizer holds that the model does not train).

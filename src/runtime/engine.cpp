@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -20,6 +22,7 @@
 #include <deepspeed/comms_logger.h>
 #include <deepspeed/errors.h>
 #include <deepspeed/flops_profiler.h>
+#include <deepspeed/moe.h>
 
 #include "runtime/data_parallel_optimizer.h"
 #include "runtime/host_malloc_settings.h"
@@ -35,6 +38,27 @@ namespace deepspeed {
 namespace {
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// The experts of the module's MoE layers, one group per expert-parallel size. Makes their
+// groups (DeepSpeed's engine calls set_deepspeed_parallelism on every MoE layer): collective.
+ExpertParameters find_experts(torch::nn::Module& module, Groups& groups) {
+  std::map<int64_t, ExpertParameterGroup> by_size;
+  for (const auto& m : module.modules()) {
+    auto* layer = m->as<moe::MoEImpl>();
+    if (!layer) continue;
+    layer->set_deepspeed_parallelism(groups);
+    const int64_t ep = layer->options().ep_size;
+    auto& g = by_size[ep];
+    g.expert_parallel = groups.expert_parallel(ep);
+    g.expert_data_parallel = groups.expert_data_parallel(ep);
+    for (const auto& p : layer->expert_parameters()) {
+      if (p.requires_grad()) g.parameters.push_back(p);
+    }
+  }
+  ExpertParameters out;
+  for (auto& [ep, g] : by_size) out.push_back(std::move(g));
+  return out;
+}
 
 std::function<void()> device_synchronizer(torch::Device device) {
   if (!device.is_cuda()) return {};
@@ -78,6 +102,19 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
                    "it: LibTorch's autocast decides per operation which ones run in lower precision");
   }
 
+  // Mixture of Experts: each layer's expert groups (collective, in module order on every rank)
+  // and the parameters that belong to them.
+  const auto experts = find_experts(*module_, *groups_);
+  if (!experts.empty() && optimizer_ && config_.zero_stage() > 0) {
+    throw EngineError(fmt::format("ZeRO stage {} with Mixture-of-Experts layers is not supported yet; use stage 0 "
+                                  "(docs/moe.md)",
+                                  config_.zero_stage()));
+  }
+  std::unordered_map<const void*, comm::ProcessGroup*> broadcast_group;
+  for (const auto& e : experts) {
+    largest_ep_size_ = std::max(largest_ep_size_, e.expert_parallel->size());
+    for (const auto& p : e.parameters) broadcast_group[p.unsafeGetTensorImpl()] = e.expert_data_parallel.get();
+  }
   {
     torch::NoGradGuard no_grad;
     // ZeRO-3 takes the optimizer's parameters to the device one at a time as it partitions
@@ -96,8 +133,10 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
       const auto dtype = p.is_floating_point() ? model_dtype_ : p.scalar_type();
       if (p.device() != device_ || p.scalar_type() != dtype) p.set_data(p.detach().to(device_, dtype));
       // Every replica starts from the first replica's weights, whatever its own initialisation
-      // drew; model-parallel ranks hold different parts and keep them.
-      dp_group_->broadcast(p, 0);
+      // drew; model-parallel ranks hold different parts and keep them, and an expert comes
+      // from the first rank that holds the same experts.
+      const auto expert = broadcast_group.find(p.unsafeGetTensorImpl());
+      (expert == broadcast_group.end() ? *dp_group_ : *expert->second).broadcast(p, 0);
     }
     for (auto& b : module_->buffers()) {
       if (b.device() != device_) b.set_data(b.detach().to(device_));
@@ -113,7 +152,7 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
     wrapper_ = std::make_unique<ZeroOptimizer>(parameters_, dp_group_, config_, optimizer_, std::move(model_parallel));
   } else {
     wrapper_ = std::make_unique<DataParallelOptimizer>(parameters_, dp_group_, config_, optimizer_,
-                                                       std::move(model_parallel));
+                                                       std::move(model_parallel), experts);
   }
 
   timers_ = std::make_unique<Timers>(device_synchronizer(device_));

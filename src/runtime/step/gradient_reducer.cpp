@@ -24,7 +24,7 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> parameters,
   remaining_.assign(n, 0);
   state_.resize(plan_.buckets.size());
   // One rank and plain all-reduce: nothing to do, no hooks, no buffers, no cost.
-  if (group_->size() == 1 && options_.mode == Mode::AllReduce) return;
+  if (group_->size() == 1 && options_.mode == Mode::AllReduce && divisor() == 1.0) return;
   if (options_.max_in_flight < 0) {
     // Persistent buffers: stage 0 reduces everything anyway, and reallocating costs time.
     for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
@@ -117,7 +117,7 @@ void GradientReducer::launch(int64_t index) {
   }
   if (covered < bucket.size) st.buffer.narrow(0, covered, bucket.size - covered).zero_();
 
-  const double n = static_cast<double>(group_->size());
+  const double n = divisor();
   if (options_.average) {
     if (options_.prescale) {
       st.buffer.mul_(1.0 / n);
@@ -142,7 +142,7 @@ void GradientReducer::complete_oldest() {
     st.work.reset();
   }
   torch::NoGradGuard no_grad;
-  const double n = static_cast<double>(group_->size());
+  const double n = divisor();
   const bool postscale = options_.average && !options_.prescale && options_.predivide_factor != n;
   if (options_.mode == Mode::AllReduce) {
     if (postscale) st.buffer.mul_(options_.predivide_factor / n);

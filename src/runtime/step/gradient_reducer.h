@@ -30,7 +30,7 @@
 
 namespace torch::autograd {
 struct Node;
-}
+}  // namespace torch::autograd
 
 namespace deepspeed {
 
@@ -41,6 +41,9 @@ class GradientReducer {
     bool average = true;             // gradient_allreduce_op "mean" (else "sum")
     bool prescale = false;           // prescale_gradients
     double predivide_factor = 1.0;   // gradient_predivide_factor
+    // What "average" divides the sum by; 0: the group's size. Experts' gradients are summed
+    // over their expert-data-parallel group and divided by the data-parallel size.
+    double divisor = 0.0;
     torch::ScalarType comm_dtype = torch::kFloat32;
     Mode mode = Mode::AllReduce;
     bool release_gradients = false;  // reset .grad once copied into its bucket
@@ -71,6 +74,7 @@ class GradientReducer {
   int64_t buffer_bytes() const;
 
  private:
+  double divisor() const { return options_.divisor > 0 ? options_.divisor : static_cast<double>(group_->size()); }
   struct BucketState {
     torch::Tensor buffer;            // flat, comm dtype, on the group's device
     int64_t pending = 0;             // entries not yet ready in this backward
