@@ -3,6 +3,7 @@
 #include <cmath>
 #include <unordered_set>
 
+#include <c10/core/DeviceGuard.h>
 #include <torch/autograd.h>
 
 #include "transformer/primitives.h"
@@ -306,6 +307,8 @@ torch::Tensor transformer_apply(const LayerSpec& spec, const torch::Tensor& x, c
   bool needs_grad = x.requires_grad();
   for (const auto& p : params) needs_grad = needs_grad || p.requires_grad();
   const bool save = torch::GradMode::is_enabled() && needs_grad;
+  // The kernels run on the current stream of the current device: make it x's.
+  const c10::DeviceGuard device_guard(x.device());
   const torch::optional<Tensor> mask_arg = mask.defined() ? torch::optional<Tensor>(mask) : torch::nullopt;
   return TransformerFunction::apply(x, mask_arg, at::TensorList(params), spec, save, stats);
 }
