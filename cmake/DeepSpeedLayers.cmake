@@ -7,18 +7,26 @@
 # including the engine's) fails the build with the file, the line and what the library may use
 # (cmake/check_layering.py, run before libdeepspeed is linked, and the test layering.tree).
 # Public headers no library claims (errors.h, torch_compat.h, version.h, ops_config.h) are for
-# everyone.
+# everyone. NAMESPACES are the namespaces the library's code may open (docs/development.md,
+# "Namespaces"): a `*_detail` (or `detail`) nested in one of them and foreign namespaces
+# (torch::, c10::: forward declarations) are allowed too; "deepspeed::ops::*" allows any one
+# below deepspeed::ops.
 
 find_package(Python3 COMPONENTS Interpreter)
 
-# ds_layer(<target> FOLDERS <dir>... [HEADERS <public header>...] [USES <library>...])
+# ds_layer(<target> FOLDERS <dir>... [HEADERS <public header>...] [USES <library>...]
+#          [NAMESPACES <namespace>...])   (default: deepspeed)
 function(ds_layer target)
-  cmake_parse_arguments(L "" "" "FOLDERS;HEADERS;USES" ${ARGN})
+  cmake_parse_arguments(L "" "" "FOLDERS;HEADERS;USES;NAMESPACES" ${ARGN})
+  if(NOT L_NAMESPACES)
+    set(L_NAMESPACES deepspeed)
+  endif()
   string(JOIN "," _folders ${L_FOLDERS})
   string(JOIN "," _headers ${L_HEADERS})
   string(JOIN "," _uses ${L_USES})
+  string(JOIN "," _namespaces ${L_NAMESPACES})
   set_property(GLOBAL APPEND_STRING PROPERTY DS_LAYER_TABLE
-               "${target} folders=${_folders} headers=${_headers} uses=${_uses}\n")
+               "${target} folders=${_folders} headers=${_headers} uses=${_uses} namespaces=${_namespaces}\n")
   foreach(_used ${L_USES})
     # The ops' usage requirements are given where they are needed (the top-level
     # CMakeLists.txt): their OpenMP and architecture flags must not reach the sources that
@@ -51,7 +59,7 @@ function(ds_check_layers)
     COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/cmake/check_layering.py ${_file} ${PROJECT_SOURCE_DIR}
     COMMAND ${CMAKE_COMMAND} -E touch ${_stamp}
     DEPENDS ${_sources} ${_file} ${PROJECT_SOURCE_DIR}/cmake/check_layering.py
-    COMMENT "Checking that each library includes only the layers below it"
+    COMMENT "Checking that each library includes only the layers below it, in its own namespaces"
     VERBATIM)
   add_custom_target(ds_layering DEPENDS ${_stamp})
   add_dependencies(deepspeed ds_layering)

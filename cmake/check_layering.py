@@ -13,6 +13,12 @@ include its own headers, those of the libraries it uses (and what they use, tran
 the public headers no library claims (errors.h, torch_compat.h, version.h: everyone's). Headers
 outside the tree (<torch/...>, <fmt/...>) are not ours to check.
 
+Each library also names the namespaces its code may open (namespaces=; docs/development.md,
+"Namespaces"): every `namespace X {` must be one of them, a `*_detail` or `detail` namespace
+nested in one, anonymous, or foreign (not below deepspeed: forward declarations of torch's
+types); `deepspeed::ops::*` allows any namespace below deepspeed::ops. Every namespace is
+closed with a `}  // namespace X` comment, which is how the check follows the nesting.
+
 usage: check_layering.py <table> <repository root>
 Prints one line per include that goes up or sideways, naming the file, the line, the two
 libraries and what the including library may use, and exits 1 if there is any.
@@ -22,6 +28,8 @@ import re
 import sys
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+NAMESPACE_OPEN = re.compile(r'^\s*(?:inline\s+)?namespace\s*([\w:]*)\s*\{\s*(?://.*)?$')
+NAMESPACE_CLOSE = re.compile(r'^\s*\}\s*//\s*namespace\b')
 SOURCE_SUFFIXES = ('.h', '.hpp', '.cpp', '.cc', '.cu', '.cuh')
 
 
@@ -32,11 +40,11 @@ def read_table(path):
         if not line or line.startswith('#'):
             continue
         name, *fields = line.split()
-        entry = {'folders': [], 'headers': [], 'uses': []}
+        entry = {'folders': [], 'headers': [], 'uses': [], 'namespaces': []}
         for field in fields:
             key, _, value = field.partition('=')
             if key not in entry:
-                sys.exit(f'{path}:{number}: unknown field {key!r} (expected folders=, headers=, uses=)')
+                sys.exit(f'{path}:{number}: unknown field {key!r} (expected folders=, headers=, uses=, namespaces=)')
             entry[key] = [v for v in value.split(',') if v]
         if name in libraries:
             sys.exit(f'{path}:{number}: library {name} is listed twice')
@@ -82,6 +90,46 @@ def owner_of_include(libraries, header, roots):
     return None
 
 
+def namespace_allowed(name, allowed):
+    if not name.startswith('deepspeed'):
+        return True  # foreign: a forward declaration of torch's types
+    parts = name.split('::')
+    if parts[-1] == 'detail' or parts[-1].endswith('_detail'):
+        parts = parts[:-1]
+    name = '::'.join(parts)
+    for a in allowed:
+        if a.endswith('::*') and name.startswith(a[:-1]):
+            return True
+        if name == a:
+            return True
+    return False
+
+
+def check_namespaces(lines, rel, library, allowed):
+    """Problems with the namespaces `lines` open, as messages naming file and line."""
+    problems, stack = [], []
+    for number, line in enumerate(lines, 1):
+        m = NAMESPACE_OPEN.match(line)
+        if m:
+            stack.append((m.group(1), number))
+            if not m.group(1):
+                continue  # anonymous
+            parts = [n for n, _ in stack if n]
+            full = '::'.join(parts)
+            if parts[0] == 'deepspeed' and not namespace_allowed(full, allowed):
+                problems.append(f'{rel}:{number}: {library} opens namespace {full}; its namespaces are '
+                                f'{", ".join(allowed)} (cmake/DeepSpeedLayers.cmake, NAMESPACES)')
+        elif NAMESPACE_CLOSE.match(line):
+            if not stack:
+                problems.append(f'{rel}:{number}: "}}  // namespace" closes no namespace')
+            else:
+                stack.pop()
+    for name, number in stack:
+        problems.append(f'{rel}:{number}: namespace {name or "(anonymous)"} is not closed with a '
+                        f'"}}  // namespace" comment')
+    return problems
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -103,22 +151,25 @@ def main():
                         continue  # a nested folder that is another library
                     files += 1
                     with open(path, encoding='utf-8', errors='replace') as f:
-                        for number, line in enumerate(f, 1):
-                            m = INCLUDE.match(line)
-                            if not m:
-                                continue
-                            owner = owner_of_include(libraries, m.group(2), roots)
-                            if owner is None or owner in allowed:
-                                continue
-                            problems.append(
-                                f'{rel}:{number}: {name} includes {m.group(2)} of {owner}, which it does not '
-                                f'build on ({name} uses: {", ".join(sorted(allowed - {name})) or "nothing"})')
+                        lines = f.read().split('\n')
+                    problems.extend(check_namespaces(lines, rel, name, entry['namespaces'] or ['deepspeed']))
+                    for number, line in enumerate(lines, 1):
+                        m = INCLUDE.match(line)
+                        if not m:
+                            continue
+                        owner = owner_of_include(libraries, m.group(2), roots)
+                        if owner is None or owner in allowed:
+                            continue
+                        problems.append(
+                            f'{rel}:{number}: {name} includes {m.group(2)} of {owner}, which it does not '
+                            f'build on ({name} uses: {", ".join(sorted(allowed - {name})) or "nothing"})')
     for p in problems:
         print(p)
     if problems:
-        print(f'layering: {len(problems)} include(s) go against the layers of cmake/DeepSpeedLayers.cmake')
+        print(f'layering: {len(problems)} include(s) or namespace(s) go against cmake/DeepSpeedLayers.cmake')
         return 1
-    print(f'layering: {files} files in {len(libraries)} libraries include only what their library builds on')
+    print(f'layering: {files} files in {len(libraries)} libraries include only what their library builds on, '
+          f'in their own namespaces')
     return 0
 
 

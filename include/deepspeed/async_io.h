@@ -43,7 +43,7 @@ namespace deepspeed::ops {
 
 namespace aio {
 class Engine;
-}
+}  // namespace aio
 
 enum class AioBackend {
   Auto,     // io_uring when this machine allows it, else Threads

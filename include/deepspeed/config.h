@@ -22,7 +22,7 @@ namespace deepspeed {
 
 namespace config_detail {
 class KeyLocations;
-}
+}  // namespace config_detail
 
 struct OptimizerConfig {
   std::string type;                            // as written ("Adam", "AdamW", "SGD", ...)

@@ -5,7 +5,7 @@
 #include "cuda/common/philox.h"
 #include "transformer/primitives.h"
 
-namespace deepspeed::ops::transformer_impl {
+namespace deepspeed::ops::transformer_detail {
 
 torch::Tensor dropout_factors(int64_t n, const DropoutSite& site) {
   auto out = torch::empty({n}, torch::kFloat);
@@ -104,4 +104,4 @@ const Primitives& aten_primitives() {
   return primitives;
 }
 
-}  // namespace deepspeed::ops::transformer_impl
+}  // namespace deepspeed::ops::transformer_detail

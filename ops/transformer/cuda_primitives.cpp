@@ -10,7 +10,7 @@
 #include "cuda/transformer/transformer_kernels.h"
 #endif
 
-namespace deepspeed::ops::transformer_impl {
+namespace deepspeed::ops::transformer_detail {
 
 #if DEEPSPEED_OP_TRANSFORMER_BUILT
 namespace {
@@ -163,4 +163,4 @@ bool cuda_kernels_take(int64_t, int64_t, int64_t) { return false; }
 
 #endif
 
-}  // namespace deepspeed::ops::transformer_impl
+}  // namespace deepspeed::ops::transformer_detail

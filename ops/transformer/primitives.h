@@ -10,7 +10,7 @@
 
 #include <torch/types.h>
 
-namespace deepspeed::ops::transformer_impl {
+namespace deepspeed::ops::transformer_detail {
 
 struct DropoutSite {
   float ratio = 0.0f;  // 0: identity
@@ -67,4 +67,4 @@ bool cuda_kernels_take(int64_t hidden, int64_t intermediate, int64_t seq);
 // The dropout factors (0 or 1 / (1 - ratio)) of a tensor of n elements, as fp32 on the host.
 torch::Tensor dropout_factors(int64_t n, const DropoutSite& site);
 
-}  // namespace deepspeed::ops::transformer_impl
+}  // namespace deepspeed::ops::transformer_detail

@@ -8,7 +8,7 @@
 
 #include "transformer/primitives.h"
 
-namespace deepspeed::ops::transformer_impl {
+namespace deepspeed::ops::transformer_detail {
 namespace {
 
 using torch::Tensor;
@@ -313,4 +313,4 @@ torch::Tensor transformer_apply(const LayerSpec& spec, const torch::Tensor& x, c
   return TransformerFunction::apply(x, mask_arg, at::TensorList(params), spec, save, stats);
 }
 
-}  // namespace deepspeed::ops::transformer_impl
+}  // namespace deepspeed::ops::transformer_detail

@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-namespace deepspeed::ops::transformer_impl {
+namespace deepspeed::ops::transformer_detail {
 
 struct LayerSpec {
   int64_t heads = 1;
@@ -34,4 +34,4 @@ struct ForwardStats {
 torch::Tensor transformer_apply(const LayerSpec& spec, const torch::Tensor& x, const torch::Tensor& mask,
                                 const std::vector<torch::Tensor>& params, ForwardStats* stats);
 
-}  // namespace deepspeed::ops::transformer_impl
+}  // namespace deepspeed::ops::transformer_detail

@@ -139,7 +139,7 @@ torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& hidden, const t
   }
   const torch::Tensor mask = checked_mask(attention_mask, hidden, config_.heads);
 
-  transformer_impl::LayerSpec spec;
+  transformer_detail::LayerSpec spec;
   spec.heads = config_.heads;
   spec.eps = config_.layer_norm_eps;
   spec.attn_dropout = is_training() ? config_.attn_dropout_ratio : 0.0f;
@@ -150,13 +150,13 @@ torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& hidden, const t
   spec.attn_dropout_checkpoint = config_.attn_dropout_checkpoint;
   spec.stochastic = config_.stochastic_mode;
   spec.use_kernels = hidden.is_cuda() && transformer_kernels_built() &&
-                     transformer_impl::cuda_kernels_take(h, config_.intermediate(), hidden.size(1));
+                     transformer_detail::cuda_kernels_take(h, config_.intermediate(), hidden.size(1));
   spec.seed = seed_;
   spec.offset = 3 * calls_;
   if (is_training()) ++calls_;
 
-  transformer_impl::ForwardStats stats;
-  auto out = transformer_impl::transformer_apply(
+  transformer_detail::ForwardStats stats;
+  auto out = transformer_detail::transformer_apply(
       spec, hidden.contiguous(), mask,
       {attn_qkvw, attn_qkvb, attn_ow, attn_ob, attn_nw, attn_nb, inter_w, inter_b, output_w, output_b, norm_w, norm_b},
       &stats);

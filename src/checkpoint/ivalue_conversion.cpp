@@ -159,4 +159,14 @@ std::vector<int64_t> int_list(const c10::IValue& value, const std::string& where
   return out;
 }
 
+std::vector<torch::Tensor> tensor_list(const c10::IValue& value, const std::string& where) {
+  if (!value.isList() && !value.isTensorList()) throw CheckpointError(where + " should be a list of tensors");
+  std::vector<torch::Tensor> out;
+  for (const auto& e : value.toListRef()) {
+    if (!e.isTensor()) throw CheckpointError(where + " should be a list of tensors");
+    out.push_back(e.toTensor());
+  }
+  return out;
+}
+
 }  // namespace deepspeed::checkpoint

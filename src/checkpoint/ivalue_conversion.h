@@ -33,6 +33,8 @@ nlohmann::json to_json(const c10::IValue& value, const std::string& where);
 c10::IValue dict_at(const c10::impl::GenericDict& dict, const std::string& key, const std::string& file);
 // A list (or tuple, or torch.Size) of integers read from a file, or CheckpointError naming `where`.
 std::vector<int64_t> int_list(const c10::IValue& value, const std::string& where);
+// A list of tensors read from a file, or CheckpointError naming `where`.
+std::vector<torch::Tensor> tensor_list(const c10::IValue& value, const std::string& where);
 // The same entry as an integer.
 int64_t int_at(const c10::impl::GenericDict& dict, const std::string& key, const std::string& file);
 

@@ -137,15 +137,15 @@ void Adam::step_from(const std::vector<torch::Tensor>& grads, const torch::Tenso
 // takes the CPU op or the torch expression.
 bool Adam::update_group_fused(ParamGroup& group, size_t first_index, const std::vector<torch::Tensor>* grads,
                               const torch::Tensor& grad_scale, const std::vector<torch::Tensor>* copies) {
-  if (options_.torch_adam || !fused_cuda::adam_available()) return false;
-  std::vector<fused_cuda::Item> items;
+  if (options_.torch_adam || !fused_cuda_detail::adam_available()) return false;
+  std::vector<fused_cuda_detail::Item> items;
   std::optional<double> step;
   size_t index = first_index;
   for (auto& p : group.params) {
     const size_t i = index++;
     const torch::Tensor grad = grads ? (*grads)[i] : p.grad();
     if (!grad.defined()) continue;
-    fused_cuda::Item item{p, grad, torch::Tensor(), torch::Tensor(), copies ? (*copies)[i] : torch::Tensor()};
+    fused_cuda_detail::Item item{p, grad, torch::Tensor(), torch::Tensor(), copies ? (*copies)[i] : torch::Tensor()};
     auto& state = state_at(i);
     if (state.count("exp_avg")) {
       item.exp_avg = state["exp_avg"];
@@ -153,7 +153,7 @@ bool Adam::update_group_fused(ParamGroup& group, size_t first_index, const std::
     } else {
       item.exp_avg = item.exp_avg_sq = p;  // stand-ins of the right kind for the check below
     }
-    if (!fused_cuda::can_update(item)) return false;
+    if (!fused_cuda_detail::can_update(item)) return false;
     const auto it = state.find("step");
     const double next = (it == state.end() || !it->second.defined()) ? 1.0 : it->second.item<double>() + 1.0;
     if (step && *step != next) return false;
@@ -178,7 +178,7 @@ bool Adam::update_group_fused(ParamGroup& group, size_t first_index, const std::
     ++k;
   }
   const bool bias_correction = extra_or(group, "bias_correction", 1.0) != 0.0;
-  fused_cuda::AdamScalars s{};
+  fused_cuda_detail::AdamScalars s{};
   s.lr = group.lr;
   s.beta1 = group.betas[0];
   s.beta2 = group.betas[1];
@@ -188,7 +188,7 @@ bool Adam::update_group_fused(ParamGroup& group, size_t first_index, const std::
   s.bias_correction2 = bias_correction ? 1.0 - std::pow(group.betas[1], *step) : 1.0;
   s.grad_scale = grad_scale;  // undefined: 1
   s.adamw_mode = options_.adamw_mode;
-  fused_cuda::adam(items, s);
+  fused_cuda_detail::adam(items, s);
   return true;
 }
 

@@ -21,7 +21,7 @@
 #include "cuda/fused_lamb/fused_lamb.h"
 #endif
 
-namespace deepspeed::fused_cuda {
+namespace deepspeed::fused_cuda_detail {
 namespace {
 
 bool is_float_type(torch::ScalarType t) {
@@ -198,7 +198,7 @@ torch::Tensor squared_norm([[maybe_unused]] const std::vector<torch::Tensor>& te
       break;
     }
   }
-  TORCH_CHECK(device && device->is_cuda(), "fused_cuda::squared_norm needs CUDA tensors");
+  TORCH_CHECK(device && device->is_cuda(), "fused_cuda_detail::squared_norm needs CUDA tensors");
   const c10::cuda::CUDAGuard guard(*device);
   void* stream = at::cuda::getCurrentCUDAStream().stream();
   auto out = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(*device));
@@ -209,7 +209,7 @@ torch::Tensor squared_norm([[maybe_unused]] const std::vector<torch::Tensor>& te
     std::vector<torch::Tensor> keep;  // contiguous copies of strided tensors, alive until launched
     for (const auto& t : tensors) {
       if (!t.defined() || t.numel() == 0 || t.scalar_type() != type) continue;
-      TORCH_CHECK(t.device() == *device, "fused_cuda::squared_norm: tensors on several devices");
+      TORCH_CHECK(t.device() == *device, "fused_cuda_detail::squared_norm: tensors on several devices");
       keep.push_back(t.contiguous());
       pointers.push_back(keep.back().data_ptr());
       sizes.push_back(t.numel());
@@ -227,4 +227,4 @@ torch::Tensor squared_norm([[maybe_unused]] const std::vector<torch::Tensor>& te
 #endif
 }
 
-}  // namespace deepspeed::fused_cuda
+}  // namespace deepspeed::fused_cuda_detail

@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-namespace deepspeed::fused_cuda {
+namespace deepspeed::fused_cuda_detail {
 
 // One tensor's update: fp32 parameter and moments; the gradient (fp32, fp16 or bf16) may
 // belong to another tensor (a half-precision model's .grad()); `copy`, when defined,
@@ -47,4 +47,4 @@ torch::Tensor lamb(const std::vector<Item>& items, const LambScalars& s);
 bool norm_available();
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors);
 
-}  // namespace deepspeed::fused_cuda
+}  // namespace deepspeed::fused_cuda_detail

@@ -52,7 +52,7 @@ void Lamb::step() { update(nullptr, torch::Tensor(), nullptr); }
 
 void Lamb::step_from(const std::vector<torch::Tensor>& grads, const torch::Tensor& grad_scale,
                      const std::vector<torch::Tensor>& copies) {
-  if (!fused_cuda::lamb_available()) {
+  if (!fused_cuda_detail::lamb_available()) {
     Optimizer::step_from(grads, grad_scale, copies);
     return;
   }
@@ -74,21 +74,21 @@ const std::vector<double>& Lamb::lamb_coeffs() const {
 // As Adam: a whole group through the fused_lamb op, or none of it.
 bool Lamb::update_group_fused(ParamGroup& group, size_t first_index, const std::vector<torch::Tensor>* grads,
                               const torch::Tensor& grad_scale, const std::vector<torch::Tensor>* copies) {
-  if (!fused_cuda::lamb_available()) return false;
-  std::vector<fused_cuda::Item> items;
+  if (!fused_cuda_detail::lamb_available()) return false;
+  std::vector<fused_cuda_detail::Item> items;
   std::optional<double> step;
   size_t index = first_index;
   for (auto& p : group.params) {
     const size_t i = index++;
     const torch::Tensor grad = grads ? (*grads)[i] : p.grad();
     if (!grad.defined()) continue;
-    fused_cuda::Item item{p, grad, p, p, copies ? (*copies)[i] : torch::Tensor()};
+    fused_cuda_detail::Item item{p, grad, p, p, copies ? (*copies)[i] : torch::Tensor()};
     auto& state = state_at(i);
     if (state.count("exp_avg")) {
       item.exp_avg = state["exp_avg"];
       item.exp_avg_sq = state["exp_avg_sq"];
     }
-    if (!fused_cuda::can_update(item)) return false;
+    if (!fused_cuda_detail::can_update(item)) return false;
     const auto it = state.find("step");
     const double next = (it == state.end() || !it->second.defined()) ? 1.0 : it->second.item<double>() + 1.0;
     if (step && *step != next) return false;
@@ -114,7 +114,7 @@ bool Lamb::update_group_fused(ParamGroup& group, size_t first_index, const std::
   }
   const auto [beta1, beta2] = group.betas;
   const bool bias_correction = extra_or(group, "bias_correction", 1.0) != 0.0;
-  fused_cuda::LambScalars s{};
+  fused_cuda_detail::LambScalars s{};
   s.beta1 = beta1;
   s.beta2 = beta2;
   s.eps = group.eps;
@@ -125,7 +125,7 @@ bool Lamb::update_group_fused(ParamGroup& group, size_t first_index, const std::
   s.min_coeff = extra_or(group, "min_coeff", 0.01);
   s.grad_scale = grad_scale;  // undefined: 1
   s.eps_inside_sqrt = eps_inside_sqrt_;
-  pending_coeffs_.push_back(fused_cuda::lamb(items, s));
+  pending_coeffs_.push_back(fused_cuda_detail::lamb(items, s));
   return true;
 }
 

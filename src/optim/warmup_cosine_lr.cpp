@@ -10,7 +10,7 @@ namespace deepspeed {
 
 namespace {
 constexpr double kPi = 3.141592653589793;  // math.pi
-}
+}  // namespace
 
 WarmupCosineLR::WarmupCosineLR(Optimizer& optimizer, ParamReader& params)
     : LRScheduler(optimizer, read_last_batch_iteration(params)),

@@ -68,49 +68,39 @@ std::string DataParallelOptimizer::name() const {
   return loss_scaler().options().fused ? "FP16_Optimizer" : "FP16_UnfusedOptimizer";
 }
 
-OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clipping) {
-  torch::NoGradGuard no_grad;
-  StepOutcome out;
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : parameters_) grads.push_back(p.grad());
+bool DataParallelOptimizer::norm_wanted(double gradient_clipping) const {
+  return !masters_.empty() || gradient_clipping > 0.0;
+}
 
-  const bool overflow = check_overflow_ && model_parallel_.any(has_inf_or_nan(grads));
-  // Gradients are already averaged, hence equal on every rank of the data-parallel group: the
-  // local norm is the replica's (summed over its model-parallel ranks), and every rank reaches
-  // the same verdict on NaN/inf below. The norm is computed where the gradients are and read
-  // back only for that verdict (fp32 runs; a GPU then waits).
-  const bool need_norm = !masters_.empty() || gradient_clipping > 0.0;
-  torch::Tensor sq;
-  if (need_norm && !overflow) {
-    std::vector<torch::Tensor> counted;
-    for (size_t i = 0; i < grads.size(); ++i) {
-      if (model_parallel_.counts(parameters_[i])) counted.push_back(grads[i]);
-    }
-    sq = squared_norm(counted, group_->device());
-    model_parallel_.sum(sq);
-  }
+// Gradients are already averaged, hence equal on every rank of the data-parallel group: the
+// local norm is the replica's (summed over its model-parallel ranks), and every rank reaches
+// the same verdict on NaN/inf. The norm is computed where the gradients are and read back
+// only for the fp32 verdict (a GPU then waits).
+OptimizerWrapper::GradientVerdict DataParallelOptimizer::check_gradients(bool norm_wanted) {
+  GradientVerdict v;
+  const auto grads = gradients();
+  v.overflow = check_overflow_ && model_parallel_.any(has_inf_or_nan(grads));
+  if (norm_wanted && !v.overflow) v.squared_norm = global_squared_norm();
   // fp32: with the norm at hand a non-finite norm is the verdict (no second pass); without it,
   // one pass summed in double, so that large finite gradients cannot overflow the check.
-  if (check_nonfinite_ && (sq.defined() ? !std::isfinite(sq.item<double>())
-                                        : model_parallel_.any(has_inf_or_nan(grads, torch::kFloat64)))) {
-    out.nonfinite = true;
-    zero_grad();
-    return out;
+  if (check_nonfinite_) {
+    v.nonfinite = v.squared_norm.defined() ? !std::isfinite(v.squared_norm.item<double>())
+                                           : model_parallel_.any(has_inf_or_nan(grads, torch::kFloat64));
   }
-  // DeepSpeed unscales with the scale after its update (on a growth step, the doubled one),
-  // but reports the norm in terms of the scale the gradients were computed with.
-  const double prev_scale = scaler_.scale();
-  out.messages = scaler_.update(overflow);
-  if (overflow) {
-    zero_grad();
-    return out;
+  return v;
+}
+
+torch::Tensor DataParallelOptimizer::global_squared_norm() {
+  std::vector<torch::Tensor> counted;
+  for (const auto& p : parameters_) {
+    if (model_parallel_.counts(p)) counted.push_back(p.grad());
   }
-  const double scale = scaler_.scale();
-  torch::Tensor grad_scale = torch::scalar_tensor(1.0 / scale, torch::kFloat64);
-  if (sq.defined()) {
-    out.grad_norm = sq.to(torch::kFloat64).sqrt() / prev_scale;
-    grad_scale = unscale_and_clip_factor(sq, scale, gradient_clipping);
-  }
+  auto sq = squared_norm(counted, group_->device());
+  model_parallel_.sum(sq);
+  return sq;
+}
+
+void DataParallelOptimizer::update(const torch::Tensor& grad_scale) {
   // Gradients (and, with masters, the model weights to write back) in the optimizer's order.
   std::vector<torch::Tensor> ordered_grads;
   std::vector<torch::Tensor> copies;
@@ -119,20 +109,31 @@ OptimizerWrapper::StepOutcome DataParallelOptimizer::step(double gradient_clippi
   for (const auto& g : optimizer_->param_groups()) {
     for (const auto& p : g.params) {
       const int64_t i = optimizer_order_[k++];
-      ordered_grads.push_back(i < 0 ? p.grad() : grads[i]);
+      ordered_grads.push_back(i < 0 ? p.grad() : parameters_[i].grad());
       if (!masters_.empty()) copies.push_back(i < 0 ? torch::Tensor() : parameters_[i]);
     }
   }
   optimizer_->step_from(ordered_grads, grad_scale, copies);
-  out.applied = true;
-  zero_grad();
-  return out;
+}
+
+std::vector<torch::Tensor> DataParallelOptimizer::gradients() const {
+  std::vector<torch::Tensor> grads;
+  grads.reserve(parameters_.size());
+  for (const auto& p : parameters_) grads.push_back(p.grad());
+  return grads;
 }
 
 void DataParallelOptimizer::copy_masters_to_parameters() {
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < parameters_.size(); ++i) {
+  for (size_t i = 0; i < masters_.size(); ++i) {
     if (masters_[i].defined()) parameters_[i].detach().copy_(masters_[i]);
+  }
+}
+
+void DataParallelOptimizer::refresh_masters_from_parameters() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < masters_.size(); ++i) {
+    if (masters_[i].defined()) masters_[i].copy_(parameters_[i].detach());
   }
 }
 

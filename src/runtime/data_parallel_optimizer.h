@@ -33,17 +33,29 @@ class DataParallelOptimizer final : public OptimizerWrapper {
   std::string name() const override;
   void before_backward(bool boundary) override { reducer_->prepare(boundary); }
   void after_backward(bool /*boundary*/) override { reducer_->finalize(); }
-  StepOutcome step(double gradient_clipping) override;
   void zero_grad() override;
   MemoryReport memory_report() const override;
   double last_communication_wait() const override { return reducer_->last_wait_seconds(); }
+
+  void add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
+                           const DeepSpeedConfig& config) const override;
+  void load_checkpoint(const CheckpointLoad& load) override;
 
   // fp32 masters, parallel to the module's parameters (empty for an fp32 model).
   const std::vector<torch::Tensor>& masters() const { return masters_; }
   // Writes the masters into the module's parameters (after a checkpoint set the masters).
   void copy_masters_to_parameters();
+  // Makes the masters from the module's parameters (after a checkpoint set the weights).
+  void refresh_masters_from_parameters();
 
  private:
+  GradientVerdict check_gradients(bool norm_wanted) override;
+  bool norm_wanted(double gradient_clipping) const override;
+  torch::Tensor global_squared_norm() override;
+  // The fp32 masters are updated and written into the half-precision parameters in one pass.
+  void update(const torch::Tensor& grad_scale) override;
+  std::vector<torch::Tensor> gradients() const;
+
   std::vector<torch::Tensor> parameters_;
   std::shared_ptr<comm::ProcessGroup> group_;
   std::shared_ptr<Optimizer> optimizer_;

@@ -4,7 +4,14 @@
 
 #include "checkpoint/ivalue_conversion.h"
 
-namespace deepspeed::checkpoint {
+namespace deepspeed {
+namespace {
+
+using checkpoint::int_at;
+using checkpoint::make_string_dict;
+
+}  // namespace
+
 
 c10::IValue loader_position(const DataLoader& loader) {
   int64_t epoch = std::max<int64_t>(loader.epoch(), 0);
@@ -44,4 +51,4 @@ std::optional<std::string> restore_loader_position(DataLoader& loader, const c10
   return note;
 }
 
-}  // namespace deepspeed::checkpoint
+}  // namespace deepspeed

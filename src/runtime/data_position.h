@@ -20,7 +20,7 @@
 
 #include <deepspeed/data_loader.h>
 
-namespace deepspeed::checkpoint {
+namespace deepspeed {
 
 // {"epoch", "consumed_samples", "micro_batch_size", "world_size", "batches_taken"}
 c10::IValue loader_position(const DataLoader& loader);
@@ -30,4 +30,4 @@ c10::IValue loader_position(const DataLoader& loader);
 std::optional<std::string> restore_loader_position(DataLoader& loader, const c10::IValue& saved,
                                                    const std::string& file);
 
-}  // namespace deepspeed::checkpoint
+}  // namespace deepspeed

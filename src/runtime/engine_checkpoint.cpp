@@ -28,7 +28,7 @@
 #include "checkpoint/tag_validation.h"
 #include "runtime/logger.h"
 #include "runtime/step/precision.h"
-#include "runtime/wrapper_checkpoint.h"
+#include "runtime/step/optimizer_wrapper.h"
 
 namespace deepspeed {
 namespace {
@@ -58,18 +58,6 @@ c10::IValue gather_rng_states(comm::ProcessGroup& group, torch::Device device) {
   return list;
 }
 
-// DeepSpeed's param_shapes under ZeRO: per optimizer group, parameter name -> torch.Size, in
-// the group's order (the order its flat partitions hold them).
-c10::IValue param_shapes(const ZeroOptimizer& zero, const ZeroParameterOrder& order) {
-  auto groups = make_list();
-  for (const auto& members : order.groups) {
-    auto shapes = make_string_dict();
-    for (const auto i : members) shapes.insert(order.names[i], torch_size(zero.parameters()[i].sizes()));
-    groups.push_back(shapes);
-  }
-  return groups;
-}
-
 // Parameters that do not train, by name (DeepSpeed's frozen parameters).
 std::vector<std::pair<std::string, torch::Tensor>> frozen_parameters(const torch::nn::Module& module) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -95,24 +83,6 @@ c10::impl::GenericDict stage3_module_state(const torch::nn::Module& module) {
   return dict;
 }
 
-// What ZeRO-3 restores from a saved module entry: the buffers and the parameters it does
-// not partition (frozen ones, saved whole); the others come from the masters.
-c10::impl::GenericDict unpartitioned_entries(const c10::impl::GenericDict& module_state, const torch::nn::Module& module,
-                                             const std::vector<torch::Tensor>& partitioned) {
-  std::unordered_set<const void*> managed;
-  for (const auto& p : partitioned) managed.insert(p.unsafeGetTensorImpl());
-  auto dict = make_string_dict();
-  for (const auto& p : module.named_parameters()) {
-    if (!managed.count(p.value().unsafeGetTensorImpl()) && module_state.contains(p.key())) {
-      dict.insert(p.key(), module_state.at(p.key()));
-    }
-  }
-  for (const auto& name : buffer_names(module)) {
-    if (module_state.contains(name)) dict.insert(name, module_state.at(name));
-  }
-  return dict;
-}
-
 }  // namespace
 
 bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::string> tag_arg,
@@ -135,14 +105,13 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   auto make_files = [&] {
   std::vector<FileToWrite> files;
   // DeepSpeed names a bf16 run's shards bf16_zero_pp_rank_* (engine.py's _get_zero_ckpt_name).
-  const auto* zero = dynamic_cast<const ZeroOptimizer*>(wrapper_.get());
-  const auto order = zero ? zero_parameter_order(*zero, *module_) : ZeroParameterOrder{};
   for (const auto& name : files_written_by(config_.zero_stage(), rank, mp_rank, config_.bf16_enabled())) {
     const bool stage3 = config_.zero_stage() == 3;
     if (name != (stage3 ? zero_model_states_file_name(rank, mp_rank) : model_states_file_name(mp_rank))) {
       // A ZeRO rank's optimizer shard.
-      if (!zero) throw CheckpointError("save_checkpoint: ZeRO stage without a ZeRO optimizer (no optimizer configured?)");
-      files.push_back({name, to_pickle_bytes(zero_optim_states(*zero, *optimizer_, config_, order, *dp_group_, device_))});
+      auto shard = wrapper_->optim_states_file(*module_, config_);
+      if (!shard) throw CheckpointError("save_checkpoint: ZeRO stage without a ZeRO optimizer (no optimizer configured?)");
+      files.push_back({name, to_pickle_bytes(*shard)});
       continue;
     }
     // The model states, written by DP rank 0 (under ZeRO-3 by every rank, as DeepSpeed).
@@ -151,13 +120,7 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     auto buffers = make_list();
     for (const auto& b : buffer_names(*module_)) buffers.push_back(b);
     s.buffer_names = buffers;
-    if (const auto* dp = dynamic_cast<const DataParallelOptimizer*>(wrapper_.get()); dp && optimizer_) {
-      s.optimizer = stage0_optimizer_state(*dp, *optimizer_, config_.gradient_clipping);
-    }
-    if (zero) {
-      s.param_shapes = param_shapes(*zero, order);
-      s.shared_params = make_string_dict();
-    }
+    wrapper_->add_to_model_states(s, *module_, config_);
     // From stage 2 on DeepSpeed lists the frozen parameters; stage 3 keeps each rank's piece.
     if (config_.zero_stage() >= 2) {
       auto shapes = make_string_dict();
@@ -290,33 +253,9 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
   const auto& sd = *states;
   std::optional<std::string> data_note;
   run_phase(*group_, "restoring the checkpoint " + file, [&] {
-    const auto module = dict_at(sd, "module", file);
-    if (!module.isGenericDict()) throw CheckpointError(file + ": 'module' is not a state dict");
-    auto* zero = dynamic_cast<ZeroOptimizer*>(wrapper_.get());
-    if (zero && zero->partitioned_parameters()) {
-      load_module_state(*module_, unpartitioned_entries(module.toGenericDict(), *module_, zero->parameters()),
-                        /*strict=*/false, file);
-      zero_grad();
-      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, dict_at(sd, "param_shapes", file),
-                             zero_parameter_order(*zero, *module_), load_optimizer_states && !load_module_only);
-      if (load_module_only) return;
-    } else {
-      load_module_state(*module_, module.toGenericDict(), load_module_strict, file);
-      zero_grad();
-    }
-    if (load_module_only) {
-      if (zero) zero->refresh_partitions_from_parameters();
-      return;
-    }
-    if (zero && zero->partitioned_parameters()) {
-      // Loaded above.
-    } else if (zero) {
-      load_zero_optim_states(*zero, *optimizer_, zero_files, zero_names, dict_at(sd, "param_shapes", file),
-                             zero_parameter_order(*zero, *module_), load_optimizer_states);
-    } else if (load_optimizer_states && optimizer_) {
-      load_stage0_optimizer_state(dynamic_cast<DataParallelOptimizer&>(*wrapper_), *optimizer_,
-                                  dict_at(sd, "optimizer", file), file);
-    }
+    wrapper_->load_checkpoint({*module_, sd, file, zero_files, zero_names, load_module_strict, load_optimizer_states,
+                               load_module_only});
+    if (load_module_only) return;
     if (load_lr_scheduler_states && lr_scheduler_) {
       const auto lr = dict_at(sd, "lr_scheduler", file);
       if (!lr.isNone()) lr_scheduler_->load_state_dict(to_json(lr, file + ": lr_scheduler"));

@@ -38,7 +38,7 @@ class FusedOptimizers : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
-    if (!fused_cuda::adam_available()) GTEST_SKIP() << "this build has no fused_adam op";
+    if (!fused_cuda_detail::adam_available()) GTEST_SKIP() << "this build has no fused_adam op";
   }
 };
 
@@ -169,7 +169,7 @@ void lamb_reference(std::vector<double>& p, const std::vector<double>& g, std::v
 }
 
 TEST_F(FusedOptimizers, LambAgainstDoubleReferenceWithTrustRatios) {
-  if (!fused_cuda::lamb_available()) GTEST_SKIP() << "this build has no fused_lamb op";
+  if (!fused_cuda_detail::lamb_available()) GTEST_SKIP() << "this build has no fused_lamb op";
   torch::manual_seed(6);
   const double lr = 1e-3, wd = 0.01;
   std::vector<torch::Tensor> params;

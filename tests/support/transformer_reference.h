@@ -94,7 +94,7 @@ inline const char* const kParamNames[12] = {"attn_qkvw", "attn_qkvb", "attn_ow",
 // The dropout factors the layer uses on its `call`-th training forward (counting from 0).
 inline std::array<torch::Tensor, 3> layer_dropout(const deepspeed::ops::TransformerConfig& c, int64_t batch,
                                                   int64_t seq, uint64_t call, torch::Device device) {
-  using deepspeed::ops::transformer_impl::dropout_factors;
+  using deepspeed::ops::transformer_detail::dropout_factors;
   const auto seed = static_cast<uint64_t>(c.seed);
   std::array<torch::Tensor, 3> f;
   if (c.attn_dropout_ratio > 0) {

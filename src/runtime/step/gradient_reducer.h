@@ -30,7 +30,7 @@
 
 namespace torch::autograd {
 struct Node;
-}
+}  // namespace torch::autograd
 
 namespace deepspeed {
 

@@ -11,11 +11,15 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Dict.h>
+#include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include <deepspeed/config.h>
 #include <deepspeed/memory_report.h>
 #include <deepspeed/optimizer.h>
 
+#include "checkpoint/model_states.h"
 #include "runtime/step/loss_scaler.h"
 #include "runtime/step/model_parallel_gradients.h"
 
@@ -49,8 +53,13 @@ class OptimizerWrapper {
     torch::Tensor grad_norm;
     LossScaler::Messages messages;        // what the loss scaler has to say (rank 0 logs it)
   };
-  // At an accumulation boundary: unscale, check overflow, clip, update, clear gradients.
-  virtual StepOutcome step(double gradient_clipping) = 0;
+  // At an accumulation boundary, in the one order every wrapper follows (DeepSpeed's
+  // FP16_Optimizer, BF16_Optimizer and ZeRO optimizers step so): the gradients' verdict, the
+  // loss-scale update, then the global norm, the unscale-and-clip factor, the update of the
+  // (fp32) weights the optimizer holds, clearing the gradients, and writing the model's copies.
+  // Skipped steps clear the gradients too. An fp32 run's NaN/inf is no scaling problem: its
+  // step is skipped before the loss scaler hears of it.
+  StepOutcome step(double gradient_clipping);
   // Clears the gradients of the current accumulation (the module's and any partitions').
   virtual void zero_grad() = 0;
   virtual MemoryReport memory_report() const = 0;
@@ -63,9 +72,59 @@ class OptimizerWrapper {
   // Seconds the last after_backward waited for communication.
   virtual double last_communication_wait() const { return 0.0; }
 
+  // Checkpoints, in DeepSpeed's layout (docs/checkpointing.md, "What is saved"). The engine
+  // decides the files and writes what is not the wrapper's (counters, LR schedule, RNG).
+  //
+  // The model states' optimizer entries: stage 0's "optimizer" (FP16_Optimizer's dict with
+  // fp16/bf16, the optimizer's own in fp32), ZeRO's "param_shapes" and "shared_params".
+  virtual void add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
+                                   const DeepSpeedConfig& config) const = 0;
+  // ZeRO: this rank's optim-states file (collective over the data-parallel group); the other
+  // wrappers keep their state in the model states and return nothing.
+  virtual std::optional<c10::impl::GenericDict> optim_states_file(const torch::nn::Module& /*module*/,
+                                                                  const DeepSpeedConfig& /*config*/) const {
+    return std::nullopt;
+  }
+  struct CheckpointLoad {
+    torch::nn::Module& module;
+    const c10::impl::GenericDict& model_states;  // the model-states file's dict ...
+    const std::string& file;                      // ... and its name, for errors
+    // ZeRO: every saved data-parallel rank's optim-states dict in rank order, and their names.
+    const std::vector<c10::impl::GenericDict>& optim_states;
+    const std::vector<std::string>& optim_state_files;
+    bool strict = true;                 // every module entry must match
+    bool load_optimizer_states = true;
+    bool module_only = false;           // the weights alone; the optimizer starts from them
+  };
+  // Puts the module's weights where this wrapper keeps them (the model, the fp32 masters, the
+  // partitions) and, unless module_only, its optimizer state, resharded to this run's
+  // data-parallel size. Collective under ZeRO. Clears the gradients.
+  virtual void load_checkpoint(const CheckpointLoad& load) = 0;
+
  protected:
   OptimizerWrapper(LossScalerOptions scaler, ModelParallelGradients model_parallel)
       : scaler_(scaler), model_parallel_(std::move(model_parallel)) {}
+
+  // The steps of step(), each agreed over the data- and model-parallel ranks that must agree.
+  struct GradientVerdict {
+    bool overflow = false;   // fp16/bf16: inf/NaN; the loss scaler learns of it, the step is skipped
+    bool nonfinite = false;  // fp32: NaN/inf; the step is skipped
+    // The global squared norm of the (scaled) gradients, where finding the verdict computed it.
+    torch::Tensor squared_norm;
+  };
+  virtual void begin_step() {}
+  // `norm_wanted`: the step will need the norm (a check that computes it anyway returns it).
+  virtual GradientVerdict check_gradients(bool norm_wanted) = 0;
+  // Whether the norm is needed (clipping, or reporting it) when no check computed it.
+  virtual bool norm_wanted(double /*gradient_clipping*/) const { return true; }
+  // The global squared norm of the gradients: over this rank's share, its data-parallel group
+  // and its model-parallel group, each element counted once.
+  virtual torch::Tensor global_squared_norm() = 0;
+  // The optimizer's update with gradients multiplied by `grad_scale` (a 0-dim float64 tensor).
+  virtual void update(const torch::Tensor& grad_scale) = 0;
+  // After the gradients are cleared: the model's parameters take the updated weights.
+  virtual void write_model_copies() {}
+
   LossScaler scaler_;
   // Agreement of overflow and norm with the other ranks of this model replica.
   ModelParallelGradients model_parallel_;

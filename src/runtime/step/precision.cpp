@@ -166,12 +166,12 @@ bool has_inf_or_nan(const std::vector<torch::Tensor>& tensors, torch::ScalarType
 torch::Tensor squared_norm(const std::vector<torch::Tensor>& tensors, torch::Device device) {
   torch::NoGradGuard no_grad;
   // (device may name no index; the tensors' own device decides.)
-  if (device.is_cuda() && fused_cuda::norm_available() &&
+  if (device.is_cuda() && fused_cuda_detail::norm_available() &&
       std::any_of(tensors.begin(), tensors.end(), [](const torch::Tensor& t) { return t.defined(); }) &&
       std::all_of(tensors.begin(), tensors.end(), [&](const torch::Tensor& t) {
         return !t.defined() || (t.is_cuda() && (!device.has_index() || t.device() == device));
       })) {
-    return fused_cuda::squared_norm(tensors);
+    return fused_cuda_detail::squared_norm(tensors);
   }
   auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   // The fp32 CPU tensors', summed apart: ATen's linalg_vector_norm keeps one float

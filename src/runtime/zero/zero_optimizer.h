@@ -35,6 +35,7 @@
 
 #include "runtime/step/gradient_reducer.h"
 #include "runtime/step/optimizer_wrapper.h"
+#include "runtime/zero/gradient_partitions.h"
 #include "runtime/zero/partitioned_parameters.h"
 
 namespace deepspeed {
@@ -56,10 +57,15 @@ class ZeroOptimizer final : public OptimizerWrapper {
   void after_forward(bool backward_follows) override;
   void before_backward(bool boundary) override;
   void after_backward(bool boundary) override;
-  StepOutcome step(double gradient_clipping) override;
   void zero_grad() override;
   MemoryReport memory_report() const override;
   double last_communication_wait() const override { return reducer_->last_wait_seconds(); }
+  // zero_checkpoint.cpp: DeepSpeed's optim-states files.
+  void add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
+                           const DeepSpeedConfig& config) const override;
+  std::optional<c10::impl::GenericDict> optim_states_file(const torch::nn::Module& module,
+                                                          const DeepSpeedConfig& config) const override;
+  void load_checkpoint(const CheckpointLoad& load) override;
 
   int stage() const { return stage_; }
   int64_t rank() const { return group_->rank(); }
@@ -89,18 +95,15 @@ class ZeroOptimizer final : public OptimizerWrapper {
   const PartitionedParameters* partitioned_parameters() const { return partitioned_.get(); }
 
  private:
-  void accumulate_slice(int64_t bucket, const torch::Tensor& slice);
-  // Gives master_grads_[group] memory again where zero_grad released it (contents undefined
-  // until written: see slice_written_).
-  void hold_gradient_partition(int64_t group);
-  // Before the CPU reads master_grads_ or writes masters_: the copies between them and the
-  // device that nobody waited for are done. Then zeros fill the buckets no slice reached
-  // since zero_grad.
+  void begin_step() override;
+  GradientVerdict check_gradients(bool norm_wanted) override;
+  torch::Tensor global_squared_norm() override;
+  void update(const torch::Tensor& grad_scale) override;
+  void write_model_copies() override;
+  bool shards_written_by_optimizer() const;
+  // Before the CPU reads the gradient partitions or writes masters_: the copies between the
+  // host and the device that nobody waited for are done.
   void wait_for_host_copies();
-  // Offloaded: adds a step's first slice of a bucket to slice_squared_norms_ on the GPU; a
-  // second one (accumulation) makes the sum unusable for this step.
-  void note_offloaded_slice(const torch::Tensor& slice, bool first);
-  void zero_unwritten_slices();
   // This rank's squared gradient norm over what it counts (model_parallel_.counts), summed
   // over the data-parallel group: the replica's, before the model-parallel sum.
   torch::Tensor partition_squared_norm();
@@ -113,23 +116,13 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<PartitionedParameters> partitioned_;  // stage 3
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
-  std::vector<torch::Tensor> master_grads_;  // per group, flat, grad_partition_dtype_
+  std::unique_ptr<GradientPartitions> gradients_;
   torch::ScalarType grad_partition_dtype_ = torch::kFloat32;
-  bool release_gradient_partitions_ = false;  // master_grads_ hold memory only from backward to step
-  bool partitions_pinned_ = false;            // offloaded to page-locked host memory
-  // Per bucket: has a slice been written into master_grads_ since zero_grad? The first one is
-  // copied, later ones added, so the partitions are never zeroed in a pass of their own.
-  std::vector<char> slice_written_;
-  // Offload: copies between the device and the host partitions not yet waited for (gradients
-  // into them, masters out of them into the gather buffers).
+  // Offload: copies of the masters into the device's gather buffers not yet waited for.
   bool host_copies_in_flight_ = false;
-  torch::Tensor slice_squared_norms_;         // offload: sum of squares of this step's slices, on the GPU
-  bool slice_norms_valid_ = false;            // ... and it is the partitions' squared norm
-  bool slice_norms_usable_ = false;           // offloaded, and every partition element counts
   // With model parallelism on a tensor rank > 0: the runs of the gradient partitions that
   // count in the norm, as (group, offset, length); empty when every element counts.
   std::vector<std::array<int64_t, 3>> counted_runs_;
-  torch::Tensor grad_staging_;               // offload: pinned fp32, a bucket slice's gradients
   std::vector<int64_t> groups_;
   std::vector<int64_t> classes_;
   int64_t bucket_elements_ = 0;

@@ -399,6 +399,38 @@ TEST(CheckpointLoad, ModuleOnlyAndStrictness) {
   EXPECT_TRUE(other->load_checkpoint(dir.path(), std::nullopt, /*load_module_strict=*/false, false, false).load_path);
 }
 
+// With bf16 the optimizer steps fp32 masters: loading the weights alone must start them from
+// the loaded weights, or the next step writes the old masters back over them.
+TEST(CheckpointLoad, ModuleOnlyStartsTheMastersFromTheLoadedWeights) {
+  TempDir dir;
+  auto bf16_engine = [](double lr) {
+    deepspeed::InitializeOptions o;
+    o.config_json = nlohmann::json::parse(R"({"train_micro_batch_size_per_gpu": 2, "bf16": {"enabled": true},
+        "optimizer": {"type": "Adam", "params": {"lr": )" + std::to_string(lr) + "}}}");
+    return deepspeed::initialize(std::make_shared<Net>(), o).engine;
+  };
+  auto train_step = [](deepspeed::Engine& e) {
+    e.backward(e.forward(torch::ones({2, 3}, e.device()).to(torch::kBFloat16)).to(torch::kFloat32).pow(2).mean());
+    e.step();
+  };
+  {
+    auto saved = bf16_engine(0.1);
+    train_step(*saved);
+    train_step(*saved);
+    saved->save_checkpoint(dir.path());
+  }
+  auto engine = bf16_engine(0.0);  // lr 0: a step writes the masters back unchanged
+  ASSERT_TRUE(engine->load_checkpoint(dir.path(), std::nullopt, true, true, true, /*load_module_only=*/true).load_path);
+  std::vector<torch::Tensor> loaded;
+  for (const auto& p : engine->module()->parameters()) loaded.push_back(p.detach().clone());
+  train_step(*engine);
+  size_t i = 0;
+  for (const auto& p : engine->module()->parameters()) {
+    EXPECT_TRUE(torch::equal(p.detach(), loaded[i])) << "parameter " << i << " went back to its initial value";
+    ++i;
+  }
+}
+
 TEST(CheckpointSave, ClientKeysTheEngineRestoresAreRefused) {
   TempDir dir;
   try {

@@ -198,7 +198,7 @@ TEST(CheckpointDataPosition, ResumesAtTheSameSamplesOnAnotherWorldSize) {
     for (auto it = l.begin(); it != l.end(); ++it) (void)*it;
     auto it = l.begin();
     for (int k = 0; k < 2; ++k) ++it;
-    saved = ck::loader_position(l);
+    saved = deepspeed::loader_position(l);
     ++it;
     auto batch = (*it).data;
     for (int64_t k = 0; k < batch.numel(); ++k) next_batch_two.insert(batch[k].item<int64_t>());
@@ -207,7 +207,7 @@ TEST(CheckpointDataPosition, ResumesAtTheSameSamplesOnAnotherWorldSize) {
   std::set<int64_t> next_batch_three;
   for (int64_t r = 0; r < 3; ++r) {
     auto l = loader(r, 3, 2);
-    EXPECT_FALSE(ck::restore_loader_position(l, saved, "f").has_value());
+    EXPECT_FALSE(deepspeed::restore_loader_position(l, saved, "f").has_value());
     auto it = l.begin();
     EXPECT_EQ(l.epoch(), 1);
     auto batch = (*it).data;
@@ -219,7 +219,7 @@ TEST(CheckpointDataPosition, ResumesAtTheSameSamplesOnAnotherWorldSize) {
   auto done = loader(0, 1, 4);
   for (auto it = done.begin(); it != done.end(); ++it) (void)*it;
   auto fresh = loader(0, 1, 4);
-  ck::restore_loader_position(fresh, ck::loader_position(done), "f");
+  deepspeed::restore_loader_position(fresh, deepspeed::loader_position(done), "f");
   fresh.begin();
   EXPECT_EQ(fresh.epoch(), 1);
   EXPECT_EQ(fresh.batches_taken(), 0);

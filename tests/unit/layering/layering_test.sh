@@ -28,10 +28,37 @@ fi
 grep -q '^src/low/a.cpp:2: ds_low includes high/b.h of ds_high' "$dir/out" || { cat "$dir/out"; echo "FAIL: line 2"; exit 1; }
 grep -q '^src/low/a.cpp:3: ds_low includes deepspeed/high.h of ds_high' "$dir/out" || { cat "$dir/out"; echo "FAIL: line 3"; exit 1; }
 grep -q '^src/high/inner/c.cpp:1: ds_inner includes high/b.h of ds_high' "$dir/out" || { cat "$dir/out"; echo "FAIL: nested"; exit 1; }
-grep -q '3 include(s) go against' "$dir/out" || { cat "$dir/out"; echo "FAIL: count"; exit 1; }
+grep -q '3 include(s) or namespace(s) go against' "$dir/out" || { cat "$dir/out"; echo "FAIL: count"; exit 1; }
+
+# Namespaces: each library opens only its own (and *_detail ones in them, anonymous and foreign
+# ones), and closes each with a comment.
+mkdir -p "$dir/ns/src/low"
+echo 'ds_low folders=src/low uses= namespaces=deepspeed,deepspeed::low' > "$dir/ns/layers.txt"
+cat > "$dir/ns/src/low/ok.h" <<'CPP'
+namespace torch::autograd {
+struct Node;
+}  // namespace torch::autograd
+namespace deepspeed::low {
+namespace {
+}  // namespace
+namespace table_detail {
+}  // namespace table_detail
+}  // namespace deepspeed::low
+CPP
+"$python" "$check" "$dir/ns/layers.txt" "$dir/ns" > "$dir/out" || { cat "$dir/out"; echo "FAIL: good namespaces refused"; exit 1; }
+cat > "$dir/ns/src/low/bad.h" <<'CPP'
+namespace deepspeed {
+namespace high {
+}  // namespace high
+}  // namespace deepspeed
+namespace deepspeed::low {
+CPP
+if "$python" "$check" "$dir/ns/layers.txt" "$dir/ns" > "$dir/out"; then cat "$dir/out"; echo "FAIL: foreign namespace passed"; exit 1; fi
+grep -q '^src/low/bad.h:2: ds_low opens namespace deepspeed::high; its namespaces are deepspeed, deepspeed::low' "$dir/out" || { cat "$dir/out"; echo "FAIL: namespace line"; exit 1; }
+grep -q '^src/low/bad.h:5: namespace deepspeed::low is not closed' "$dir/out" || { cat "$dir/out"; echo "FAIL: unclosed"; exit 1; }
 
 # A table that names a library it does not list is itself an error.
 echo 'ds_x folders=src/low uses=ds_missing' > "$dir/bad.txt"
 if "$python" "$check" "$dir/bad.txt" "$dir" > "$dir/out" 2>&1; then echo "FAIL: bad table passed"; exit 1; fi
 grep -q 'ds_x uses ds_missing, which the table does not list' "$dir/out" || { cat "$dir/out"; exit 1; }
-echo "layering check: passes a clean tree, names every include that goes up"
+echo "layering check: passes a clean tree, names every include that goes up and every namespace not the library's"

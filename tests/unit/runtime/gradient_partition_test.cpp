@@ -8,7 +8,9 @@
 
 #include <deepspeed/deepspeed.h>
 
+#include "partitioning/bucket_plan.h"
 #include "runtime/step/precision.h"
+#include "runtime/zero/gradient_partitions.h"
 #include "scoped_env.h"
 
 namespace deepspeed {
@@ -94,6 +96,47 @@ HalfRun train_fp16(int stage, int gas, const char* grad_accum_dtype) {
   }
   for (const auto& p : net->parameters()) run.parameters.push_back(p.detach().cpu().clone());
   return run;
+}
+
+// The store alone: a step's first slice of a bucket is written and later ones added (so the
+// partitions are never zeroed in a pass of their own), complete() zeros only the buckets no
+// slice reached, and clear() gives the memory back and makes the next slice a first one.
+TEST(GradientPartitions, FirstSliceWrittenLaterAddedUnreachedZeroed) {
+  const auto plan = plan_buckets({10, 6, 4}, {0, 0, 1}, /*bucket_elements=*/8, /*partitions=*/2);
+  GradientPartitions::Options o;
+  o.release_between_steps = true;
+  GradientPartitions store(plan, /*groups=*/3, o);
+  ASSERT_EQ(store.tensors().size(), 3u);
+  EXPECT_EQ(store.tensors()[2].numel(), 0) << "a group without parameters has an empty partition";
+  EXPECT_EQ(store.bytes_held(), 0) << "no memory before the first slice";
+  ASSERT_GE(plan.buckets.size(), 3u);
+  auto slice_of = [&](int64_t bucket, double value) { return torch::full({plan.buckets[bucket].slice}, value); };
+  auto place_of = [&](int64_t bucket) {
+    const auto& b = plan.buckets[bucket];
+    return store.tensors()[b.group].narrow(0, b.group_offset / plan.partitions, b.slice);
+  };
+  store.accumulate(0, slice_of(0, 1.0));
+  store.accumulate(0, slice_of(0, 2.0));
+  store.accumulate(1, slice_of(1, 5.0));
+  EXPECT_GT(store.bytes_held(), 0);
+  store.complete();
+  EXPECT_TRUE(torch::equal(place_of(0), slice_of(0, 3.0))) << "the second slice is added to the first";
+  EXPECT_TRUE(torch::equal(place_of(1), slice_of(1, 5.0)));
+  for (int64_t i = 2; i < static_cast<int64_t>(plan.buckets.size()); ++i) {
+    EXPECT_TRUE(torch::equal(place_of(i), slice_of(i, 0.0))) << "bucket " << i << " had no slice: zero";
+  }
+  store.clear();
+  EXPECT_EQ(store.bytes_held(), 0) << "released between steps";
+  store.accumulate(0, slice_of(0, 7.0));
+  store.complete();
+  EXPECT_TRUE(torch::equal(place_of(0), slice_of(0, 7.0))) << "after clear() a slice is written, not added";
+
+  GradientPartitions::Options kept;  // offloaded partitions stay between steps
+  GradientPartitions host(plan, 3, kept);
+  const auto held = host.bytes_held();
+  EXPECT_GT(held, 0);
+  host.clear();
+  EXPECT_EQ(host.bytes_held(), held);
 }
 
 TEST(GradientPartitionDtype, HalfWhereNothingAccumulatesInItElseFp32) {

@@ -1,8 +1,13 @@
-#include "runtime/wrapper_checkpoint.h"
-
+// ZeroOptimizer's part of a checkpoint: DeepSpeed's stage_1_and_2.py / stage3.py state_dict
+// under "optimizer_state_dict" of each rank's [bf16_]zero_pp_rank_<r>_mp_rank_<m>_optim_states.pt,
+// with the partitions cut as DeepSpeed cuts them (checkpoint/deepspeed_zero_layout.h), not as
+// this run's buckets do, so that DeepSpeed's zero_to_fp32.py and loader read them. The ranks
+// exchange their partitions to write them, and read every rank's file to load them on any
+// data-parallel size.
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <unordered_set>
 
 #include <torch/torch.h>
 
@@ -11,108 +16,32 @@
 
 #include "checkpoint/deepspeed_zero_layout.h"
 #include "checkpoint/ivalue_conversion.h"
+#include "checkpoint/model_states.h"
+#include "checkpoint/module_state.h"
 #include "checkpoint/optimizer_state.h"
 #include "checkpoint/python_value.h"
 #include "checkpoint/zero_partition_layout.h"
 #include "partitioning/partition_resharding.h"
+#include "runtime/step/loss_scaler_checkpoint.h"
+#include "runtime/zero/zero_optimizer.h"
 
 namespace deepspeed {
 namespace {
 
+using checkpoint::buffer_names;
 using checkpoint::dict_at;
 using checkpoint::int_list;
 using checkpoint::make_list;
 using checkpoint::make_string_dict;
 using checkpoint::tensor_for_file;
+using checkpoint::torch_size;
 
-c10::IValue scaler_entry(const LossScaler& scaler) { return checkpoint::to_ivalue(scaler.state_dict()); }
-
-// A saved scaler: our dict, or DeepSpeed's object read as the dict of its attributes (a static
-// LossScaler has only cur_scale and dynamic: the rest stays as this run has it).
-void load_scaler(LossScaler& scaler, const c10::IValue& value, const std::string& where) {
-  if (!value.isGenericDict()) throw CheckpointError(where + " should be a loss scaler, found " + value.tagKind());
-  auto state = scaler.state_dict();
-  for (const auto& kv : value.toGenericDict()) {
-    if (kv.key().isString() && state.contains(kv.key().toStringRef())) {
-      state[kv.key().toStringRef()] = checkpoint::to_json(kv.value(), where + "." + kv.key().toStringRef());
-    }
-  }
-  scaler.load_state_dict(state, where);
-}
-
-std::vector<torch::Tensor> tensor_list(const c10::IValue& v, const std::string& where) {
-  if (!v.isList() && !v.isTensorList()) throw CheckpointError(where + " should be a list of tensors");
-  std::vector<torch::Tensor> out;
-  for (const auto& e : v.toListRef()) {
-    if (!e.isTensor()) throw CheckpointError(where + " should be a list of tensors");
-    out.push_back(e.toTensor());
-  }
-  return out;
-}
-
-}  // namespace
-
-c10::IValue stage0_optimizer_state(const DataParallelOptimizer& wrapper, const Optimizer& optimizer,
-                                   double clip_grad) {
-  const auto base = checkpoint::optimizer_state_dict(optimizer);
-  if (wrapper.masters().empty()) return base;
-  const auto& scaler = wrapper.loss_scaler();
-  auto d = make_string_dict();
-  d.insert("dynamic_loss_scale", scaler.dynamic());
-  d.insert("cur_scale", scaler.scale());
-  d.insert("cur_iter", scaler.cur_iter());
-  d.insert("last_overflow_iter", scaler.last_overflow_iter());
-  d.insert("scale_factor", scaler.options().scale_factor);
-  d.insert("scale_window", scaler.options().scale_window);
-  d.insert("loss_scaler", scaler_entry(scaler));
-  d.insert("optimizer_state_dict", base);
-  auto flat = make_list();
-  for (const auto& g : optimizer.param_groups()) {
-    std::vector<torch::Tensor> parts;
-    for (const auto& p : g.params) parts.push_back(p.detach().reshape(-1));
-    flat.push_back(parts.empty() ? torch::zeros({0}) : tensor_for_file(torch::cat(parts)));
-  }
-  d.insert("fp32_groups_flat", flat);
-  d.insert("clip_grad", clip_grad);
-  return d;
-}
-
-void load_stage0_optimizer_state(DataParallelOptimizer& wrapper, Optimizer& optimizer, const c10::IValue& state,
-                                 const std::string& file) {
-  const std::string where = file + ": optimizer";
-  const bool wrapped = state.isGenericDict() && state.toGenericDict().contains("optimizer_state_dict");
-  if (!wrapped) {
-    checkpoint::load_optimizer_state(optimizer, state, file);
-    return;  // masters (if any) stay as made from the loaded module weights
-  }
-  const auto d = state.toGenericDict();
-  checkpoint::load_optimizer_state(optimizer, dict_at(d, "optimizer_state_dict", where), file);
-  if (d.contains("loss_scaler")) load_scaler(wrapper.loss_scaler(), d.at("loss_scaler"), where + ".loss_scaler");
-  if (wrapper.masters().empty()) return;  // an fp16 checkpoint into an fp32 run: weights come from the module
-  const auto flat = tensor_list(dict_at(d, "fp32_groups_flat", where), where + ".fp32_groups_flat");
-  auto& groups = optimizer.param_groups();
-  if (flat.size() != groups.size()) {
-    throw CheckpointError(where + ".fp32_groups_flat has " + std::to_string(flat.size()) + " groups; this optimizer has " +
-                          std::to_string(groups.size()));
-  }
-  torch::NoGradGuard no_grad;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    int64_t total = 0;
-    for (const auto& p : groups[g].params) total += p.numel();
-    if (flat[g].numel() != total) {
-      throw CheckpointError(where + ".fp32_groups_flat[" + std::to_string(g) + "] has " +
-                            std::to_string(flat[g].numel()) + " elements; the group has " + std::to_string(total));
-    }
-    int64_t offset = 0;
-    for (auto& p : groups[g].params) {
-      p.detach().copy_(flat[g].narrow(0, offset, p.numel()).view(p.sizes()));
-      offset += p.numel();
-    }
-  }
-  wrapper.copy_masters_to_parameters();
-}
-
-namespace {
+// The ZeRO optimizer's parameters as DeepSpeed lists them: each one's module name, and each
+// optimizer group's parameters in the module's order (param_shapes' order).
+struct ZeroParameterOrder {
+  std::vector<std::string> names;            // per wrapper.parameters()
+  std::vector<std::vector<int64_t>> groups;  // per group: indices into wrapper.parameters()
+};
 
 // The layout deepspeed-cpp wrote before it wrote DeepSpeed's: each rank's partitions as this
 // run's buckets cut them, and the plan to rebuild them (ds_cpp_layout).
@@ -153,7 +82,7 @@ void load_bucketed_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimize
   std::vector<std::vector<torch::Tensor>> saved(group_count);  // [group][old rank]
   for (int64_t r = 0; r < old_n; ++r) {
     const std::string where = names[r] + ": single_partition_of_fp32_groups";
-    const auto list = tensor_list(dict_at(inner[r], "single_partition_of_fp32_groups", names[r]), where);
+    const auto list = checkpoint::tensor_list(dict_at(inner[r], "single_partition_of_fp32_groups", names[r]), where);
     if (list.size() != group_count) {
       throw CheckpointError(where + " has " + std::to_string(list.size()) + " groups; this optimizer has " +
                             std::to_string(group_count));
@@ -205,32 +134,9 @@ void load_bucketed_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimize
     base.insert("state", state);
     base.insert("param_groups", dict_at(bases[0], "param_groups", f0 + ": base_optimizer_state"));
     checkpoint::load_optimizer_state(optimizer, base, f0);
-    load_scaler(wrapper.loss_scaler(), dict_at(inner[0], "loss_scaler", f0), f0 + ": loss_scaler");
+    load_loss_scaler(wrapper.loss_scaler(), dict_at(inner[0], "loss_scaler", f0), f0 + ": loss_scaler");
   }
   wrapper.load_partitions(masters);
-}
-
-}  // namespace
-
-c10::IValue loss_scaler_object(const LossScaler& scaler) {
-  const std::string module = "deepspeed.runtime.fp16.loss_scaler";
-  const auto j = scaler.state_dict();
-  if (!scaler.dynamic()) return checkpoint::python_instance(module, "LossScaler", {{"cur_scale", scaler.scale()}, {"dynamic", false}});
-  // DynamicLossScaler's attributes, in the order its __init__ sets them.
-  return checkpoint::python_instance(
-      module, "DynamicLossScaler",
-      {{"cur_scale", scaler.scale()},
-       {"dynamic", true},
-       {"cur_iter", j.at("cur_iter").get<int64_t>()},
-       {"last_overflow_iter", j.at("last_overflow_iter").get<int64_t>()},
-       {"scale_factor", j.at("scale_factor").get<double>()},
-       {"scale_window", j.at("scale_window").get<int64_t>()},
-       {"min_scale", j.at("min_scale").get<double>()},
-       {"delayed_shift", j.at("delayed_shift").get<int64_t>()},
-       {"cur_hysteresis", j.at("cur_hysteresis").get<int64_t>()},
-       {"consecutive_hysteresis", j.at("consecutive_hysteresis").get<bool>()},
-       {"raise_error_at_min_scale", true},
-       {"dtype", checkpoint::python_global("torch", "float16")}});
 }
 
 ZeroParameterOrder zero_parameter_order(const ZeroOptimizer& wrapper, const torch::nn::Module& module) {
@@ -252,7 +158,35 @@ ZeroParameterOrder zero_parameter_order(const ZeroOptimizer& wrapper, const torc
   return order;
 }
 
-namespace {
+// DeepSpeed's param_shapes under ZeRO: per optimizer group, parameter name -> torch.Size, in
+// the group's order (the order its flat partitions hold them).
+c10::IValue param_shapes(const ZeroOptimizer& zero, const ZeroParameterOrder& order) {
+  auto groups = make_list();
+  for (const auto& members : order.groups) {
+    auto shapes = make_string_dict();
+    for (const auto i : members) shapes.insert(order.names[i], torch_size(zero.parameters()[i].sizes()));
+    groups.push_back(shapes);
+  }
+  return groups;
+}
+
+// What ZeRO-3 restores from a saved module entry: the buffers and the parameters it does
+// not partition (frozen ones, saved whole); the others come from the masters.
+c10::impl::GenericDict unpartitioned_entries(const c10::impl::GenericDict& module_state, const torch::nn::Module& module,
+                                             const std::vector<torch::Tensor>& partitioned) {
+  std::unordered_set<const void*> managed;
+  for (const auto& p : partitioned) managed.insert(p.unsafeGetTensorImpl());
+  auto dict = make_string_dict();
+  for (const auto& p : module.named_parameters()) {
+    if (!managed.count(p.value().unsafeGetTensorImpl()) && module_state.contains(p.key())) {
+      dict.insert(p.key(), module_state.at(p.key()));
+    }
+  }
+  for (const auto& name : buffer_names(module)) {
+    if (module_state.contains(name)) dict.insert(name, module_state.at(name));
+  }
+  return dict;
+}
 
 // Every parameter of group `g` (flattened; indexed like wrapper.parameters()), from each
 // rank's partition `part` of it under this run's plan. Collective.
@@ -288,9 +222,7 @@ torch::Tensor deepspeed_piece(const ZeroOptimizer& wrapper, const ZeroParameterO
   return checkpoint::zero12_partition(flat, world, rank);
 }
 
-}  // namespace
-
-c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Optimizer& optimizer,
+c10::impl::GenericDict zero_optim_states_dict(const ZeroOptimizer& wrapper, const Optimizer& optimizer,
                                          const DeepSpeedConfig& config, const ZeroParameterOrder& order,
                                          comm::ProcessGroup& group, torch::Device device) {
   const auto& plan = wrapper.plan();
@@ -379,7 +311,7 @@ c10::impl::GenericDict zero_optim_states(const ZeroOptimizer& wrapper, const Opt
   return out;
 }
 
-void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
+void load_zero_optim_states_dict(ZeroOptimizer& wrapper, Optimizer& optimizer,
                             const std::vector<c10::impl::GenericDict>& files, const std::vector<std::string>& names,
                             const c10::IValue& param_shapes, const ZeroParameterOrder& order,
                             bool load_optimizer_states) {
@@ -464,9 +396,50 @@ void load_zero_optim_states(ZeroOptimizer& wrapper, Optimizer& optimizer,
     base.insert("state", state);
     base.insert("param_groups", dict_at(saved_base.toGenericDict(), "param_groups", f0 + ": " + base_key));
     checkpoint::load_optimizer_state(optimizer, base, f0);
-    if (inner[0].contains("loss_scaler")) load_scaler(wrapper.loss_scaler(), inner[0].at("loss_scaler"), f0 + ": loss_scaler");
+    if (inner[0].contains("loss_scaler")) load_loss_scaler(wrapper.loss_scaler(), inner[0].at("loss_scaler"), f0 + ": loss_scaler");
   }
   wrapper.load_partitions(masters);
+}
+
+
+}  // namespace
+
+void ZeroOptimizer::add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
+                                        const DeepSpeedConfig& /*config*/) const {
+  states.param_shapes = param_shapes(*this, zero_parameter_order(*this, module));
+  // Tied parameters are not detected: none are listed as shared (docs/checkpointing.md).
+  states.shared_params = make_string_dict();
+}
+
+std::optional<c10::impl::GenericDict> ZeroOptimizer::optim_states_file(const torch::nn::Module& module,
+                                                                      const DeepSpeedConfig& config) const {
+  return zero_optim_states_dict(*this, *optimizer_, config, zero_parameter_order(*this, module), *group_,
+                                group_->device());
+}
+
+void ZeroOptimizer::load_checkpoint(const CheckpointLoad& load) {
+  const auto module = dict_at(load.model_states, "module", load.file);
+  if (!module.isGenericDict()) throw CheckpointError(load.file + ": 'module' is not a state dict");
+  const auto order = zero_parameter_order(*this, load.module);
+  auto load_states = [&](bool optimizer_states) {
+    load_zero_optim_states_dict(*this, *optimizer_, load.optim_states, load.optim_state_files,
+                                dict_at(load.model_states, "param_shapes", load.file), order, optimizer_states);
+  };
+  if (partitioned_) {
+    // Stage 3 keeps the weights only in the masters: even the module alone comes from them.
+    checkpoint::load_module_state(load.module, unpartitioned_entries(module.toGenericDict(), load.module, parameters_),
+                                  /*strict=*/false, load.file);
+    zero_grad();
+    load_states(load.load_optimizer_states && !load.module_only);
+    return;
+  }
+  checkpoint::load_module_state(load.module, module.toGenericDict(), load.strict, load.file);
+  zero_grad();
+  if (load.module_only) {
+    refresh_partitions_from_parameters();
+    return;
+  }
+  load_states(load.load_optimizer_states);
 }
 
 }  // namespace deepspeed
