@@ -34,6 +34,7 @@ struct Options {
   uint64_t seed = 1234;
   double peak_tflops = 0;  // 0: from the GPU's name
   int profile_steps = 0;
+  bool transformer_kernel = false;
 };
 
 }  // namespace
@@ -60,6 +61,8 @@ int main(int argc, char** argv) {
   app.add_option("--peak_tflops", o.peak_tflops,
                  "the GPU's dense bf16 peak for MFU (default: known for H100/H200/A100)");
   app.add_option("--profile", o.profile_steps, "after training, profile N more steps and print the top GPU kernels");
+  app.add_flag("--transformer_kernel", o.transformer_kernel,
+               "build the blocks from the transformer op (deepspeed/transformer.h)");
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   if (o.warmup_steps >= o.steps) {
@@ -75,6 +78,7 @@ int main(int argc, char** argv) {
     if (o.n_head) config.n_head = o.n_head;
     if (o.d_model) config.d_model = o.d_model;
     if (o.vocab_size) config.vocab_size = o.vocab_size;
+    config.transformer_kernel = o.transformer_kernel;
 
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
@@ -139,6 +143,7 @@ int main(int argc, char** argv) {
                                {"zero_stage", engine->config().zero_stage()},
                                {"micro_batch", micro},
                                {"seq_len", config.seq_len},
+                               {"transformer_kernel", config.transformer_kernel},
                                {"tokens_per_s", tokens_per_s},
                                {"mfu", mfu},
                                {"peak_memory_gib", peak_bytes.item<double>() / (1024.0 * 1024.0 * 1024.0)},
