@@ -31,7 +31,7 @@ function(ds_layer target)
     # The ops' usage requirements are given where they are needed (the top-level
     # CMakeLists.txt): their OpenMP and architecture flags must not reach the sources that
     # share the precompiled header.
-    # A layer whose target this build leaves out (ds_ops_aio without liburing) links nothing.
+    # A library this build leaves out (ds_ops_aio without liburing) has no target to link.
     if(TARGET ${target} AND TARGET ${_used} AND NOT _used MATCHES "^ds_ops_")
       target_link_libraries(${target} PUBLIC ${_used})
     endif()

@@ -166,7 +166,8 @@ if(NOT _old STREQUAL _ds_ops_text)
 endif()
 
 # The CUDA ops are compiled by nvcc; CUDA is enabled only when one of them is built.
-if(DS_OP_FUSED_ADAM_BUILT OR DS_OP_FUSED_LAMB_BUILT)
+if(DS_OP_FUSED_ADAM_BUILT OR DS_OP_FUSED_LAMB_BUILT OR DS_OP_TRANSFORMER_BUILT OR
+   DS_OP_STOCHASTIC_TRANSFORMER_BUILT)
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
   endif()

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include <deepspeed/activation_checkpointing.h>
 #include <deepspeed/torch_compat.h>
+#include <deepspeed/transformer.h>
 
 namespace gpt {
 namespace {
@@ -47,6 +49,23 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
 // broadcast add of the bias, which costs this model about 5% of its step on an H100/H200.
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return torch::linear(x, layer->weight, layer->bias);
+}
+
+// The transformer op's config for one GPT-2 block: pre-LN, no dropout, LayerNorm's default
+// eps, GPT-2's initialisation (0.02; residual projections / sqrt(2 * layers)).
+deepspeed::ops::TransformerConfig kernel_block_config(const GptConfig& c) {
+  deepspeed::ops::TransformerConfig k;
+  k.hidden_size = c.d_model;
+  k.intermediate_size = 4 * c.d_model;
+  k.heads = c.n_head;
+  k.attn_dropout_ratio = 0.0f;
+  k.hidden_dropout_ratio = 0.0f;
+  k.num_hidden_layers = c.n_layer;
+  k.initializer_range = 0.02f;
+  k.layer_norm_eps = 1e-5f;
+  k.pre_layer_norm = true;
+  k.seed = 0;  // no dropout: the seed draws nothing
+  return k;
 }
 
 }  // namespace
@@ -120,7 +139,13 @@ GptImpl::GptImpl(const GptConfig& c) : config_(c) {
   wte_ = register_module("wte", torch::nn::Embedding(c.vocab_size, c.d_model));
   wpe_ = register_module("wpe", torch::nn::Embedding(c.seq_len, c.d_model));
   blocks_ = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.n_layer; ++i) blocks_->push_back(Block(c));
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    if (c.transformer_kernel) {
+      blocks_->push_back(deepspeed::ops::TransformerLayer(kernel_block_config(c)));
+    } else {
+      blocks_->push_back(Block(c));
+    }
+  }
   ln_f_ = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   torch::NoGradGuard no_grad;
   wte_->weight.normal_(0.0, 0.02);
@@ -141,6 +166,21 @@ torch::Tensor GptImpl::hidden(torch::Tensor tokens) {
   }
   auto positions = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(tokens.device()));
   auto x = wte_->forward(tokens) + wpe_->forward(positions);
+  if (config_.transformer_kernel) {
+    // Causal: key k > query q is masked (added -inf before the softmax).
+    const auto causal = torch::full({t, t}, -std::numeric_limits<double>::infinity(), x.options()).triu(1);
+    const auto mask = causal.view({1, 1, t, t});
+    for (std::size_t i = 0; i < blocks_->size(); ++i) {
+      auto layer = blocks_->ptr<deepspeed::ops::TransformerLayerImpl>(i);
+      if (checkpoint_every_ > 0 && i % static_cast<std::size_t>(checkpoint_every_) == 0) {
+        x = deepspeed::checkpointing::checkpoint(
+            [layer](const torch::Tensor& h, const torch::Tensor& m) { return layer->forward(h, m); }, x, mask);
+      } else {
+        x = layer->forward(x, mask);
+      }
+    }
+    return x;
+  }
   if (checkpoint_every_ > 0) {
     return deepspeed::checkpointing::checkpoint_sequential<BlockImpl>(blocks_, x, checkpoint_every_);
   }

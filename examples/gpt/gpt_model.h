@@ -1,7 +1,8 @@
 // A GPT-2-style decoder for benchmarks and examples: learned position embeddings,
 // pre-LayerNorm blocks, a GELU (tanh) MLP of width 4d, causal self-attention through
 // LibTorch's fused scaled_dot_product_attention (LibTorch 2.x; an explicit masked softmax
-// on 1.13), and the output projection tied to the token embedding. GPT-2's initialisation
+// on 1.13) or, with GptConfig::transformer_kernel, blocks of the transformer op, and the
+// output projection tied to the token embedding. GPT-2's initialisation
 // (normal 0.02; residual projections scaled by 1/sqrt(2·layers)). The same model is written in
 // Python in bench/peers/gpt_peer.py, so that both sides train identical networks.
 #pragma once
@@ -20,6 +21,10 @@ struct GptConfig {
   int64_t n_layer = 12;
   int64_t n_head = 12;
   int64_t d_model = 768;
+  // Build the blocks from the transformer op (deepspeed/transformer.h: one autograd node per
+  // block, fused kernels, explicit masked softmax) instead of Block. The same function with
+  // DeepSpeed's parameter names; its initialisation draws in another order.
+  bool transformer_kernel = false;
 };
 
 // Named sizes: "124M", "350M", "774M", "1.3B", "2.7B", "6.7B", "13B", "20B", "30B", and "tiny"

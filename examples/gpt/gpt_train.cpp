@@ -37,6 +37,7 @@ struct Options {
   int profile_steps = 0;
   int64_t activation_checkpointing = 0;  // checkpoint every k-th block; 0: none
   int64_t loss_chunks = 8;
+  bool transformer_kernel = false;
 };
 
 }  // namespace
@@ -70,6 +71,8 @@ int main(int argc, char** argv) {
                  "with --activation_checkpointing: the output layer and loss in this many checkpointed slices "
                  "(default: 8)")
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--transformer_kernel", o.transformer_kernel,
+               "build the blocks from the transformer op (deepspeed/transformer.h)");
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
     if (o.n_head) config.n_head = o.n_head;
     if (o.d_model) config.d_model = o.d_model;
     if (o.vocab_size) config.vocab_size = o.vocab_size;
+    config.transformer_kernel = o.transformer_kernel;
 
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
@@ -168,6 +172,7 @@ int main(int argc, char** argv) {
                                {"zero_stage", engine->config().zero_stage()},
                                {"micro_batch", micro},
                                {"seq_len", config.seq_len},
+                               {"transformer_kernel", config.transformer_kernel},
                                {"tokens_per_s", tokens_per_s},
                                {"mfu", mfu},
                                {"peak_memory_gib", peak_bytes.item<double>() / (1024.0 * 1024.0 * 1024.0)},

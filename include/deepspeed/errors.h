@@ -56,4 +56,12 @@ class EngineError : public Error {
   using Error::Error;
 };
 
+// Misuse of an op's tensor API (deepspeed/transformer.h, deepspeed/flatten.h): a config field
+// out of range, tensors whose shape, dtype or device do not match; each names the op, the
+// field or argument, and what was expected.
+class OpError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace deepspeed

@@ -1,7 +1,7 @@
 // build/bin/gpt_train end to end on the CPU with the "tiny" size: it learns (the loss falls
-// on a token file with a repeating pattern), its result line is complete, 1 and 2 ranks with
-// the same global batch follow the same loss curve at ZeRO stages 0, 2 and 3, with and without
-// activation checkpointing, ZeRO-3 holds
+// on a token file with a repeating pattern; with --transformer_kernel too), its result line is
+// complete, 1 and 2 ranks with the same global batch follow the same loss curve at ZeRO stages
+// 0, 2 and 3, with and without activation checkpointing, ZeRO-3 holds
 // 1/N of the parameters and honours its live budget, and a bad token file or size gets a
 // clear error.
 #include <cmath>
@@ -88,6 +88,24 @@ TEST(GptExample, LearnsARepeatingPatternAndReportsItsSpeed) {
   EXPECT_EQ(result["seq_len"], 32);
   EXPECT_EQ(result["world_size"], 1);
   EXPECT_NEAR(result["final_loss"].get<double>(), l.back(), 1e-3);
+}
+
+// --transformer_kernel: the blocks are the transformer op's layers (on the CPU its ATen
+// path); the model learns the same pattern.
+TEST(GptExample, TransformerKernelBlocksLearnThePatternToo) {
+  TempDir dir;
+  write_file(dir.file("ds.json"), config(8, 0));
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  auto r = train(1, dir.file("ds.json"),
+                 {"--steps", "40", "--warmup_steps", "2", "--data", dir.file("tokens.bin"), "--transformer_kernel"});
+  ASSERT_EQ(r[0].exit_code, 0) << r[0].output;
+  const auto l = losses(r[0].output);
+  ASSERT_EQ(l.size(), 20u) << r[0].output;
+  EXPECT_GT(l.front(), 3.0) << r[0].output;
+  EXPECT_LT(l.back(), 1.0) << r[0].output;
+  const auto result = result_line(r[0].output);
+  ASSERT_TRUE(result.is_object()) << r[0].output;
+  EXPECT_EQ(result["transformer_kernel"], true);
 }
 
 TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
