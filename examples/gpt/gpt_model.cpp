@@ -85,18 +85,45 @@ std::vector<std::string> preset_names() {
   return names;
 }
 
-int64_t parameter_count(const GptConfig& c) {
+namespace {
+
+int64_t mlp_parameters(int64_t d) { return (4 * d * d + 4 * d) + (4 * d * d + d); }
+
+int64_t moe_blocks(const GptConfig& c) { return c.moe_num_experts > 0 ? c.n_layer / 2 : 0; }
+
+// Parameters with `experts` MLPs in each MoE block (and its gate).
+int64_t parameters_with(const GptConfig& c, int64_t experts) {
   const int64_t d = c.d_model;
-  const int64_t per_block = 2 * 2 * d + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d);
-  return c.vocab_size * d + c.seq_len * d + c.n_layer * per_block + 2 * d;
+  const int64_t per_block = 2 * 2 * d + (3 * d * d + 3 * d) + (d * d + d) + mlp_parameters(d);
+  const int64_t moe_extra = moe_blocks(c) * ((experts - 1) * mlp_parameters(d) + d * c.moe_num_experts);
+  return c.vocab_size * d + c.seq_len * d + c.n_layer * per_block + moe_extra + 2 * d;
 }
 
+}  // namespace
+
+int64_t parameter_count(const GptConfig& c) { return parameters_with(c, std::max<int64_t>(c.moe_num_experts, 1)); }
+
 double training_flops_per_token(const GptConfig& c) {
-  const double n = static_cast<double>(parameter_count(c) - c.seq_len * c.d_model);
+  const auto active = parameters_with(c, c.moe_num_experts > 0 ? c.moe_top_k : 1);
+  const double n = static_cast<double>(active - c.seq_len * c.d_model);
   return 6.0 * n + 12.0 * static_cast<double>(c.n_layer * c.d_model * c.seq_len);
 }
 
-BlockImpl::BlockImpl(const GptConfig& c) : n_head_(c.n_head) {
+MlpImpl::MlpImpl(int64_t d, int64_t n_layer) {
+  c_fc_ = register_module("c_fc", torch::nn::Linear(d, 4 * d));
+  mlp_proj_ = register_module("mlp_proj", torch::nn::Linear(4 * d, d));
+  torch::NoGradGuard no_grad;
+  c_fc_->weight.normal_(0.0, 0.02);
+  c_fc_->bias.zero_();
+  mlp_proj_->weight.normal_(0.0, 0.02 / std::sqrt(2.0 * static_cast<double>(n_layer)));
+  mlp_proj_->bias.zero_();
+}
+
+torch::Tensor MlpImpl::forward(torch::Tensor x) {
+  return linear(mlp_proj_, torch::gelu(linear(c_fc_, x), "tanh"));
+}
+
+BlockImpl::BlockImpl(const GptConfig& c, bool moe) : n_head_(c.n_head) {
   if (c.d_model % c.n_head != 0) {
     throw std::invalid_argument("d_model " + std::to_string(c.d_model) + " is not a multiple of n_head " +
                                 std::to_string(c.n_head));
@@ -106,15 +133,27 @@ BlockImpl::BlockImpl(const GptConfig& c) : n_head_(c.n_head) {
   c_attn_ = register_module("c_attn", torch::nn::Linear(d, 3 * d));
   attn_proj_ = register_module("attn_proj", torch::nn::Linear(d, d));
   ln_2_ = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
-  c_fc_ = register_module("c_fc", torch::nn::Linear(d, 4 * d));
-  mlp_proj_ = register_module("mlp_proj", torch::nn::Linear(4 * d, d));
+  if (moe) {
+    deepspeed::moe::MoEOptions o;
+    o.num_experts = c.moe_num_experts;
+    o.ep_size = c.moe_ep_size;
+    o.k = c.moe_top_k;
+    const int64_t layers = c.n_layer;
+    moe_ = register_module("moe", deepspeed::moe::MoE(
+                                      d, [d, layers] { return torch::nn::AnyModule(Mlp(d, layers)); }, o));
+  } else {
+    c_fc_ = register_module("c_fc", torch::nn::Linear(d, 4 * d));
+    mlp_proj_ = register_module("mlp_proj", torch::nn::Linear(4 * d, d));
+  }
   torch::NoGradGuard no_grad;
   const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
   for (auto* l : {&c_attn_, &c_fc_}) {
+    if (!*l) continue;
     (*l)->weight.normal_(0.0, 0.02);
     (*l)->bias.zero_();
   }
   for (auto* l : {&attn_proj_, &mlp_proj_}) {
+    if (!*l) continue;
     (*l)->weight.normal_(0.0, residual_std);
     (*l)->bias.zero_();
   }
@@ -132,6 +171,11 @@ torch::Tensor BlockImpl::forward(torch::Tensor x) {
   auto v = parts[2].transpose(1, 2);
   auto y = causal_attention(q, k, v).transpose(1, 2).reshape({b, t, d});
   x = x + linear(attn_proj_, y);
+  if (moe_) {
+    auto [out, l_aux, counts] = moe_->forward(ln_2_->forward(x));
+    l_aux_ = l_aux;
+    return x + out;
+  }
   return x + linear(mlp_proj_, torch::gelu(linear(c_fc_, ln_2_->forward(x)), "tanh"));
 }
 
@@ -143,7 +187,7 @@ GptImpl::GptImpl(const GptConfig& c) : config_(c) {
     if (c.transformer_kernel) {
       blocks_->push_back(deepspeed::ops::TransformerLayer(kernel_block_config(c)));
     } else {
-      blocks_->push_back(Block(c));
+      blocks_->push_back(Block(c, /*moe=*/c.moe_num_experts > 0 && i % 2 == 1));
     }
   }
   ln_f_ = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
@@ -193,31 +237,40 @@ torch::Tensor GptImpl::logits(torch::Tensor tokens) {
 }
 
 torch::Tensor GptImpl::forward(torch::Tensor tokens, torch::Tensor targets) {
+  torch::Tensor loss;
   if (checkpoint_every_ == 0 || loss_chunks_ <= 1) {
     auto out = logits(tokens);
-    return torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}).to(torch::kFloat32),
+    loss = torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}).to(torch::kFloat32),
                                                 targets.reshape({-1}));
+  } else {
+    // The output layer's logits (and their fp32 copy and log-probabilities) are the largest
+    // activations once the blocks are checkpointed: computed a slice of tokens at a time, and
+    // again in backward, only one slice's are ever alive.
+    auto x = hidden(tokens);
+    x = x.reshape({-1, x.size(-1)});
+    const auto flat_targets = targets.reshape({-1});
+    const int64_t n = x.size(0), chunk = (n + loss_chunks_ - 1) / loss_chunks_;
+    torch::Tensor total;
+    for (int64_t start = 0; start < n; start += chunk) {
+      const int64_t len = std::min(chunk, n - start);
+      auto part = deepspeed::checkpointing::checkpoint(
+          [this](const torch::Tensor& h, const torch::Tensor& y) {
+            auto out = torch::linear(ln_f_->forward(h), wte_->weight);
+            return torch::nn::functional::cross_entropy(
+                out.to(torch::kFloat32), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+          },
+          x.narrow(0, start, len), flat_targets.narrow(0, start, len));
+      total = total.defined() ? total + part : part;
+    }
+    loss = total / static_cast<double>(n);
   }
-  // The output layer's logits (and their fp32 copy and log-probabilities) are the largest
-  // activations once the blocks are checkpointed: computed a slice of tokens at a time, and
-  // again in backward, only one slice's are ever alive.
-  auto x = hidden(tokens);
-  x = x.reshape({-1, x.size(-1)});
-  const auto flat_targets = targets.reshape({-1});
-  const int64_t n = x.size(0), chunk = (n + loss_chunks_ - 1) / loss_chunks_;
-  torch::Tensor total;
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t len = std::min(chunk, n - start);
-    auto part = deepspeed::checkpointing::checkpoint(
-        [this](const torch::Tensor& h, const torch::Tensor& y) {
-          auto out = torch::linear(ln_f_->forward(h), wte_->weight);
-          return torch::nn::functional::cross_entropy(
-              out.to(torch::kFloat32), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-        },
-        x.narrow(0, start, len), flat_targets.narrow(0, start, len));
-    total = total.defined() ? total + part : part;
+  if (config_.moe_num_experts > 0 && !config_.transformer_kernel) {
+    for (const auto& block : *blocks_) {
+      const auto& l_aux = block->as<BlockImpl>()->l_aux();
+      if (l_aux.defined()) loss = loss + config_.moe_loss_coeff * l_aux;
+    }
   }
-  return total / static_cast<double>(n);
+  return loss;
 }
 
 }  // namespace gpt

@@ -13,6 +13,8 @@
 
 #include <torch/torch.h>
 
+#include <deepspeed/moe.h>
+
 namespace gpt {
 
 struct GptConfig {
@@ -25,6 +27,14 @@ struct GptConfig {
   // block, fused kernels, explicit masked softmax) instead of Block. The same function with
   // DeepSpeed's parameter names; its initialisation draws in another order.
   bool transformer_kernel = false;
+  // Mixture of Experts (deepspeed/moe.h) in every other block (the second, fourth, ...), as
+  // DeepSpeed's MoE GPT examples: the MLP becomes moe_num_experts MLPs of which each token
+  // takes moe_top_k, split over moe_ep_size ranks; the loss adds moe_loss_coeff x l_aux.
+  // 0 experts: a dense model.
+  int64_t moe_num_experts = 0;
+  int64_t moe_ep_size = 1;
+  int64_t moe_top_k = 1;
+  double moe_loss_coeff = 0.01;
 };
 
 // Named sizes: "124M", "350M", "774M", "1.3B", "2.7B", "6.7B", "13B", "20B", "30B", and "tiny"
@@ -35,18 +45,35 @@ std::vector<std::string> preset_names();
 // Parameters of the model (the output projection is tied, so it adds none), and those the
 // FLOP count uses (all but the position embedding, as nanoGPT counts).
 int64_t parameter_count(const GptConfig& c);
-// Training FLOPs per token: 6·N + 12·layers·d·seq_len (forward and backward, attention included).
+// Training FLOPs per token: 6·N + 12·layers·d·seq_len (forward and backward, attention included),
+// N counting the experts a token runs through (top-k of them), not all of them.
 double training_flops_per_token(const GptConfig& c);
+
+// The MLP of a block (and an expert of an MoE block): d -> 4d -> GELU (tanh) -> d.
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t d, int64_t n_layer);
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  torch::nn::Linear c_fc_{nullptr}, mlp_proj_{nullptr};
+};
+TORCH_MODULE(Mlp);
 
 class BlockImpl : public torch::nn::Module {
  public:
-  explicit BlockImpl(const GptConfig& c);
+  // `moe`: the MLP is a Mixture of Experts (GptConfig's moe_* fields).
+  BlockImpl(const GptConfig& c, bool moe = false);
   torch::Tensor forward(torch::Tensor x);
+  // The MoE layer's load-balancing loss from the last forward (undefined for a dense block).
+  const torch::Tensor& l_aux() const { return l_aux_; }
 
  private:
   int64_t n_head_;
   torch::nn::LayerNorm ln_1_{nullptr}, ln_2_{nullptr};
   torch::nn::Linear c_attn_{nullptr}, attn_proj_{nullptr}, c_fc_{nullptr}, mlp_proj_{nullptr};
+  deepspeed::moe::MoE moe_{nullptr};
+  torch::Tensor l_aux_;
 };
 TORCH_MODULE(Block);
 

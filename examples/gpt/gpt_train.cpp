@@ -38,6 +38,7 @@ struct Options {
   int64_t activation_checkpointing = 0;  // checkpoint every k-th block; 0: none
   int64_t loss_chunks = 8;
   bool transformer_kernel = false;
+  int64_t moe_num_experts = 0, moe_ep_size = 1, moe_top_k = 1;
 };
 
 }  // namespace
@@ -73,10 +74,21 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--transformer_kernel", o.transformer_kernel,
                "build the blocks from the transformer op (deepspeed/transformer.h)");
+  app.add_option("--moe_num_experts", o.moe_num_experts,
+                 "Mixture of Experts in every other block with this many experts (docs/moe.md; default: 0, dense)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--moe_ep_size", o.moe_ep_size, "split the experts over this many ranks (default: 1)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--moe_top_k", o.moe_top_k, "experts per token (default: 1)")->check(CLI::PositiveNumber);
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
   o.activation_checkpointing = std::max<int64_t>(o.activation_checkpointing, 0);
+  if (o.moe_num_experts > 0 && o.transformer_kernel) {
+    std::fprintf(stderr, "gpt_train: --moe_num_experts and --transformer_kernel cannot be combined (the op's blocks "
+                         "have a dense MLP)\n");
+    return 2;
+  }
   if (o.warmup_steps >= o.steps) {
     std::fprintf(stderr, "gpt_train: --warmup_steps (%lld) must be below --steps (%lld)\n",
                  static_cast<long long>(o.warmup_steps), static_cast<long long>(o.steps));
@@ -91,6 +103,9 @@ int main(int argc, char** argv) {
     if (o.d_model) config.d_model = o.d_model;
     if (o.vocab_size) config.vocab_size = o.vocab_size;
     config.transformer_kernel = o.transformer_kernel;
+    config.moe_num_experts = o.moe_num_experts;
+    config.moe_ep_size = o.moe_ep_size;
+    config.moe_top_k = o.moe_top_k;
 
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
@@ -173,6 +188,9 @@ int main(int argc, char** argv) {
                                {"micro_batch", micro},
                                {"seq_len", config.seq_len},
                                {"transformer_kernel", config.transformer_kernel},
+                               {"moe_num_experts", config.moe_num_experts},
+                               {"moe_ep_size", config.moe_ep_size},
+                               {"moe_top_k", config.moe_top_k},
                                {"tokens_per_s", tokens_per_s},
                                {"mfu", mfu},
                                {"peak_memory_gib", peak_bytes.item<double>() / (1024.0 * 1024.0 * 1024.0)},

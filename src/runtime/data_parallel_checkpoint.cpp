@@ -12,6 +12,7 @@
 #include "checkpoint/model_states.h"
 #include "checkpoint/module_state.h"
 #include "checkpoint/optimizer_state.h"
+#include "runtime/step/flat_tensors.h"
 #include "runtime/step/loss_scaler_checkpoint.h"
 
 namespace deepspeed {
@@ -40,7 +41,7 @@ c10::IValue stage0_optimizer_state(const DataParallelOptimizer& wrapper, const O
   for (const auto& g : optimizer.param_groups()) {
     std::vector<torch::Tensor> parts;
     for (const auto& p : g.params) parts.push_back(p.detach().reshape(-1));
-    flat.push_back(parts.empty() ? torch::zeros({0}) : tensor_for_file(torch::cat(parts)));
+    flat.push_back(parts.empty() ? torch::zeros({0}) : tensor_for_file(flatten_tensors(parts)));
   }
   d.insert("fp32_groups_flat", flat);
   d.insert("clip_grad", clip_grad);

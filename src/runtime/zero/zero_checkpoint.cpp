@@ -22,6 +22,7 @@
 #include "checkpoint/python_value.h"
 #include "checkpoint/zero_partition_layout.h"
 #include "partitioning/partition_resharding.h"
+#include "runtime/step/flat_tensors.h"
 #include "runtime/step/loss_scaler_checkpoint.h"
 #include "runtime/zero/zero_optimizer.h"
 
@@ -218,7 +219,7 @@ torch::Tensor deepspeed_piece(const ZeroOptimizer& wrapper, const ZeroParameterO
   for (const auto i : order.groups[g]) params.push_back(by_index.at(i));
   const int64_t world = group.size(), rank = group.rank();
   if (wrapper.stage() == 3) return checkpoint::zero3_partition(params, world, rank);
-  const auto flat = params.empty() ? torch::zeros({0}, part.options().device(torch::kCPU)) : torch::cat(params);
+  const auto flat = params.empty() ? torch::zeros({0}, part.options().device(torch::kCPU)) : flatten_tensors(params);
   return checkpoint::zero12_partition(flat, world, rank);
 }
 

@@ -1,7 +1,8 @@
 // build/bin/gpt_train end to end on the CPU with the "tiny" size: it learns (the loss falls
-// on a token file with a repeating pattern; with --transformer_kernel too), its result line is
-// complete, 1 and 2 ranks with the same global batch follow the same loss curve at ZeRO stages
-// 0, 2 and 3, with and without activation checkpointing, ZeRO-3 holds
+// on a token file with a repeating pattern; with --transformer_kernel too, and with MoE blocks
+// split over 2 ranks), its result line is complete, 1 and 2 ranks with the same global batch
+// follow the same loss curve at ZeRO stages 0, 2 and 3, with and without activation
+// checkpointing, ZeRO-3 holds
 // 1/N of the parameters and honours its live budget, and a bad token file or size gets a
 // clear error.
 #include <cmath>
@@ -106,6 +107,30 @@ TEST(GptExample, TransformerKernelBlocksLearnThePatternToo) {
   const auto result = result_line(r[0].output);
   ASSERT_TRUE(result.is_object()) << r[0].output;
   EXPECT_EQ(result["transformer_kernel"], true);
+}
+
+// --moe_num_experts: every other block's MLP is a Mixture of Experts, its two experts split
+// over the two ranks (all-to-all); the model learns the same pattern.
+TEST(GptExample, MixtureOfExpertsBlocksSplitOverTwoRanksLearnThePattern) {
+  TempDir dir;
+  write_file(dir.file("ds.json"), config(8, 0));
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  auto r = train(2, dir.file("ds.json"),
+                 {"--steps", "40", "--warmup_steps", "2", "--data", dir.file("tokens.bin"), "--moe_num_experts", "2",
+                  "--moe_ep_size", "2", "--moe_top_k", "2"});
+  ASSERT_EQ(r[0].exit_code, 0) << r[0].output;
+  ASSERT_EQ(r[1].exit_code, 0) << r[1].output;
+  const auto l = losses(r[0].output);
+  ASSERT_EQ(l.size(), 20u) << r[0].output;
+  EXPECT_GT(l.front(), 3.0) << r[0].output;
+  EXPECT_LT(l.back(), 1.0) << r[0].output;
+  const auto result = result_line(r[0].output);
+  ASSERT_TRUE(result.is_object()) << r[0].output;
+  EXPECT_EQ(result["moe_num_experts"], 2);
+  EXPECT_EQ(result["moe_ep_size"], 2);
+  // Each rank holds one of the two experts: fewer fp32 parameters than the model has.
+  EXPECT_LT(result["engine_memory_bytes"]["parameters"].get<int64_t>() / 4, result["parameters"].get<int64_t>())
+      << r[0].output;
 }
 
 TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
