@@ -225,10 +225,25 @@ torch::Tensor GptImpl::hidden(torch::Tensor tokens) {
     }
     return x;
   }
-  if (checkpoint_every_ > 0) {
-    return deepspeed::checkpointing::checkpoint_sequential<BlockImpl>(blocks_, x, checkpoint_every_);
+  for (std::size_t i = 0; i < blocks_->size(); ++i) {
+    auto block = blocks_->ptr<BlockImpl>(i);
+    if (checkpoint_every_ == 0 || i % static_cast<std::size_t>(checkpoint_every_) != 0) {
+      x = block->forward(x);
+    } else if (!block->is_moe()) {
+      x = deepspeed::checkpointing::checkpoint(block, x);
+    } else {
+      // l_aux leaves through the checkpoint beside the block's output, so that its gradient
+      // reaches the blocks before this one, as without checkpointing.
+      auto [out, l_aux] = deepspeed::checkpointing::checkpoint(
+          [block](const torch::Tensor& h) {
+            auto y = block->forward(h);
+            return std::make_tuple(y, block->l_aux());
+          },
+          x);
+      block->set_l_aux(l_aux);
+      x = out;
+    }
   }
-  for (const auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x);
   return x;
 }
 

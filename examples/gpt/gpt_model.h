@@ -67,6 +67,9 @@ class BlockImpl : public torch::nn::Module {
   torch::Tensor forward(torch::Tensor x);
   // The MoE layer's load-balancing loss from the last forward (undefined for a dense block).
   const torch::Tensor& l_aux() const { return l_aux_; }
+  bool is_moe() const { return !moe_.is_empty(); }
+  // A checkpointed MoE block's l_aux comes out of the checkpoint (GptImpl::hidden).
+  void set_l_aux(torch::Tensor l_aux) { l_aux_ = std::move(l_aux); }
 
  private:
   int64_t n_head_;
