@@ -133,6 +133,25 @@ TEST(GptExample, MixtureOfExpertsBlocksSplitOverTwoRanksLearnThePattern) {
       << r[0].output;
 }
 
+// Checkpointed MoE blocks (experts split over 2 ranks: the recompute runs the all-to-all
+// again) return their l_aux through the checkpoint: the same losses as without checkpointing.
+TEST(GptExample, ActivationCheckpointingOfMixtureOfExpertsBlocksFollowsTheSameLossCurve) {
+  TempDir dir;
+  write_file(dir.file("ds.json"), config(8, 0));
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  std::vector<std::vector<double>> curves;
+  for (const char* flag : {"--activation_checkpointing=0", "--activation_checkpointing"}) {
+    auto r = train(2, dir.file("ds.json"),
+                   {"--steps", "10", "--warmup_steps", "1", "--data", dir.file("tokens.bin"), "--moe_num_experts", "2",
+                    "--moe_ep_size", "2", "--moe_top_k", "2", flag});
+    ASSERT_EQ(r[0].exit_code, 0) << r[0].output;
+    ASSERT_EQ(r[1].exit_code, 0) << r[1].output;
+    curves.push_back(losses(r[0].output));
+    ASSERT_EQ(curves.back().size(), 5u) << r[0].output;
+  }
+  EXPECT_EQ(curves[1], curves[0]);
+}
+
 TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
   DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
