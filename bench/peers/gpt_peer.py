@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 # vocab, seq, layers, heads, d_model (examples/gpt/gpt_model.cpp)
 PRESETS = {
@@ -65,8 +66,13 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab, seq, n_layer, n_head, d):
+    def __init__(self, vocab, seq, n_layer, n_head, d, checkpoint_every=0, loss_chunks=0):
         super().__init__()
+        # torch.utils.checkpoint(use_reentrant=False) on every checkpoint_every-th block, and the
+        # output layer and loss in loss_chunks checkpointed slices of the tokens, as
+        # examples/gpt does with --activation_checkpointing.
+        self.checkpoint_every = checkpoint_every
+        self.loss_chunks = loss_chunks
         self.wte = nn.Embedding(vocab, d)
         self.wpe = nn.Embedding(seq, d)
         self.blocks = nn.ModuleList(Block(d, n_head, n_layer) for _ in range(n_layer))
@@ -78,10 +84,27 @@ class GPT(nn.Module):
     def forward(self, tokens, targets):
         t = tokens.shape[1]
         x = self.wte(tokens) + self.wpe(torch.arange(t, device=tokens.device))
-        for block in self.blocks:
-            x = block(x)
-        logits = F.linear(self.ln_f(x), self.wte.weight)  # tied output projection
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        for i, block in enumerate(self.blocks):
+            if self.checkpoint_every and i % self.checkpoint_every == 0:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        if not self.checkpoint_every or self.loss_chunks <= 1:
+            logits = F.linear(self.ln_f(x), self.wte.weight)  # tied output projection
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        x = x.reshape(-1, x.shape[-1])
+        y = targets.reshape(-1)
+        n = x.shape[0]
+        chunk = (n + self.loss_chunks - 1) // self.loss_chunks
+        total = 0
+        for start in range(0, n, chunk):
+            total = total + checkpoint(self._loss_sum, x[start:start + chunk], y[start:start + chunk],
+                                       use_reentrant=False)
+        return total / n
+
+    def _loss_sum(self, h, y):
+        logits = F.linear(self.ln_f(h), self.wte.weight)
+        return F.cross_entropy(logits.float(), y, reduction="sum")
 
 
 def parameter_count(vocab, seq, n_layer, d):
@@ -112,6 +135,10 @@ def main():
     ap.add_argument("--warmup_steps", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--profile", type=int, default=0, help="after training, profile N more steps (top GPU kernels)")
+    ap.add_argument("--checkpoint", type=int, default=0,
+                    help="torch.utils.checkpoint(use_reentrant=False) on every k-th block (0: none)")
+    ap.add_argument("--loss_chunks", type=int, default=8,
+                    help="with --checkpoint: the output layer and loss in this many checkpointed slices")
     args = ap.parse_args()
 
     vocab, seq, n_layer, n_head, d = PRESETS[args.model]
@@ -122,7 +149,7 @@ def main():
     rank, world = dist.get_rank(), dist.get_world_size()
 
     torch.manual_seed(args.seed)
-    model = GPT(vocab, seq, n_layer, n_head, d)
+    model = GPT(vocab, seq, n_layer, n_head, d, args.checkpoint, args.loss_chunks)
     if args.mode == "ddp":
         model = model.cuda()
         net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank])
@@ -143,12 +170,21 @@ def main():
     if rank == 0:
         print(f"gpt peer ({args.mode}): {args.model}, {parameter_count(vocab, seq, n_layer, d) / 1e6:.1f}M parameters, "
               f"micro batch {args.micro_batch}, seq_len {seq}, {world} ranks", flush=True)
-    def train_step():
+    memory = {}
+
+    def train_step(measure=False):
         window = torch.randint(vocab, (args.micro_batch, seq + 1), generator=gen).pin_memory().cuda(non_blocking=True)
         x, y = window[:, :seq], window[:, 1:]
+        if measure:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         with autocast():
             loss = net(x, y)
         loss.backward()
+        if measure:
+            # As examples/gpt: the peak above what is allocated once backward is done.
+            torch.cuda.synchronize()
+            memory["activation"] = torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -159,7 +195,7 @@ def main():
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
-        loss = train_step()
+        loss = train_step(measure=step + 1 == args.steps)
         if rank == 0 and ((step + 1) % 10 == 0 or step + 1 == args.steps):
             print(f"step {step + 1} loss {loss.item():.4f}", flush=True)
     torch.cuda.synchronize()
@@ -174,6 +210,8 @@ def main():
                           "parameters": parameter_count(vocab, seq, n_layer, d), "world_size": world,
                           "micro_batch": args.micro_batch, "seq_len": seq, "tokens_per_s": tokens_per_s,
                           "mfu": mfu, "peak_memory_gib": peak.item() / 2**30, "final_loss": loss.item(),
+                          "activation_checkpointing": args.checkpoint,
+                          "activation_memory_gib": memory.get("activation", 0) / 2**30,
                           "torch": torch.__version__}), flush=True)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile

@@ -1,9 +1,11 @@
 #include "gpt_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 
+#include <deepspeed/activation_checkpointing.h>
 #include <deepspeed/torch_compat.h>
 #include <deepspeed/transformer.h>
 
@@ -194,7 +196,13 @@ GptImpl::GptImpl(const GptConfig& c) : config_(c) {
   wpe_->weight.normal_(0.0, 0.02);
 }
 
-torch::Tensor GptImpl::logits(torch::Tensor tokens) {
+void GptImpl::set_activation_checkpointing(int64_t every, int64_t loss_chunks) {
+  if (every < 0 || loss_chunks < 0) throw std::invalid_argument("activation checkpointing: negative setting");
+  checkpoint_every_ = every;
+  loss_chunks_ = loss_chunks;
+}
+
+torch::Tensor GptImpl::hidden(torch::Tensor tokens) {
   const int64_t t = tokens.size(1);
   if (t > config_.seq_len) {
     throw std::invalid_argument("sequence of " + std::to_string(t) + " tokens is longer than seq_len " +
@@ -206,17 +214,71 @@ torch::Tensor GptImpl::logits(torch::Tensor tokens) {
     // Causal: key k > query q is masked (added -inf before the softmax).
     const auto causal = torch::full({t, t}, -std::numeric_limits<double>::infinity(), x.options()).triu(1);
     const auto mask = causal.view({1, 1, t, t});
-    for (const auto& block : *blocks_) x = block->as<deepspeed::ops::TransformerLayerImpl>()->forward(x, mask);
-  } else {
-    for (const auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x);
+    for (std::size_t i = 0; i < blocks_->size(); ++i) {
+      auto layer = blocks_->ptr<deepspeed::ops::TransformerLayerImpl>(i);
+      if (checkpoint_every_ > 0 && i % static_cast<std::size_t>(checkpoint_every_) == 0) {
+        x = deepspeed::checkpointing::checkpoint(
+            [layer](const torch::Tensor& h, const torch::Tensor& m) { return layer->forward(h, m); }, x, mask);
+      } else {
+        x = layer->forward(x, mask);
+      }
+    }
+    return x;
   }
-  return torch::linear(ln_f_->forward(x), wte_->weight);  // tied output projection
+  for (std::size_t i = 0; i < blocks_->size(); ++i) {
+    auto block = blocks_->ptr<BlockImpl>(i);
+    if (checkpoint_every_ == 0 || i % static_cast<std::size_t>(checkpoint_every_) != 0) {
+      x = block->forward(x);
+    } else if (!block->is_moe()) {
+      x = deepspeed::checkpointing::checkpoint(block, x);
+    } else {
+      // l_aux leaves through the checkpoint beside the block's output, so that its gradient
+      // reaches the blocks before this one, as without checkpointing.
+      auto [out, l_aux] = deepspeed::checkpointing::checkpoint(
+          [block](const torch::Tensor& h) {
+            auto y = block->forward(h);
+            return std::make_tuple(y, block->l_aux());
+          },
+          x);
+      block->set_l_aux(l_aux);
+      x = out;
+    }
+  }
+  return x;
+}
+
+torch::Tensor GptImpl::logits(torch::Tensor tokens) {
+  return torch::linear(ln_f_->forward(hidden(tokens)), wte_->weight);  // tied output projection
 }
 
 torch::Tensor GptImpl::forward(torch::Tensor tokens, torch::Tensor targets) {
-  auto out = logits(tokens);
-  auto loss = torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}).to(torch::kFloat32),
-                                                   targets.reshape({-1}));
+  torch::Tensor loss;
+  if (checkpoint_every_ == 0 || loss_chunks_ <= 1) {
+    auto out = logits(tokens);
+    loss = torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}).to(torch::kFloat32),
+                                                targets.reshape({-1}));
+  } else {
+    // The output layer's logits (and their fp32 copy and log-probabilities) are the largest
+    // activations once the blocks are checkpointed: computed a slice of tokens at a time, and
+    // again in backward, only one slice's are ever alive.
+    auto x = hidden(tokens);
+    x = x.reshape({-1, x.size(-1)});
+    const auto flat_targets = targets.reshape({-1});
+    const int64_t n = x.size(0), chunk = (n + loss_chunks_ - 1) / loss_chunks_;
+    torch::Tensor total;
+    for (int64_t start = 0; start < n; start += chunk) {
+      const int64_t len = std::min(chunk, n - start);
+      auto part = deepspeed::checkpointing::checkpoint(
+          [this](const torch::Tensor& h, const torch::Tensor& y) {
+            auto out = torch::linear(ln_f_->forward(h), wte_->weight);
+            return torch::nn::functional::cross_entropy(
+                out.to(torch::kFloat32), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+          },
+          x.narrow(0, start, len), flat_targets.narrow(0, start, len));
+      total = total.defined() ? total + part : part;
+    }
+    loss = total / static_cast<double>(n);
+  }
   if (config_.moe_num_experts > 0 && !config_.transformer_kernel) {
     for (const auto& block : *blocks_) {
       const auto& l_aux = block->as<BlockImpl>()->l_aux();

@@ -67,6 +67,9 @@ class BlockImpl : public torch::nn::Module {
   torch::Tensor forward(torch::Tensor x);
   // The MoE layer's load-balancing loss from the last forward (undefined for a dense block).
   const torch::Tensor& l_aux() const { return l_aux_; }
+  bool is_moe() const { return !moe_.is_empty(); }
+  // A checkpointed MoE block's l_aux comes out of the checkpoint (GptImpl::hidden).
+  void set_l_aux(torch::Tensor l_aux) { l_aux_ = std::move(l_aux); }
 
  private:
   int64_t n_head_;
@@ -86,8 +89,17 @@ class GptImpl : public torch::nn::Module {
   torch::Tensor logits(torch::Tensor tokens);
   const GptConfig& config() const { return config_; }
 
+  // Activation checkpointing (deepspeed::checkpointing): every `every`-th block is
+  // checkpointed (1: all, 0: none), and while any is, forward() computes the output layer and
+  // the loss in `loss_chunks` checkpointed slices of the tokens (0 or 1: in one piece), so
+  // that the fp32 logits of the whole batch are never alive at once.
+  void set_activation_checkpointing(int64_t every, int64_t loss_chunks);
+
  private:
+  torch::Tensor hidden(torch::Tensor tokens);
   GptConfig config_;
+  int64_t checkpoint_every_ = 0;
+  int64_t loss_chunks_ = 0;
   torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_f_{nullptr};

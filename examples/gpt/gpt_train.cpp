@@ -8,6 +8,7 @@
 // rank and micro step. The first --warmup_steps steps are not timed. Rank 0 prints the loss
 // every --log_interval steps and, at the end, one line of JSON (`{"tokens_per_s": ...}`) that
 // bench/gpt/run_gpt_bench.py reads: tokens/s over all ranks, MFU, peak GPU memory.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -34,6 +35,8 @@ struct Options {
   uint64_t seed = 1234;
   double peak_tflops = 0;  // 0: from the GPU's name
   int profile_steps = 0;
+  int64_t activation_checkpointing = 0;  // checkpoint every k-th block; 0: none
+  int64_t loss_chunks = 8;
   bool transformer_kernel = false;
   int64_t moe_num_experts = 0, moe_ep_size = 1, moe_top_k = 1;
 };
@@ -62,6 +65,13 @@ int main(int argc, char** argv) {
   app.add_option("--peak_tflops", o.peak_tflops,
                  "the GPU's dense bf16 peak for MFU (default: known for H100/H200/A100)");
   app.add_option("--profile", o.profile_steps, "after training, profile N more steps and print the top GPU kernels");
+  app.add_flag("--activation_checkpointing{1}", o.activation_checkpointing,
+               "checkpoint every block (deepspeed::checkpointing), or every k-th with =k")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--loss_chunks", o.loss_chunks,
+                 "with --activation_checkpointing: the output layer and loss in this many checkpointed slices "
+                 "(default: 8)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--transformer_kernel", o.transformer_kernel,
                "build the blocks from the transformer op (deepspeed/transformer.h)");
   app.add_option("--moe_num_experts", o.moe_num_experts,
@@ -72,6 +82,8 @@ int main(int argc, char** argv) {
   app.add_option("--moe_top_k", o.moe_top_k, "experts per token (default: 1)")->check(CLI::PositiveNumber);
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
+  // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
+  o.activation_checkpointing = std::max<int64_t>(o.activation_checkpointing, 0);
   if (o.moe_num_experts > 0 && o.transformer_kernel) {
     std::fprintf(stderr, "gpt_train: --moe_num_experts and --transformer_kernel cannot be combined (the op's blocks "
                          "have a dense MLP)\n");
@@ -97,6 +109,7 @@ int main(int argc, char** argv) {
 
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
+    model->set_activation_checkpointing(o.activation_checkpointing, o.loss_chunks);
     auto [engine, optimizer, loader, scheduler] = deepspeed::initialize(app, model.ptr());
     const auto device = engine->device();
     const int64_t rank = engine->global_rank();
@@ -117,15 +130,31 @@ int main(int argc, char** argv) {
     engine->train();
     std::chrono::steady_clock::time_point start;
     torch::Tensor loss;
+    // The last micro step's memory: the peak above what is allocated once backward is done
+    // (parameters, gradients, optimizer state) is what the activations took.
+    bool measure = false;
+    int64_t peak_in_step = 0, after_backward = 0;
+    deepspeed::checkpointing::SavedBytes checkpoint_bytes;
     auto train_step = [&] {
       for (int64_t m = 0; m < accumulation; ++m) {
         auto [x, y] = tokens.next(micro, device);
+        if (measure) {
+          gpu_stats::synchronize(device);
+          gpu_stats::reset_peak(device);
+        }
         loss = engine->forward(x, y);
+        if (measure) checkpoint_bytes = deepspeed::checkpointing::saved_bytes();
         engine->backward(loss);
+        if (measure) {
+          gpu_stats::synchronize(device);
+          peak_in_step = gpu_stats::peak_allocated_bytes(device);
+          after_backward = gpu_stats::allocated_bytes(device);
+        }
         engine->step();
       }
     };
     for (int64_t step = 0; step < o.steps; ++step) {
+      measure = step + 1 == o.steps;
       if (step == o.warmup_steps) {
         gpu_stats::synchronize(device);
         gpu_stats::reset_peak(device);
@@ -165,7 +194,12 @@ int main(int argc, char** argv) {
                                {"tokens_per_s", tokens_per_s},
                                {"mfu", mfu},
                                {"peak_memory_gib", peak_bytes.item<double>() / (1024.0 * 1024.0 * 1024.0)},
-                               {"final_loss", loss.item<double>()}};
+                               {"final_loss", loss.item<double>()},
+                               {"activation_checkpointing", o.activation_checkpointing},
+                               {"activation_memory_gib",
+                                static_cast<double>(peak_in_step - after_backward) / (1024.0 * 1024.0 * 1024.0)},
+                               {"checkpoint_saved_bytes",
+                                {{"device", checkpoint_bytes.device}, {"host", checkpoint_bytes.host}}}};
       // What the engine holds on rank 0, in bytes (parameters at their peak during the last
       // forward and backward).
       const auto m = engine->memory_report();

@@ -1,6 +1,7 @@
-// GPU facts the GPT example reports: peak memory allocated through LibTorch's caching
-// allocator (torch.cuda.max_memory_allocated) and the GPU's dense bf16 peak for MFU. On a CPU
-// device or a build without CUDA they are 0 and synchronize() does nothing.
+// GPU facts the GPT example reports: peak and current memory allocated through LibTorch's
+// caching allocator (torch.cuda.max_memory_allocated, memory_allocated) and the GPU's dense
+// bf16 peak for MFU. On a CPU device or a build without CUDA they are 0 and synchronize()
+// does nothing.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,15 @@ inline int64_t peak_allocated_bytes([[maybe_unused]] const torch::Device& device
   if (device.is_cuda()) {
     // allocated_bytes[0]: the aggregate over pool kinds (StatType::AGGREGATE).
     return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).allocated_bytes[0].peak;
+  }
+#endif
+  return 0;
+}
+
+inline int64_t allocated_bytes([[maybe_unused]] const torch::Device& device) {
+#if DS_HAVE_CUDA
+  if (device.is_cuda()) {
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).allocated_bytes[0].current;
   }
 #endif
   return 0;

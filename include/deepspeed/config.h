@@ -209,6 +209,18 @@ struct AioConfig {
   bool use_gds = false;                        // GPUDirect Storage: not available in deepspeed-cpp
 };
 
+// "activation_checkpointing": DeepSpeed's keys and defaults. Read by
+// deepspeed::checkpointing::configure (<deepspeed/activation_checkpointing.h>), which
+// initialize calls when the config has this section.
+struct ActivationCheckpointingConfig {
+  bool partition_activations = false;          // split saved inputs across the model-parallel group
+  bool cpu_checkpointing = false;              // keep saved inputs in (pinned) host memory
+  bool contiguous_memory_optimization = false; // partitions copied into one preallocated buffer
+  std::optional<int64_t> number_checkpoints;   // checkpoints per forward: the buffer's size
+  bool synchronize_checkpoint_boundary = false;  // device synchronize around each checkpoint
+  bool profile = false;                        // log each checkpoint's forward and backward time
+};
+
 struct DeepSpeedConfig {
   // Batch sizes, resolved: train_batch_size == micro * gas * world_size.
   int64_t train_batch_size = 0;
@@ -260,6 +272,7 @@ struct DeepSpeedConfig {
   CommsLoggerConfig comms_logger;
   CheckpointConfig checkpoint;
   AioConfig aio;
+  ActivationCheckpointingConfig activation_checkpointing;
 
   nlohmann::json raw;                          // the config as read (comments stripped)
   std::vector<std::string> warnings;           // deprecations, unknown top-level keys, sections without effect

@@ -9,6 +9,7 @@
 //   }
 #pragma once
 
+#include <deepspeed/activation_checkpointing.h>
 #include <deepspeed/async_io.h>
 #include <deepspeed/comm.h>
 #include <deepspeed/comms_logger.h>

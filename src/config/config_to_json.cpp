@@ -60,7 +60,7 @@ json to_json(const MonitorConfig& c) {
 
 // Sections deepspeed-cpp does not model are printed as written.
 constexpr const char* kPassedThrough[] = {
-    "torch_autocast", "activation_checkpointing", "pipeline", "elasticity",
+    "torch_autocast", "pipeline", "elasticity",
     "progressive_layer_drop", "sparse_attention", "hybrid_engine", "compile", "tensor_parallel",
     "expert_parallel", "autotuning", "compression_training", "quantize_training", "data_efficiency",
     "curriculum_learning", "nebula", "datastates", "weight_quantization", "graph_harvesting",
@@ -169,6 +169,15 @@ nlohmann::json DeepSpeedConfig::to_json() const {
               {"single_submit", aio.single_submit},
               {"overlap_events", aio.overlap_events},
               {"use_gds", aio.use_gds}};
+  j["activation_checkpointing"] = {
+      {"partition_activations", activation_checkpointing.partition_activations},
+      {"cpu_checkpointing", activation_checkpointing.cpu_checkpointing},
+      {"contiguous_memory_optimization", activation_checkpointing.contiguous_memory_optimization},
+      {"number_checkpoints",
+       activation_checkpointing.number_checkpoints ? json(*activation_checkpointing.number_checkpoints) : json(nullptr)},
+      {"synchronize_checkpoint_boundary",
+       activation_checkpointing.synchronize_checkpoint_boundary},
+      {"profile", activation_checkpointing.profile}};
   j["dataloader_drop_last"] = dataloader_drop_last;
   j["vocabulary_size"] = vocabulary_size ? json(*vocabulary_size) : json(nullptr);
 

@@ -201,6 +201,7 @@ DeepSpeedConfig build_config(const nlohmann::json& value, int64_t world_size, Wa
   c.comms_logger = read_comms_logger(section(value, "comms_logger"));
   c.checkpoint = read_checkpoint(section(value, "checkpoint"));
   c.aio = read_aio(section(value, "aio"), warnings);
+  c.activation_checkpointing = read_activation_checkpointing(section(value, "activation_checkpointing"));
 
   read_scalars(top, c, warnings);
   // DeepSpeed times the phases whenever the flops profiler is on (its summary needs them).

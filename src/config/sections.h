@@ -44,6 +44,9 @@ ThroughputTimerConfig read_timers(const nlohmann::json& value);
 // sections_checkpoint.cpp
 CheckpointConfig read_checkpoint(const nlohmann::json& value);
 
+// sections_activation_checkpointing.cpp
+ActivationCheckpointingConfig read_activation_checkpointing(const nlohmann::json& value);
+
 // sections_aio.cpp
 AioConfig read_aio(const nlohmann::json& value, WarningLog& warnings);
 

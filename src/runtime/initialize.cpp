@@ -6,6 +6,7 @@
 #include <deepspeed/config.h>
 #include <deepspeed/errors.h>
 
+#include "runtime/activation_checkpointing/settings.h"
 #include "runtime/uncaught_exception_report.h"
 
 namespace deepspeed {
@@ -124,6 +125,13 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
     ParallelSizes sizes;
     sizes.sequence = config.sequence_parallel_size;
     groups = Groups::create(group, sizes);
+  }
+
+  // A config with the section configures activation checkpointing for the model's forward,
+  // over these groups, unless the program called configure() itself (DeepSpeed leaves it to
+  // the program: docs/compatibility.md).
+  if (const auto it = config.raw.find("activation_checkpointing"); it != config.raw.end() && !it->is_null()) {
+    checkpointing::detail::configure_for_engine(groups, config.activation_checkpointing);
   }
 
   // Parameters move before the optimizer sees them (Module::to keeps the tensor objects, but

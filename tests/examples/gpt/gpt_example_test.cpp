@@ -1,6 +1,8 @@
 // build/bin/gpt_train end to end on the CPU with the "tiny" size: it learns (the loss falls
-// on a token file with a repeating pattern; with --transformer_kernel too, and with MoE blocks split over 2 ranks), its result line is complete, 1 and 2 ranks with
-// the same global batch follow the same loss curve at ZeRO stages 0, 2 and 3, ZeRO-3 holds
+// on a token file with a repeating pattern; with --transformer_kernel too, and with MoE blocks
+// split over 2 ranks), its result line is complete, 1 and 2 ranks with the same global batch
+// follow the same loss curve at ZeRO stages 0, 2 and 3, with and without activation
+// checkpointing, ZeRO-3 holds
 // 1/N of the parameters and honours its live budget, and a bad token file or size gets a
 // clear error.
 #include <cmath>
@@ -131,6 +133,25 @@ TEST(GptExample, MixtureOfExpertsBlocksSplitOverTwoRanksLearnThePattern) {
       << r[0].output;
 }
 
+// Checkpointed MoE blocks (experts split over 2 ranks: the recompute runs the all-to-all
+// again) return their l_aux through the checkpoint: the same losses as without checkpointing.
+TEST(GptExample, ActivationCheckpointingOfMixtureOfExpertsBlocksFollowsTheSameLossCurve) {
+  TempDir dir;
+  write_file(dir.file("ds.json"), config(8, 0));
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  std::vector<std::vector<double>> curves;
+  for (const char* flag : {"--activation_checkpointing=0", "--activation_checkpointing"}) {
+    auto r = train(2, dir.file("ds.json"),
+                   {"--steps", "10", "--warmup_steps", "1", "--data", dir.file("tokens.bin"), "--moe_num_experts", "2",
+                    "--moe_ep_size", "2", "--moe_top_k", "2", flag});
+    ASSERT_EQ(r[0].exit_code, 0) << r[0].output;
+    ASSERT_EQ(r[1].exit_code, 0) << r[1].output;
+    curves.push_back(losses(r[0].output));
+    ASSERT_EQ(curves.back().size(), 5u) << r[0].output;
+  }
+  EXPECT_EQ(curves[1], curves[0]);
+}
+
 TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
   DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
   TempDir dir;
@@ -160,6 +181,40 @@ TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
   // One rank against two: different windows, but the same learning.
   EXPECT_LT(curves[0].back(), curves[0].front());
   EXPECT_LT(curves[1].back(), curves[1].front());
+}
+
+// --activation_checkpointing (every block, or every other one, and the loss in checkpointed
+// slices) on 2 ranks at stages 0, 2 and 3: the same loss curve as without it, and the result
+// line says what the checkpoints held. (That a parameter used inside and outside checkpoints
+// is reduced once, whole, is tested where it is sensitive: ActivationCheckpointingZero.*.)
+TEST(GptExample, ActivationCheckpointingFollowsTheSameLossCurve) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
+  TempDir dir;
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  for (int stage : {0, 2, 3}) {
+    const auto cfg = dir.file("ds" + std::to_string(stage) + ".json");
+    // Small buckets: each is reduced as soon as its parameters are ready, while backward runs.
+    write_file(cfg, config(8, stage,
+                           std::string(R"(, "reduce_bucket_size": 2000)") +
+                               (stage == 3 ? R"(, "stage3_param_persistence_threshold": 0)" : "")));
+    std::vector<std::vector<double>> curves;
+    for (const char* flag :
+         {"--activation_checkpointing=0", "--activation_checkpointing", "--activation_checkpointing=2"}) {
+      auto r = train(2, cfg, {"--steps", "10", "--warmup_steps", "1", "--data", dir.file("tokens.bin"), flag,
+                              "--loss_chunks", "4"});
+      for (const auto& rank : r) ASSERT_EQ(rank.exit_code, 0) << rank.output;
+      curves.push_back(losses(r[0].output));
+      ASSERT_EQ(curves.back().size(), 5u) << r[0].output;
+      const auto result = result_line(r[0].output);
+      ASSERT_TRUE(result.is_object()) << r[0].output;
+      const bool checkpointed = std::string(flag) != "--activation_checkpointing=0";
+      EXPECT_EQ(result["activation_checkpointing"].get<int>() > 0, checkpointed) << flag;
+      const auto held = result["checkpoint_saved_bytes"];
+      EXPECT_EQ(held["host"].get<int64_t>() + held["device"].get<int64_t>() > 0, checkpointed) << flag;
+    }
+    EXPECT_EQ(curves[1], curves[0]) << "stage " << stage << ", every block";
+    EXPECT_EQ(curves[2], curves[0]) << "stage " << stage << ", every other block";
+  }
 }
 
 // ZeRO-3 on a 6-layer model, every parameter partitioned: each rank's masters (which are
