@@ -24,24 +24,11 @@ using deepspeed::ops::TransformerLayer;
     if (!deepspeed::ops::transformer_kernels_built()) GTEST_SKIP() << "the transformer op is not built"; \
   } while (0)
 
-struct Shape {
-  int64_t batch, seq, hidden, heads, intermediate;
-};
+using ds_test::Shape;
 
-TransformerConfig config_for(const Shape& s, bool pre_ln, float dropout) {
-  TransformerConfig c;
-  c.batch_size = s.batch;
-  c.hidden_size = s.hidden;
-  c.intermediate_size = s.intermediate;
-  c.heads = s.heads;
-  c.attn_dropout_ratio = dropout;
-  c.hidden_dropout_ratio = dropout;
-  c.num_hidden_layers = 2;
-  c.initializer_range = 0.02f;
-  c.layer_norm_eps = 1e-5f;
-  c.seed = 77;
-  c.pre_layer_norm = pre_ln;
-  return c;
+// The GPU tests' seed (the CPU tests keep the helper's default).
+TransformerConfig gpu_config_for(const Shape& s, bool pre_ln, float dropout) {
+  return ds_test::config_for(s, pre_ln, dropout, /*seed=*/77);
 }
 
 torch::Tensor make_mask(int kind, int64_t batch, int64_t seq, torch::Dtype dtype) {
@@ -92,7 +79,7 @@ TEST(TransformerKernels, MatchTheTorchNnLayerInFp32) {
   for (const auto& s : kShapes) {
     for (bool pre_ln : {true, false}) {
       for (int mask_kind = 0; mask_kind < 3; ++mask_kind) {
-        const auto c = config_for(s, pre_ln, 0.1f);
+        const auto c = gpu_config_for(s, pre_ln, 0.1f);
         TransformerLayer layer(c);
         ds_test::ReferenceLayer ref(s.hidden, s.heads, s.intermediate, pre_ln, c.layer_norm_eps);
         ds_test::load_reference(layer, ref);
@@ -122,7 +109,7 @@ TEST(TransformerKernels, Fp16AndBf16StayWithinTwiceTheErrorOfTorchInTheSameDtype
   const Shape s{4, 128, 256, 4, 1024};
   for (auto dtype : {torch::kHalf, torch::kBFloat16}) {
     for (bool pre_ln : {true, false}) {
-      const auto c = config_for(s, pre_ln, 0.1f);
+      const auto c = gpu_config_for(s, pre_ln, 0.1f);
       TransformerLayer layer(c);
       ds_test::ReferenceLayer ref(s.hidden, s.heads, s.intermediate, pre_ln, c.layer_norm_eps);
       {
@@ -171,7 +158,7 @@ TEST(TransformerKernels, BitwiseRepeatableForASeedAndStochasticModeClose) {
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
   const auto x = torch::randn({s.batch, s.seq, s.hidden}, cuda), dy = torch::randn({s.batch, s.seq, s.hidden}, cuda);
   for (bool pre_ln : {true, false}) {
-    auto c = config_for(s, pre_ln, 0.1f);
+    auto c = gpu_config_for(s, pre_ln, 0.1f);
     TransformerLayer a(c), b(c);
     ds_test::ReferenceLayer ref(s.hidden, s.heads, s.intermediate, pre_ln, c.layer_norm_eps);
     ds_test::load_reference(a, ref);
@@ -210,7 +197,7 @@ TEST(TransformerKernels, EachMemoryOptionKeepsLessOnTheGpuAndTheSameGradients) {
   const auto cuda = torch::TensorOptions().device(torch::kCUDA);
   const auto x = torch::randn({s.batch, s.seq, s.hidden}, cuda), dy = torch::randn({s.batch, s.seq, s.hidden}, cuda);
   for (bool pre_ln : {true, false}) {
-    auto base = config_for(s, pre_ln, 0.1f);
+    auto base = gpu_config_for(s, pre_ln, 0.1f);
     ds_test::ReferenceLayer ref(s.hidden, s.heads, s.intermediate, pre_ln, base.layer_norm_eps);
     // Bytes held between forward and backward (the output included), measured by the allocator.
     auto kept = [&](const TransformerConfig& c, Result* result) {

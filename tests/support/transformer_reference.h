@@ -14,6 +14,28 @@
 
 namespace ds_test {
 
+struct Shape {
+  int64_t batch, seq, hidden, heads, intermediate;
+};
+
+// A layer of this shape with two layers' init range and eps 1e-5, as the tests use it.
+inline deepspeed::ops::TransformerConfig config_for(const Shape& s, bool pre_ln, float dropout = 0.0f,
+                                                    int64_t seed = 1234) {
+  deepspeed::ops::TransformerConfig c;
+  c.batch_size = s.batch;
+  c.hidden_size = s.hidden;
+  c.intermediate_size = s.intermediate;
+  c.heads = s.heads;
+  c.attn_dropout_ratio = dropout;
+  c.hidden_dropout_ratio = dropout;
+  c.num_hidden_layers = 2;
+  c.initializer_range = 0.02f;
+  c.layer_norm_eps = 1e-5f;
+  c.seed = seed;
+  c.pre_layer_norm = pre_ln;
+  return c;
+}
+
 struct ReferenceLayerImpl : torch::nn::Module {
   ReferenceLayerImpl(int64_t hidden, int64_t heads_, int64_t intermediate, bool pre_layer_norm, double eps)
       : heads(heads_), pre_ln(pre_layer_norm) {

@@ -13,25 +13,8 @@ namespace {
 using deepspeed::ops::TransformerConfig;
 using deepspeed::ops::TransformerLayer;
 
-struct Shape {
-  int64_t batch, seq, hidden, heads, intermediate;
-};
-
-TransformerConfig config_for(const Shape& s, bool pre_ln, float dropout = 0.0f) {
-  TransformerConfig c;
-  c.batch_size = s.batch;
-  c.hidden_size = s.hidden;
-  c.intermediate_size = s.intermediate;
-  c.heads = s.heads;
-  c.attn_dropout_ratio = dropout;
-  c.hidden_dropout_ratio = dropout;
-  c.num_hidden_layers = 2;
-  c.initializer_range = 0.02f;
-  c.layer_norm_eps = 1e-5f;
-  c.seed = 1234;
-  c.pre_layer_norm = pre_ln;
-  return c;
-}
+using ds_test::config_for;
+using ds_test::Shape;
 
 enum class MaskKind { None, Padding, Causal };
 
