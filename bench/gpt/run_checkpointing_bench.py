@@ -118,6 +118,40 @@ def largest(args, measured, every, capacity_gib):
     return None, None, tried
 
 
+def cell(r):
+    if r is None:
+        return "- | - | - | -"
+    if "tokens_per_s" not in r:
+        return ("out of memory" if r.get("oom") else "skipped" if r.get("skipped") else "failed") + " | | |"
+    return (f"{r['tokens_per_s'] / 1e3:,.1f}k | {100 * r['mfu']:.1f}% | {r['peak_memory_gib']:.1f} | "
+            f"{r.get('activation_memory_gib', 0):.2f}")
+
+
+def tried_note(tried):
+    return ", ".join(f"{m}: {'fits' if 'tokens_per_s' in t else 'out of memory' if t.get('oom') else 'failed'}"
+                     for m, t in tried) or "none"
+
+
+def interval_rows(args, card, capacity, intervals):
+    """Checkpointing every k-th block: less recompute (1/k of the blocks), more activation memory."""
+    mb = args.micro_batch
+    lines = [f"GPT {args.model}, seq 1024, bf16, one GPU ({card}); loss in {args.loss_chunks} checkpointed slices", "",
+             "| run | micro batch | tokens/s | MFU | peak GiB | activation GiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for k in intervals:
+        r = ours(args, mb, k, args.steps, args.warmup_steps)
+        lines.append(f"| deepspeed-cpp, every {k}-th block checkpointed | {mb} | {cell(r)} |")
+        if "activation_memory_gib" in r:
+            micro, big, tried = largest(args, r, k, capacity)
+            lines.append(f"| deepspeed-cpp, every {k}-th block, largest that fits (tried {tried_note(tried)}) | "
+                         f"{micro or '-'} | {cell(big)} |")
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.log_dir, "table_intervals.md"), "w") as f:
+        f.write(text + "\n")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="1.3B")
@@ -130,6 +164,9 @@ def main():
     ap.add_argument("--budget_s", type=float, default=1e9)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--log_dir", default="/tmp/ckpt_bench")
+    ap.add_argument("--intervals", default="",
+                    help="comma-separated k: instead of the table above, checkpoint every k-th block at --micro_batch "
+                         "and at the largest micro batch that fits, for each k")
     args = ap.parse_args()
     os.makedirs(args.log_dir, exist_ok=True)
     try:
@@ -141,6 +178,8 @@ def main():
     print(f"card: {card}, {capacity:.1f} GiB", flush=True)
 
     mb = args.micro_batch
+    if args.intervals:
+        return interval_rows(args, card, capacity, [int(k) for k in args.intervals.split(",")])
     base = ours(args, mb, 0, args.steps, args.warmup_steps)
     ckpt = ours(args, mb, 1, args.steps, args.warmup_steps)
     peer_ckpt = peer(args, mb, 1, args.steps, args.warmup_steps)
@@ -152,14 +191,6 @@ def main():
     host = ours(args, mb, 1, 6, 3, {"activation_checkpointing": {"cpu_checkpointing": True}}, "_cpu")
     peer_base = peer(args, mb, 0, args.steps, args.warmup_steps)
 
-    def cell(r):
-        if r is None:
-            return "- | - | - | -"
-        if "tokens_per_s" not in r:
-            return ("out of memory" if r.get("oom") else "skipped" if r.get("skipped") else "failed") + " | | |"
-        return (f"{r['tokens_per_s'] / 1e3:,.1f}k | {100 * r['mfu']:.1f}% | {r['peak_memory_gib']:.1f} | "
-                f"{r.get('activation_memory_gib', 0):.2f}")
-
     lines = [f"GPT {args.model}, seq 1024, bf16, one GPU ({card}); loss in {args.loss_chunks} checkpointed slices "
              f"when checkpointing", "",
              "| run | micro batch | tokens/s | MFU | peak GiB | activation GiB |",
@@ -170,9 +201,7 @@ def main():
              f"| PyTorch, no checkpointing | {mb} | {cell(peer_base)} |",
              f"| deepspeed-cpp, every block, cpu_checkpointing | {mb} | {cell(host)} |"]
     for label, (micro, r, tried) in (("no checkpointing", big_base), ("every block checkpointed", big_ckpt)):
-        note = ", ".join(f"{m}: {'fits' if 'tokens_per_s' in t else 'out of memory' if t.get('oom') else 'failed'}"
-                         for m, t in tried)
-        lines.append(f"| deepspeed-cpp, {label}, largest that fits (tried {note or 'none'}) | {micro or '-'} | "
+        lines.append(f"| deepspeed-cpp, {label}, largest that fits (tried {tried_note(tried)}) | {micro or '-'} | "
                      f"{cell(r)} |")
     if all("tokens_per_s" in r for r in (base, ckpt)):
         lines.append("")

@@ -302,9 +302,6 @@ class Engine {
   torch::Device device_;
   std::vector<torch::Tensor> parameters_;  // trainable, in registration order
   std::unique_ptr<OptimizerWrapper> wrapper_;
-  // Mixture of Experts: the largest expert-parallel size of the model's MoE layers (1: none
-  // split), which checkpoints cannot hold yet (docs/moe.md).
-  int64_t largest_ep_size_ = 1;
   std::unique_ptr<AutocastGuard> autocast_;  // held during a forward with torch_autocast
   torch::ScalarType model_dtype_ = torch::kFloat32;
   std::unique_ptr<Timers> timers_;

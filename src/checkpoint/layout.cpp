@@ -18,6 +18,14 @@ std::string zero_optim_states_file_name(int64_t dp_rank, int64_t mp_rank, bool b
   return fmt::format("{}zero_pp_rank_{}_mp_rank_{:02d}_optim_states.pt", bf16 ? "bf16_" : "", dp_rank, mp_rank);
 }
 
+std::string expert_model_states_file_name(int64_t layer, int64_t expert, int64_t mp_rank) {
+  return fmt::format("layer_{}_expert_{}_mp_rank_{:02d}_model_states.pt", layer, expert, mp_rank);
+}
+
+std::string expert_optim_states_file_name(int64_t ep_rank, int64_t mp_rank) {
+  return fmt::format("expp_rank_{}_mp_rank_{:02d}_optim_states.pt", ep_rank, mp_rank);
+}
+
 std::vector<std::string> files_written_by(int zero_stage, int64_t dp_rank, int64_t mp_rank, bool bf16) {
   std::vector<std::string> files;
   if (zero_stage == 3) {

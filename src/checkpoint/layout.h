@@ -7,6 +7,8 @@
 //   save_dir/<tag>/mp_rank_00_model_states.pt         stage 0-2: module, counters, ...
 //   save_dir/<tag>/zero_pp_rank_<dp>_mp_rank_00_model_states.pt   stage 3, every DP rank
 //   save_dir/<tag>/[bf16_]zero_pp_rank_<dp>_mp_rank_00_optim_states.pt  stage 1-3
+//   save_dir/<tag>/layer_<L>_expert_<E>_mp_rank_00_model_states.pt  MoE: expert E of MoE layer L
+//   save_dir/<tag>/expp_rank_<r>_mp_rank_00_optim_states.pt     MoE, stage 0: expert-parallel rank r's optimizer
 //   save_dir/<tag>/ds_manifest.json                   ours: sizes and CRC32s of the above
 //   save_dir/<tag>.partial/                           ours: a save in progress
 #pragma once
@@ -32,6 +34,12 @@ std::string model_states_file_name(int64_t mp_rank);
 std::string zero_model_states_file_name(int64_t dp_rank, int64_t mp_rank);
 // [bf16_]zero_pp_rank_{dp}_mp_rank_{mp:02d}_optim_states.pt (ZeRO 1-3)
 std::string zero_optim_states_file_name(int64_t dp_rank, int64_t mp_rank, bool bf16);
+// MoE (docs/moe.md): layer_{layer}_expert_{expert}_mp_rank_{mp:02d}_model_states.pt holds one
+// expert of one MoE layer (layers counted in module order, experts by their global number).
+std::string expert_model_states_file_name(int64_t layer, int64_t expert, int64_t mp_rank);
+// expp_rank_{ep_rank}_mp_rank_{mp:02d}_optim_states.pt: below ZeRO, the optimizer of the ranks at
+// expert-parallel rank ep_rank (their experts' state differs from the other ranks').
+std::string expert_optim_states_file_name(int64_t ep_rank, int64_t mp_rank);
 
 // Which files rank `dp_rank` writes for a ZeRO stage (empty for a rank that writes none):
 // stage 0 only DP rank 0 writes the model states; stages 1-2 add every rank's optimizer

@@ -5,11 +5,14 @@
 namespace deepspeed::moe {
 namespace {
 
+// Gloo has no bf16: such tensors travel as fp32, which holds them
+// exactly, and come back in their own dtype.
 torch::Tensor exchange(const torch::Tensor& input, comm::ProcessGroup& group) {
-  auto in = input.contiguous();
+  const bool widen = !group.supports(input.scalar_type());
+  auto in = widen ? input.to(torch::kFloat32).contiguous() : input.contiguous();
   auto out = torch::empty_like(in);
   group.all_to_all_single(out, in);
-  return out;
+  return widen ? out.to(input.scalar_type()) : out;
 }
 
 struct AllToAll : torch::autograd::Function<AllToAll> {

@@ -90,6 +90,12 @@ void DataParallelOptimizer::add_to_model_states(checkpoint::ModelStates& states,
   if (optimizer_) states.optimizer = stage0_optimizer_state(*this, *optimizer_, config.gradient_clipping);
 }
 
+std::vector<torch::Tensor> DataParallelOptimizer::optimizer_tensor_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (int64_t i : optimizer_order_) out.push_back(i < 0 ? torch::Tensor() : parameters_[static_cast<size_t>(i)]);
+  return out;
+}
+
 void DataParallelOptimizer::load_checkpoint(const CheckpointLoad& load) {
   const auto module = dict_at(load.model_states, "module", load.file);
   if (!module.isGenericDict()) throw CheckpointError(load.file + ": 'module' is not a state dict");

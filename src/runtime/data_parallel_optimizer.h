@@ -41,6 +41,7 @@ class DataParallelOptimizer final : public OptimizerWrapper {
   void add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
                            const DeepSpeedConfig& config) const override;
   void load_checkpoint(const CheckpointLoad& load) override;
+  std::vector<torch::Tensor> optimizer_tensor_parameters() const override;
 
   // fp32 masters, parallel to the module's parameters (empty for an fp32 model).
   const std::vector<torch::Tensor>& masters() const { return masters_; }

@@ -112,7 +112,6 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
   }
   std::unordered_map<const void*, comm::ProcessGroup*> broadcast_group;
   for (const auto& e : experts) {
-    largest_ep_size_ = std::max(largest_ep_size_, e.expert_parallel->size());
     for (const auto& p : e.parameters) broadcast_group[p.unsafeGetTensorImpl()] = e.expert_data_parallel.get();
   }
   {

@@ -3,6 +3,7 @@
 // src/checkpoint/, which knows the layout, the file protocol and the conversions.
 #include <deepspeed/engine.h>
 
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -27,6 +28,7 @@
 #include "checkpoint/rng_state.h"
 #include "checkpoint/tag_validation.h"
 #include "runtime/logger.h"
+#include "runtime/moe_checkpoint.h"
 #include "runtime/step/precision.h"
 #include "runtime/step/optimizer_wrapper.h"
 
@@ -83,19 +85,42 @@ c10::impl::GenericDict stage3_module_state(const torch::nn::Module& module) {
   return dict;
 }
 
+// Per optimizer group, the global name and size of each tensor (stage 0 with MoE layers):
+// what lets the expert-parallel optimizer files move state between expert-parallel sizes.
+struct OptimizerTensorNames {
+  std::vector<std::vector<std::string>> names;
+  std::vector<std::vector<int64_t>> numels;
+};
+
+OptimizerTensorNames optimizer_tensor_names(const OptimizerWrapper& wrapper, const Optimizer& optimizer,
+                                            const torch::nn::Module& module,
+                                            const std::vector<MoeLayerPlacement>& layers) {
+  std::unordered_map<const void*, std::string> name_of;
+  for (const auto& p : module.named_parameters()) name_of.emplace(p.value().unsafeGetTensorImpl(), p.key());
+  const auto behind = wrapper.optimizer_tensor_parameters();
+  OptimizerTensorNames out;
+  size_t k = 0;
+  for (size_t g = 0; g < optimizer.param_groups().size(); ++g) {
+    auto& names = out.names.emplace_back();
+    auto& numels = out.numels.emplace_back();
+    for (const auto& t : optimizer.param_groups()[g].params) {
+      const auto& p = k < behind.size() ? behind[k] : torch::Tensor();
+      ++k;
+      const auto it = p.defined() ? name_of.find(p.unsafeGetTensorImpl()) : name_of.end();
+      // A tensor the model does not hold keeps its place by group and position.
+      names.push_back(it == name_of.end() ? fmt::format("<group {} tensor {}>", g, names.size())
+                                          : global_expert_name(it->second, layers));
+      numels.push_back(t.numel());
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::string> tag_arg,
                              const ClientState& client_state, bool save_latest) {
   if (save_dir.empty()) throw CheckpointError("save_dir must be a non-empty string, got ''");
-  if (largest_ep_size_ > 1) {
-    // Each rank holds other experts; DeepSpeed's expert_X_mp_rank_YY files are not written yet,
-    // and the model states alone would lose every expert but the first rank's.
-    throw CheckpointError(fmt::format("save_checkpoint: the model's MoE experts are split over {} ranks "
-                                      "(ep_size {}), which checkpoints cannot hold yet (docs/moe.md); nothing was "
-                                      "written",
-                                      largest_ep_size_, largest_ep_size_));
-  }
   const std::string tag = tag_arg.value_or(default_tag(global_steps_));
   check_tag(tag);
   const Logger logger(group_->rank(), level_of(config_));
@@ -108,6 +133,8 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   const int64_t rank = dp_group_->rank();
   const int64_t mp_rank = mp_world_size() > 1 ? groups_->model_parallel()->rank() : 0;
   const auto path = std::filesystem::path(save_dir) / tag;
+  // MoE layers: the experts go to files of their own (runtime/moe_checkpoint.h).
+  const auto moe_layers = moe_layer_placements(*module_, *groups_);
   logger.info(fmt::format("[Torch] Checkpoint {} is about to be saved!", tag));
 
   auto make_files = [&] {
@@ -125,6 +152,7 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     // The model states, written by DP rank 0 (under ZeRO-3 by every rank, as DeepSpeed).
     ModelStates s;
     s.module = stage3 ? stage3_module_state(*module_) : module_state_dict(*module_);
+    if (!moe_layers.empty()) s.module = without_experts(s.module.toGenericDict());
     auto buffers = make_list();
     for (const auto& b : buffer_names(*module_)) buffers.push_back(b);
     s.buffer_names = buffers;
@@ -152,7 +180,24 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     s.mp_world_size = mp_world_size();
     s.ds_version = DEEPSPEED_VERSION;
     logger.info("Saving model checkpoint: " + (path / name).string());
-    files.push_back({name, to_pickle_bytes(make_model_states(s, client_state))});
+    auto states = make_model_states(s, client_state);
+    if (!moe_layers.empty()) {
+      c10::List<int64_t> num_experts;
+      for (const auto& l : moe_layers) num_experts.push_back(l.num_experts);
+      states.insert("num_experts", num_experts);
+    }
+    files.push_back({name, to_pickle_bytes(states)});
+  }
+  if (!moe_layers.empty()) {
+    for (auto& f : expert_files(*module_, moe_layers, mp_rank)) files.push_back(std::move(f));
+    // Below ZeRO, the first rank of each expert-data-parallel group writes its optimizer.
+    const auto& largest = largest_expert_parallel_layer(moe_layers);
+    if (optimizer_ && config_.zero_stage() == 0 && largest.edp_rank == 0) {
+      ModelStates own;
+      wrapper_->add_to_model_states(own, *module_, config_);
+      const auto t = optimizer_tensor_names(*wrapper_, *optimizer_, *module_, moe_layers);
+      files.push_back(expert_optimizer_file(own.optimizer, t.names, t.numels, largest.ep_rank, mp_rank));
+    }
   }
   return files;
   };
@@ -217,6 +262,7 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
   std::string file;
   std::vector<c10::impl::GenericDict> zero_files;
   std::vector<std::string> zero_names;
+  const auto moe_layers = moe_layer_placements(*module_, *groups_);
   run_phase(*group_, "reading the checkpoint " + (std::filesystem::path(load_dir) / *tag).string(), [&] {
     reader.emplace(storage, load_dir, *tag);
     const auto& m = reader->manifest();
@@ -242,6 +288,21 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
                           : model_states_file_name(mp_rank);
     file = (reader->dir() / name).string();
     states = reader->read_dict(name);
+    if (!moe_layers.empty()) {
+      // The experts this rank holds now, from their own files, and (stage 0) the optimizer
+      // state that goes with them.
+      auto merged = states->copy();
+      auto module_state = dict_at(merged, "module", file).toGenericDict().copy();
+      add_local_experts(module_state, *reader, moe_layers, mp_rank);
+      merged.insert_or_assign("module", module_state);
+      if (optimizer_ && config_.zero_stage() == 0 && load_optimizer_states && !load_module_only) {
+        const auto t = optimizer_tensor_names(*wrapper_, *optimizer_, *module_, moe_layers);
+        merged.insert_or_assign("optimizer", expert_optimizer_state(*reader, t.names,
+                                                                    largest_expert_parallel_layer(moe_layers).ep_rank,
+                                                                    mp_rank));
+      }
+      states = merged;
+    }
     // ZeRO-3 keeps the weights only in the masters, so even load_module_only reads them.
     if (config_.zero_stage() > 0 && (!load_module_only || config_.zero_stage() == 3)) {
       // Every saved rank's shard: this run may have another world size.

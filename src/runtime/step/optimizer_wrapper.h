@@ -85,6 +85,10 @@ class OptimizerWrapper {
                                                                   const DeepSpeedConfig& /*config*/) const {
     return std::nullopt;
   }
+  // The module parameter behind each tensor of the optimizer's groups, in group order (undefined
+  // where there is none), when the optimizer steps whole parameters (stage 0): what names the
+  // optimizer state when a checkpoint moves it between ranks (MoE experts). Empty otherwise.
+  virtual std::vector<torch::Tensor> optimizer_tensor_parameters() const { return {}; }
   struct CheckpointLoad {
     torch::nn::Module& module;
     const c10::impl::GenericDict& model_states;  // the model-states file's dict ...

@@ -77,22 +77,56 @@ TEST(ExpertParallel, ZeroWithExpertsIsRefusedOnEveryRank) {
   }
 }
 
-// Split experts cannot be saved yet: every rank refuses before anything is written; whole
-// experts (ep_size 1) save as any model.
-TEST(ExpertParallel, CheckpointOfSplitExpertsIsRefusedBeforeWriting) {
-  deepspeed::testing::TempDir dir;
-  const auto ranks = run_ranks(4, kTrainWorker, {"--ep_size", "2", "--steps", "1", "--save_dir", dir.path()});
+std::vector<double> train_losses(const std::vector<std::string>& args, const std::string& what) {
+  const auto ranks = run_ranks(4, kTrainWorker, args);
   for (const auto& r : ranks) {
-    EXPECT_EQ(r.exit_code, 1) << r.output;
-    EXPECT_NE(r.output.find("the model's MoE experts are split over 2 ranks (ep_size 2), which checkpoints cannot "
-                            "hold yet"),
-              std::string::npos)
-        << r.output;
+    if (r.exit_code != 0) ADD_FAILURE() << what << " rank " << r.rank << ":\n" << r.output;
   }
-  EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "nothing may be written";
-  const auto whole = run_ranks(4, kTrainWorker, {"--ep_size", "1", "--steps", "1", "--save_dir", dir.path()});
-  for (const auto& r : whole) EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/latest"));
+  return values_after(ranks[0].output, "losses");
+}
+
+// DeepSpeed's MoE layout: one file per expert by its global number, one optimizer file per
+// expert-parallel rank. A run saved with experts split over 2 ranks goes on from its checkpoint
+// with them whole (ep 1), split the same way, or over 4 ranks, with the losses of the run that
+// never stopped: the experts and their Adam state reach whichever rank holds them now.
+void check_resume(const std::string& precision, double rtol) {
+  deepspeed::testing::TempDir dir;
+  const auto full = train_losses({"--ep_size", "2", "--steps", "4", "--save_after", "2", "--save_dir", dir.path(),
+                                  "--precision", precision},
+                                 "uninterrupted run");
+  ASSERT_EQ(full.size(), 4u);
+  const auto tag = dir.path() + "/global_step2/";
+  for (int e = 0; e < 4; ++e) {
+    EXPECT_TRUE(std::filesystem::exists(tag + "layer_0_expert_" + std::to_string(e) + "_mp_rank_00_model_states.pt"));
+  }
+  EXPECT_TRUE(std::filesystem::exists(tag + "expp_rank_0_mp_rank_00_optim_states.pt"));
+  EXPECT_TRUE(std::filesystem::exists(tag + "expp_rank_1_mp_rank_00_optim_states.pt"));
+  EXPECT_FALSE(std::filesystem::exists(tag + "expp_rank_2_mp_rank_00_optim_states.pt"));
+  for (int64_t ep : {1, 2, 4}) {
+    const auto resumed = train_losses({"--ep_size", std::to_string(ep), "--steps", "4", "--load_dir", dir.path(),
+                                       "--precision", precision},
+                                      "ep " + std::to_string(ep));
+    ASSERT_EQ(resumed.size(), 2u) << "ep " << ep;
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_NEAR(resumed[i], full[i + 2], rtol * std::abs(full[i + 2])) << "ep " << ep << " step " << i + 2;
+    }
+  }
+}
+
+TEST(ExpertParallel, CheckpointSavedWithTwoExpertGroupsResumesWithOneTwoAndFour) { check_resume("fp32", 1e-5); }
+
+// bf16: the fp32 masters of the experts (FP16_Optimizer's fp32_groups_flat) move with them.
+TEST(ExpertParallel, Bf16CheckpointResumesWithAnotherExpertParallelSize) { check_resume("bf16", 2e-2); }
+
+TEST(ExpertParallel, MissingExpertFileIsNamedOnEveryRank) {
+  deepspeed::testing::TempDir dir;
+  train_losses({"--ep_size", "2", "--steps", "1", "--save_dir", dir.path()}, "save");
+  const auto missing = dir.path() + "/global_step1/layer_0_expert_3_mp_rank_00_model_states.pt";
+  ASSERT_TRUE(std::filesystem::remove(missing));
+  const auto ranks = run_ranks(4, kTrainWorker, {"--ep_size", "4", "--steps", "2", "--load_dir", dir.path()});
+  // Every rank stops; the one that holds expert 3 now (rank 3 with ep 4) names the file.
+  for (const auto& r : ranks) EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(ranks[3].output.find("layer_0_expert_3_mp_rank_00_model_states.pt"), std::string::npos) << ranks[3].output;
 }
 
 }  // namespace

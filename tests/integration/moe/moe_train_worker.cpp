@@ -3,7 +3,8 @@
 // The initial weights are the same whatever ep_size (each rank's experts are copied from one
 // whole layer), and so is the data: every ep_size must give the same losses and norms.
 // Prints "losses <hex floats>" and "norms <hex floats>" (rank 0's view; every rank's losses
-// are all-reduced).
+// are all-reduced). --save_after N saves a checkpoint after step N and goes on; --load_dir
+// starts from a checkpoint and trains the steps after it (the same data as a run from the start).
 #include <iostream>
 #include <map>
 
@@ -61,11 +62,15 @@ const std::string kExperts = "moe.deepspeed_moe.experts.deepspeed_experts.";
 int main(int argc, char** argv) {
   CLI::App app{"deepspeed-cpp MoE training worker"};
   int64_t ep_size = 1, steps = 4, zero_stage = 0;
-  std::string save_dir;
+  int64_t save_after = -1;
+  std::string save_dir, load_dir, precision = "fp32";
   app.add_option("--ep_size", ep_size);
-  app.add_option("--steps", steps);
+  app.add_option("--steps", steps, "train up to this step");
   app.add_option("--zero_stage", zero_stage);
-  app.add_option("--save_dir", save_dir, "save a checkpoint here after training");
+  app.add_option("--precision", precision)->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--save_dir", save_dir, "save a checkpoint here after training (or after --save_after steps)");
+  app.add_option("--save_after", save_after, "save after this many steps, then go on");
+  app.add_option("--load_dir", load_dir, "start from the latest checkpoint here");
   CLI11_PARSE(app, argc, argv);
   try {
     auto world = ds::comm::init_distributed();
@@ -95,33 +100,36 @@ int main(int argc, char** argv) {
     options.config_json = nlohmann::json::parse(fmt::format(
         R"({{"train_micro_batch_size_per_gpu": 6, "gradient_accumulation_steps": 2, "gradient_clipping": 0.2,
             "steps_per_print": 100, "zero_optimization": {{"stage": {}}},
-            "optimizer": {{"type": "Adam", "params": {{"lr": 0.05}}}}}})",
-        zero_stage));
+            "bf16": {{"enabled": {}}}, "optimizer": {{"type": "Adam", "params": {{"lr": 0.05}}}}}})",
+        zero_stage, precision == "bf16"));
     ds::ParamGroup all;
     all.params = model->parameters();
     options.param_groups = ds::moe::split_params_into_different_moe_groups_for_optimizer({all}, *model);
     auto engine = ds::initialize(model, options).engine;
+    if (!load_dir.empty() && !engine->load_checkpoint(load_dir)) throw std::runtime_error("nothing loaded");
+    const int64_t first_step = engine->global_steps();
 
     auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
     const int64_t dp = world->size(), gas = 2, micro = 6;
     const auto x = torch::randn({steps * gas * dp * micro, 4}, gen);
     const auto y = torch::randn({steps * gas * dp * micro, 1}, gen);
     std::vector<std::string> losses, norms;
-    for (int64_t s = 0; s < steps; ++s) {
+    for (int64_t s = first_step; s < steps; ++s) {
       auto step_loss = torch::zeros({1});
       for (int64_t m = 0; m < gas; ++m) {
         const int64_t first = ((s * gas + m) * dp + world->rank()) * micro;
-        auto prediction = engine->forward(x.narrow(0, first, micro));
-        auto loss = torch::mse_loss(prediction, y.narrow(0, first, micro)) + 0.01 * model->l_aux;
+        auto prediction = engine->forward(x.narrow(0, first, micro).to(engine->model_dtype()));
+        auto loss = torch::mse_loss(prediction.to(torch::kFloat32), y.narrow(0, first, micro)) + 0.01 * model->l_aux;
         step_loss += engine->backward(loss).detach().reshape({1});
         engine->step();
       }
       world->all_reduce(step_loss);
       losses.push_back(fmt::format("{:a}", step_loss.item<double>()));
       norms.push_back(fmt::format("{:a}", engine->get_global_grad_norm().value_or(-1.0)));
+      if (s + 1 == save_after) engine->save_checkpoint(save_dir);
     }
     std::cout << fmt::format("losses {}\nnorms {}\n", fmt::join(losses, ","), fmt::join(norms, ",")) << std::flush;
-    if (!save_dir.empty()) engine->save_checkpoint(save_dir);
+    if (!save_dir.empty() && save_after < 0) engine->save_checkpoint(save_dir);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
