@@ -116,6 +116,23 @@ int main(int argc, char** argv) {
     for (int64_t e = 0; e < experts; ++e) outs.push_back(alone[e]->as<MlpImpl>()->forward(buffers[e]));
     torch::stack(outs).backward(dbuffers);
   });
+  // The same stacked into one batched product per matrix: what grouped expert GEMMs would give.
+  auto up_w = torch::randn({experts, hidden, 4 * hidden}, opts).mul_(0.02).requires_grad_(true);
+  auto down_w = torch::randn({experts, 4 * hidden, hidden}, opts).mul_(0.02).requires_grad_(true);
+  const double batched_ms = median_ms(device, warmup, iters, [&] {
+    up_w.mutable_grad() = torch::Tensor();
+    down_w.mutable_grad() = torch::Tensor();
+    buffers.mutable_grad() = torch::Tensor();
+    torch::bmm(torch::gelu(torch::bmm(buffers, up_w), "tanh"), down_w).backward(dbuffers);
+  });
+  // The layer with experts that cost nothing: the gate, dispatch and combine alone.
+  deepspeed::moe::MoE routing(hidden, [] { return torch::nn::AnyModule(torch::nn::Identity()); }, o);
+  routing->to(device, dtype);
+  const double routing_ms = median_ms(device, warmup, iters, [&] {
+    clear_grads(*routing, x);
+    auto [out, l_aux, counts] = routing->forward(x);
+    torch::autograd::backward({out, l_aux}, {dy, torch::full({}, 0.01, l_aux.options())});
+  });
   const double dense_ms = median_ms(device, warmup, iters, [&] {
     clear_grads(*dense, x);
     dense->forward(x).backward(dy);
@@ -132,8 +149,11 @@ int main(int argc, char** argv) {
   line("moe", moe_ms);
   line("dense_mlp", dense_ms);
   line("experts_alone", experts_ms);
-  std::cout << fmt::format("{{\"moe_over_dense\": {:.3f}, \"gating_dispatch_combine_share\": {:.3f}}}",
-                           moe_ms / dense_ms, (moe_ms - experts_ms) / moe_ms)
+  line("experts_batched", batched_ms);
+  line("routing_alone", routing_ms);
+  std::cout << fmt::format("{{\"moe_over_dense\": {:.3f}, \"gating_dispatch_combine_share\": {:.3f}, "
+                           "\"routing_alone_share\": {:.3f}}}",
+                           moe_ms / dense_ms, (moe_ms - experts_ms) / moe_ms, routing_ms / moe_ms)
             << std::endl;
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include <deepspeed/deepspeed.h>
+#include <deepspeed/moe.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -110,7 +111,15 @@ int main(int argc, char** argv) {
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
     model->set_activation_checkpointing(o.activation_checkpointing, o.loss_chunks);
-    auto [engine, optimizer, loader, scheduler] = deepspeed::initialize(app, model.ptr());
+    // MoE: the experts in optimizer groups of their own, as DeepSpeed's MoE examples make them
+    // (ZeRO partitions them over their expert-data-parallel group).
+    auto [engine, optimizer, loader, scheduler] = [&] {
+      if (config.moe_num_experts == 0) return deepspeed::initialize(app, model.ptr());
+      deepspeed::ParamGroup all;
+      all.params = model->parameters();
+      return deepspeed::initialize(app, model.ptr(),
+                                   deepspeed::moe::split_params_into_different_moe_groups_for_optimizer({all}, *model));
+    }();
     const auto device = engine->device();
     const int64_t rank = engine->global_rank();
     const int64_t micro = engine->train_micro_batch_size_per_gpu();

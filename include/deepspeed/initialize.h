@@ -169,6 +169,17 @@ ModelInitializeResult<ModuleType> initialize(const CLI::App& app, std::shared_pt
                                                          std::move(options), engine_factory<ModelEngine<ModuleType>>()));
 }
 
+// DeepSpeed's model_parameters given as parameter groups (its list of dicts), e.g. the groups of
+// moe::split_params_into_different_moe_groups_for_optimizer.
+template <typename ModuleType>
+ModelInitializeResult<ModuleType> initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
+                                             std::vector<ParamGroup> param_groups) {
+  InitializeOptions options;
+  options.param_groups = std::move(param_groups);
+  return initialize_detail::typed<ModuleType>(initialize(app, initialize_detail::type_erased(model), model,
+                                                         std::move(options), engine_factory<ModelEngine<ModuleType>>()));
+}
+
 template <typename ModuleType, typename Dataset>
 ModelInitializeResult<ModuleType> initialize(const CLI::App& app, std::shared_ptr<ModuleType> model,
                                              std::vector<torch::Tensor> model_parameters, Dataset training_dataset) {

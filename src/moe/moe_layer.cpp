@@ -1,7 +1,7 @@
 // DeepSpeed's MoE layer (deepspeed/moe/layer.py, sharded_moe.py's MOELayer, experts.py): the
-// gate's routes become slots of an [E, capacity, M] buffer (one gather), the buffer goes to
-// the experts' ranks and back (all-to-all), and each token sums its routes' outputs weighted by
-// their gates, in fp32.
+// gate's routes become slots of an [E, capacity, M] buffer (a gather, route_dispatch.h), the
+// buffer goes to the experts' ranks and back (all-to-all), and each token sums its routes'
+// outputs weighted by their gates, in fp32.
 #include <deepspeed/moe.h>
 
 #include <unordered_set>
@@ -11,40 +11,9 @@
 #include <deepspeed/errors.h>
 
 #include "moe/all_to_all.h"
+#include "moe/route_dispatch.h"
 
 namespace deepspeed::moe {
-namespace {
-
-// Each route's flat slot in the [E * capacity] buffer; dropped routes go to one scratch slot
-// past the end, which the gather below reads as zeros.
-torch::Tensor route_slots(const GateDecision& d) {
-  const auto slot = d.indices * d.capacity + d.locations;
-  return torch::where(d.indices >= 0, slot, torch::full_like(slot, d.num_experts * d.capacity));
-}
-
-torch::Tensor encode(const torch::Tensor& tokens, const torch::Tensor& slots, const GateDecision& d) {
-  const int64_t count = tokens.size(0), model = tokens.size(1);
-  // Which token fills each slot; a slot nobody routes to reads the zero row past the tokens.
-  auto source = torch::full({d.num_experts * d.capacity + 1}, count, slots.options());
-  const auto token_of_route = torch::arange(count, slots.options()).expand_as(slots);
-  source.scatter_(0, slots.reshape(-1), token_of_route.reshape(-1));
-  const auto padded = torch::cat({tokens, tokens.new_zeros({1, model})});
-  return padded.index_select(0, source.narrow(0, 0, d.num_experts * d.capacity))
-      .view({d.num_experts, d.capacity, model});
-}
-
-torch::Tensor decode(const torch::Tensor& expert_output, const torch::Tensor& slots, const GateDecision& d,
-                     int64_t tokens) {
-  const int64_t model = expert_output.size(-1);
-  const auto flat = expert_output.reshape({d.num_experts * d.capacity, model});
-  const auto padded = torch::cat({flat, flat.new_zeros({1, model})});
-  const auto routed = padded.index_select(0, slots.reshape(-1)).view({slots.size(0), tokens, model});
-  // The gates are fp32: the weighted sum over routes is taken in fp32 (in bf16 it loses bits).
-  return (routed * d.gates.unsqueeze(-1)).sum(0).to(expert_output.scalar_type());
-}
-
-}  // namespace
-
 TopKGateImpl::TopKGateImpl(int64_t model_dim, int64_t num_experts, int64_t k, GatingOptions train,
                            double eval_capacity_factor)
     : k_(k), options_(std::move(train)), eval_capacity_factor_(eval_capacity_factor) {
@@ -126,8 +95,8 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> MoEImpl::forward(const t
   const int64_t model = hidden_states.size(-1);
   const auto tokens = hidden_states.reshape({-1, model});
   const auto d = gate_->forward(tokens, used_token);
-  const auto slots = route_slots(d);
-  auto dispatched = encode(tokens, slots, d);
+  const auto routes = route_map(d.indices, d.locations, d.gates, d.num_experts, d.capacity);
+  auto dispatched = dispatch_tokens(tokens, routes).view({d.num_experts, d.capacity, model});
   if (ep_group_) dispatched = all_to_all(dispatched, *ep_group_);
   // [ep, local experts, capacity, M]: local expert i takes its slots from every rank.
   const auto per_expert = dispatched.reshape({options_.ep_size, num_local_experts_, d.capacity, model});
@@ -141,7 +110,8 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> MoEImpl::forward(const t
                            .transpose(0, 1)
                            .reshape({options_.num_experts, d.capacity, model});
   if (ep_group_) expert_output = all_to_all(expert_output, *ep_group_);
-  auto output = decode(expert_output, slots, d, tokens.size(0)).reshape(hidden_states.sizes());
+  auto output = combine_routes(expert_output.reshape({d.num_experts * d.capacity, model}), routes)
+                    .reshape(hidden_states.sizes());
   if (options_.use_residual) {
     const auto mlp_output = residual_mlp_.forward(hidden_states);
     const auto coefficient = torch::softmax(coefficient_->forward(hidden_states), -1);

@@ -27,6 +27,7 @@
 #include "runtime/data_parallel_optimizer.h"
 #include "runtime/host_malloc_settings.h"
 #include "runtime/step/precision.h"
+#include "runtime/zero/moe_zero_optimizer.h"
 #include "runtime/zero/zero_optimizer.h"
 #include "runtime/autocast_guard.h"
 #include "runtime/config_report.h"
@@ -105,10 +106,9 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
   // Mixture of Experts: each layer's expert groups (collective, in module order on every rank)
   // and the parameters that belong to them.
   const auto experts = find_experts(*module_, *groups_);
-  if (!experts.empty() && optimizer_ && config_.zero_stage() > 0) {
-    throw EngineError(fmt::format("ZeRO stage {} with Mixture-of-Experts layers is not supported yet; use stage 0 "
-                                  "(docs/moe.md)",
-                                  config_.zero_stage()));
+  if (!experts.empty() && optimizer_ && config_.zero_stage() == 3) {
+    throw EngineError("MoE layers are not supported with ZeRO stage 3 (nor in DeepSpeed); choose ZeRO stage 1 or 2 "
+                      "(docs/moe.md)");
   }
   std::unordered_map<const void*, comm::ProcessGroup*> broadcast_group;
   for (const auto& e : experts) {
@@ -147,7 +147,10 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
   }
   ModelParallelGradients model_parallel(groups_->model_parallel(), groups_->tensor_parallel()->rank(),
                                         tensor_parallel_parameters);
-  if (optimizer_ && config_.zero_stage() > 0) {
+  if (optimizer_ && config_.zero_stage() > 0 && !experts.empty()) {
+    wrapper_ = std::make_unique<MoeZeroOptimizer>(parameters_, dp_group_, config_, optimizer_, std::move(model_parallel),
+                                                  experts);
+  } else if (optimizer_ && config_.zero_stage() > 0) {
     wrapper_ = std::make_unique<ZeroOptimizer>(parameters_, dp_group_, config_, optimizer_, std::move(model_parallel));
   } else {
     wrapper_ = std::make_unique<DataParallelOptimizer>(parameters_, dp_group_, config_, optimizer_,

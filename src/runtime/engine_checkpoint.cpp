@@ -135,6 +135,11 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   const auto path = std::filesystem::path(save_dir) / tag;
   // MoE layers: the experts go to files of their own (runtime/moe_checkpoint.h).
   const auto moe_layers = moe_layer_placements(*module_, *groups_);
+  if (!moe_layers.empty() && config_.zero_stage() > 0) {
+    throw CheckpointError(fmt::format("save_checkpoint: ZeRO stage {} with MoE layers cannot be saved yet "
+                                      "(docs/moe.md); nothing was written",
+                                      config_.zero_stage()));
+  }
   logger.info(fmt::format("[Torch] Checkpoint {} is about to be saved!", tag));
 
   auto make_files = [&] {

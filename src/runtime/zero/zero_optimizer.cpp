@@ -30,9 +30,10 @@ struct ManagedParameters {
 };
 
 ManagedParameters managed_parameters(const std::vector<torch::Tensor>& module_parameters, const Optimizer& optimizer,
-                                     const ZeroConfig* stage3) {
+                                     const ZeroConfig* stage3, const std::vector<bool>& scope) {
   std::unordered_map<const void*, int64_t> group_of;
   for (int64_t g = 0; g < static_cast<int64_t>(optimizer.param_groups().size()); ++g) {
+    if (!scope.empty() && !scope[static_cast<size_t>(g)]) continue;
     for (const auto& p : optimizer.param_groups()[g].params) {
       if (!group_of.emplace(p.unsafeGetTensorImpl(), g).second) {
         throw EngineError("a tensor appears twice in the optimizer's parameter groups");
@@ -136,9 +137,10 @@ torch::ScalarType ZeroOptimizer::gradient_partition_dtype(const DeepSpeedConfig&
 
 ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
                              const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
-                             ModelParallelGradients model_parallel)
+                             ModelParallelGradients model_parallel, ZeroOptimizerScope scope)
     : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Zero), std::move(model_parallel)),
       group_(std::move(group)),
+      scope_(std::move(scope)),
       optimizer_(std::move(optimizer)),
       stage_(config.zero_stage()),
       // fp16: always (loss scaling); bf16: bf16.check_grad_overflow; fp32: unless
@@ -155,7 +157,12 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   const auto device = group_->device();
   master_device_ = offload_ ? torch::Device(torch::kCPU) : device;
 
-  auto managed = managed_parameters(parameters, *optimizer_, stage_ == 3 ? &config.zero_optimization : nullptr);
+  if (!scope_.groups.empty() && scope_.groups.size() != optimizer_->param_groups().size()) {
+    throw EngineError("ZeroOptimizer: the scope names " + std::to_string(scope_.groups.size()) +
+                      " groups; the optimizer has " + std::to_string(optimizer_->param_groups().size()));
+  }
+  auto managed = managed_parameters(parameters, *optimizer_, stage_ == 3 ? &config.zero_optimization : nullptr,
+                                    scope_.groups);
   parameters_ = std::move(managed.parameters);
   const auto& groups = managed.groups;
   const auto& numels = managed.numels;
@@ -167,6 +174,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   auto options = reducer_options(config);
   if (!group_->supports(options.comm_dtype)) options.comm_dtype = torch::kFloat32;
   options.mode = GradientReducer::Mode::ReduceScatter;
+  options.divisor = scope_.gradient_divisor;
   options.release_gradients = true;
   // overlap_comm: keep one bucket in flight while backward goes on; off: wait for each.
   options.max_in_flight = config.zero_optimization.overlap_comm_enabled() ? 2 : 0;
@@ -213,6 +221,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   go.track_slice_norms = offload_ && !model_parallel_.filters();
   gradients_ = std::make_unique<GradientPartitions>(reducer_->plan(), group_count, go);
   for (int64_t g = 0; g < group_count; ++g) {
+    if (!in_scope(static_cast<size_t>(g))) continue;  // another ZeroOptimizer's
     auto& params = optimizer_->param_groups()[g].params;
     params.clear();
     params.push_back(masters_[g]);
@@ -337,14 +346,30 @@ torch::Tensor ZeroOptimizer::global_squared_norm() {
 // Offloaded ZeRO-3 shards beside offloaded masters are written in the optimizer's pass.
 bool ZeroOptimizer::shards_written_by_optimizer() const { return partitioned_ && masters_.front().is_cpu(); }
 
-void ZeroOptimizer::update(const torch::Tensor& grad_scale) {
-  // One flat partition per group, each the group's only tensor: the partitions are in group order.
-  const auto copies = shards_written_by_optimizer() ? partitioned_->step_copies() : std::vector<torch::Tensor>{};
-  optimizer_->step_from(gradients_->tensors(), grad_scale, copies);
+// One flat partition per group, each the group's only tensor: the partitions are in group order.
+void ZeroOptimizer::step_inputs(std::vector<torch::Tensor>& grads, std::vector<torch::Tensor>& copies) const {
+  const auto& partitions = gradients_->tensors();
+  grads.resize(partitions.size());
+  for (size_t g = 0; g < partitions.size(); ++g) {
+    if (in_scope(g)) grads[g] = partitions[g];
+  }
+  if (shards_written_by_optimizer()) copies = partitioned_->step_copies();
+}
+
+void ZeroOptimizer::after_update() {
   // An optimizer without a half-precision path made fp32 copies of the gradients as .grad.
   if (grad_partition_dtype_ != torch::kFloat32) {
-    for (auto& m : masters_) m.mutable_grad().reset();
+    for (size_t g = 0; g < masters_.size(); ++g) {
+      if (in_scope(g)) masters_[g].mutable_grad().reset();
+    }
   }
+}
+
+void ZeroOptimizer::update(const torch::Tensor& grad_scale) {
+  std::vector<torch::Tensor> grads, copies;
+  step_inputs(grads, copies);
+  optimizer_->step_from(grads, grad_scale, copies);
+  after_update();
 }
 
 void ZeroOptimizer::write_model_copies() {

@@ -40,15 +40,24 @@
 
 namespace deepspeed {
 
+// Which of the optimizer's groups one ZeroOptimizer partitions, and what the average of
+// their gradients divides by. A model with MoE layers has one per process group
+// (MoeZeroOptimizer): the experts' groups over their expert-data-parallel group, divided by
+// the data-parallel size, as DeepSpeed's real_dp_process_group.
+struct ZeroOptimizerScope {
+  std::vector<bool> groups;       // per optimizer group; empty: every group
+  double gradient_divisor = 0.0;  // 0: the size of the group the partitions span
+};
+
 class ZeroOptimizer final : public OptimizerWrapper {
  public:
   // `parameters`: the module's trainable parameters in registration order, in the model's
-  // dtype. Every tensor of the optimizer's groups must be one of them; the groups' tensors
-  // are replaced by this rank's flat fp32 partitions. `group`: the data-parallel group the
-  // partitions span.
+  // dtype. Every tensor of the optimizer's groups (in scope) must be one of them; those
+  // groups' tensors are replaced by this rank's flat fp32 partitions. `group`: the
+  // data-parallel group the partitions span.
   ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_ptr<comm::ProcessGroup> group,
                 const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
-                ModelParallelGradients model_parallel = {});
+                ModelParallelGradients model_parallel = {}, ZeroOptimizerScope scope = {});
   // Waits for copies still in flight between the device and the host partitions it frees.
   ~ZeroOptimizer() override;
 
@@ -100,6 +109,11 @@ class ZeroOptimizer final : public OptimizerWrapper {
   torch::Tensor global_squared_norm() override;
   void update(const torch::Tensor& grad_scale) override;
   void write_model_copies() override;
+  // The optimizer's inputs for the groups in scope: each group's gradient partition (and,
+  // offloaded under stage 3, the shards it writes); after the update, what it leaves behind.
+  void step_inputs(std::vector<torch::Tensor>& grads, std::vector<torch::Tensor>& copies) const;
+  void after_update();
+  bool in_scope(size_t group) const { return scope_.groups.empty() || scope_.groups[group]; }
   bool shards_written_by_optimizer() const;
   // Before the CPU reads the gradient partitions or writes masters_: the copies between the
   // host and the device that nobody waited for are done.
@@ -110,8 +124,11 @@ class ZeroOptimizer final : public OptimizerWrapper {
   // fp32, or the model's dtype where no accumulation happens in the partitions (see .cpp).
   torch::ScalarType gradient_partition_dtype(const DeepSpeedConfig& config, torch::ScalarType comm_dtype) const;
 
+  friend class MoeZeroOptimizer;  // steps several ZeroOptimizers as one
+
   std::vector<torch::Tensor> parameters_;
   std::shared_ptr<comm::ProcessGroup> group_;
+  ZeroOptimizerScope scope_;
   std::shared_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<PartitionedParameters> partitioned_;  // stage 3

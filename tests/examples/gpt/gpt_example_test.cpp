@@ -73,9 +73,9 @@ std::vector<RankResult> train(int ranks, const std::string& config_path, std::ve
 // Trains 40 steps on the repeating pattern with `flags` on `ranks` ranks: every rank ends well,
 // the loss starts near ln(256) and falls below 1.0. Sets rank 0's losses and result line.
 void learn_pattern(int ranks, const std::vector<std::string>& flags, std::vector<double>& l, nlohmann::json& result,
-                   std::string& output) {
+                   std::string& output, int zero_stage = 0) {
   TempDir dir;
-  write_file(dir.file("ds.json"), config(8, 0));
+  write_file(dir.file("ds.json"), config(8, zero_stage));
   write_pattern_tokens(dir.file("tokens.bin"), 4096);
   std::vector<std::string> args = {"--steps", "40", "--warmup_steps", "2", "--data", dir.file("tokens.bin")};
   args.insert(args.end(), flags.begin(), flags.end());
@@ -115,13 +115,15 @@ TEST(GptExample, TransformerKernelBlocksLearnThePatternToo) {
 }
 
 // --moe_num_experts: every other block's MLP is a Mixture of Experts, its two experts split
-// over the two ranks (all-to-all); the model learns the same pattern.
+// over the two ranks (all-to-all); under ZeRO-2 (the experts in optimizer groups of their own,
+// each partitioned over its expert-data-parallel group) the model learns the same pattern.
 TEST(GptExample, MixtureOfExpertsBlocksSplitOverTwoRanksLearnThePattern) {
   std::vector<double> l;
   nlohmann::json result;
   std::string output;
-  ASSERT_NO_FATAL_FAILURE(
-      learn_pattern(2, {"--moe_num_experts", "2", "--moe_ep_size", "2", "--moe_top_k", "2"}, l, result, output));
+  ASSERT_NO_FATAL_FAILURE(learn_pattern(2, {"--moe_num_experts", "2", "--moe_ep_size", "2", "--moe_top_k", "2"}, l,
+                                        result, output, /*zero_stage=*/2));
+  EXPECT_EQ(result["zero_stage"], 2);
   EXPECT_EQ(result["moe_num_experts"], 2);
   EXPECT_EQ(result["moe_ep_size"], 2);
   // Each rank holds one of the two experts: fewer fp32 parameters than the model has.

@@ -46,11 +46,13 @@ TEST(ExpertParallel, Top4) { check(2, 4, "0.75", true); }
 
 // The engine trains a model with an MoE layer: the experts' gradients averaged over the
 // expert-data-parallel group, the clipping norm counting each expert once. Splitting the experts
-// over 2 or 4 ranks gives the losses and norms of keeping them whole on every rank.
-TEST(ExpertParallel, EngineTrainsTheSameWhateverTheExpertParallelSize) {
+// over 2 or 4 ranks gives the losses and norms of keeping them whole on every rank, at ZeRO
+// stage 0 and under ZeRO 1 and 2 (each expert group partitioned over its expert-data-parallel
+// group).
+void check_expert_parallel_sizes(int64_t zero_stage) {
   std::vector<double> base_losses, base_norms;
   for (int64_t ep : {1, 2, 4}) {
-    const auto ranks = run_ranks(4, kTrainWorker, {"--ep_size", std::to_string(ep)});
+    const auto ranks = run_ranks(4, kTrainWorker, {"--ep_size", std::to_string(ep), "--zero_stage", std::to_string(zero_stage)});
     for (const auto& r : ranks) ASSERT_EQ(r.exit_code, 0) << "ep " << ep << " rank " << r.rank << ":\n" << r.output;
     const auto losses = values_after(ranks[0].output, "losses");
     const auto norms = values_after(ranks[0].output, "norms");
@@ -66,14 +68,43 @@ TEST(ExpertParallel, EngineTrainsTheSameWhateverTheExpertParallelSize) {
       EXPECT_NEAR(norms[i], base_norms[i], 1e-5 * std::abs(base_norms[i])) << "ep " << ep << " step " << i;
     }
   }
+  if (zero_stage == 0) return;
+  // And ZeRO gives stage 0's losses.
+  const auto stage0 = run_ranks(4, kTrainWorker, {"--ep_size", "2"});
+  const auto losses = values_after(stage0[0].output, "losses");
+  ASSERT_EQ(losses.size(), 4u) << stage0[0].output;
+  for (size_t i = 0; i < losses.size(); ++i) {
+    EXPECT_NEAR(losses[i], base_losses[i], 1e-5 * std::abs(base_losses[i])) << "stage " << zero_stage << " step " << i;
+  }
 }
 
-TEST(ExpertParallel, ZeroWithExpertsIsRefusedOnEveryRank) {
-  const auto ranks = run_ranks(4, kTrainWorker, {"--ep_size", "2", "--zero_stage", "1"});
-  for (const auto& r : ranks) {
+TEST(ExpertParallel, EngineTrainsTheSameWhateverTheExpertParallelSize) { check_expert_parallel_sizes(0); }
+TEST(ExpertParallel, ZeroStage1TrainsTheSameWhateverTheExpertParallelSize) { check_expert_parallel_sizes(1); }
+TEST(ExpertParallel, ZeroStage2TrainsTheSameWhateverTheExpertParallelSize) { check_expert_parallel_sizes(2); }
+
+// bf16 under ZeRO-2: the experts' fp32 masters and their bf16 weights stay in step with stage 0's.
+TEST(ExpertParallel, Bf16ZeroStage2FollowsStage0) {
+  std::vector<std::vector<double>> runs;
+  for (const char* stage : {"0", "2"}) {
+    const auto ranks = run_ranks(4, kTrainWorker, {"--ep_size", "2", "--zero_stage", stage, "--precision", "bf16"});
+    for (const auto& r : ranks) ASSERT_EQ(r.exit_code, 0) << "stage " << stage << " rank " << r.rank << ":\n" << r.output;
+    runs.push_back(values_after(ranks[0].output, "losses"));
+    ASSERT_EQ(runs.back().size(), 4u) << ranks[0].output;
+  }
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(runs[1][i], runs[0][i], 1e-2 * std::abs(runs[0][i])) << "step " << i;
+}
+
+// DeepSpeed's rules: no MoE at stage 3; under ZeRO the experts need optimizer groups of their own.
+TEST(ExpertParallel, ZeroRefusalsAreSaidOnEveryRank) {
+  const auto stage3 = run_ranks(4, kTrainWorker, {"--ep_size", "2", "--zero_stage", "3"});
+  for (const auto& r : stage3) {
     EXPECT_EQ(r.exit_code, 1) << r.output;
-    EXPECT_NE(r.output.find("ZeRO stage 1 with Mixture-of-Experts layers is not supported yet"), std::string::npos)
-        << r.output;
+    EXPECT_NE(r.output.find("MoE layers are not supported with ZeRO stage 3"), std::string::npos) << r.output;
+  }
+  const auto mixed = run_ranks(4, kTrainWorker, {"--ep_size", "2", "--zero_stage", "2", "--no_split"});
+  for (const auto& r : mixed) {
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("optimizer group 0 mixes MoE expert parameters with others"), std::string::npos) << r.output;
   }
 }
 

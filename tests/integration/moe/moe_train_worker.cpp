@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   CLI::App app{"deepspeed-cpp MoE training worker"};
   int64_t ep_size = 1, steps = 4, zero_stage = 0;
   int64_t save_after = -1;
+  bool no_split = false;
   std::string save_dir, load_dir, precision = "fp32";
   app.add_option("--ep_size", ep_size);
   app.add_option("--steps", steps, "train up to this step");
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--save_dir", save_dir, "save a checkpoint here after training (or after --save_after steps)");
   app.add_option("--save_after", save_after, "save after this many steps, then go on");
   app.add_option("--load_dir", load_dir, "start from the latest checkpoint here");
+  app.add_flag("--no_split", no_split, "one optimizer group for everything (experts not in groups of their own)");
   CLI11_PARSE(app, argc, argv);
   try {
     auto world = ds::comm::init_distributed();
@@ -104,7 +106,8 @@ int main(int argc, char** argv) {
         zero_stage, precision == "bf16"));
     ds::ParamGroup all;
     all.params = model->parameters();
-    options.param_groups = ds::moe::split_params_into_different_moe_groups_for_optimizer({all}, *model);
+    options.param_groups = no_split ? std::vector<ds::ParamGroup>{all}
+                                    : ds::moe::split_params_into_different_moe_groups_for_optimizer({all}, *model);
     auto engine = ds::initialize(model, options).engine;
     if (!load_dir.empty() && !engine->load_checkpoint(load_dir)) throw std::runtime_error("nothing loaded");
     const int64_t first_step = engine->global_steps();
