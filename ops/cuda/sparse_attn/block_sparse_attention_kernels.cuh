@@ -385,15 +385,12 @@ __global__ void __launch_bounds__(TILE * 2)
   store_rows<T, D, TILE>(dq_acc, s.scale, fw, dq + base + q0 * D);
 }
 
-// Launches one instantiation, raising its shared-memory limit the first time.
+// Launches a kernel with `shared_bytes` of dynamic shared memory: the limit (48 KiB unless
+// raised) is raised on every launch, as it is a property of the function on the current device.
 template <typename Kernel, typename... Args>
 void launch(Kernel kernel, dim3 grid, int threads, size_t shared_bytes, cudaStream_t stream, Args... args) {
-  static const bool configured = [&] {
-    DS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(shared_bytes)));
-    return true;
-  }();
-  (void)configured;
+  DS_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
   kernel<<<grid, threads, shared_bytes, stream>>>(args...);
   DS_CUDA_CHECK(cudaGetLastError());
 }
