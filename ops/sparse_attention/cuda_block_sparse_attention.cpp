@@ -84,11 +84,10 @@ std::array<torch::Tensor, 3> cuda_backward(const torch::Tensor& q, const torch::
                                            const torch::Tensor& dout, const TileIndex& index, const Masks& masks,
                                            const Problem& problem) {
   const c10::cuda::CUDAGuard guard(q.device());
-  // rowsum(dout * out) in fp32, as the kernels' softmax backward needs it.
-  const auto delta = (dout.to(torch::kFloat) * out.to(torch::kFloat)).sum(-1).contiguous();
+  auto delta = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat));
   auto dq = torch::empty_like(q), dk = torch::empty_like(kt), dv = torch::empty_like(v);
   k::backward(kernel_dtype(q), shape_of(q, index, problem), rows_of(index), columns_of(index), masks_of(masks),
-              q.data_ptr(), kt.data_ptr(), v.data_ptr(), dout.data_ptr(), lse.data_ptr<float>(),
+              q.data_ptr(), kt.data_ptr(), v.data_ptr(), out.data_ptr(), dout.data_ptr(), lse.data_ptr<float>(),
               delta.data_ptr<float>(), dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), stream());
   return {dq, dk, dv};
 }

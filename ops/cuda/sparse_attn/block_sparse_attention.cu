@@ -20,14 +20,15 @@ void forward(DType dtype, const AttentionShape& shape, const TileLists& rows, co
 }
 
 void backward(DType dtype, const AttentionShape& shape, const TileLists& rows, const TileLists& columns,
-              const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* dout,
-              const float* lse, const float* delta, void* dq, void* dk, void* dv, cudaStream_t stream) {
+              const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* out,
+              const void* dout, const float* lse, float* delta, void* dq, void* dk, void* dv, cudaStream_t stream) {
   if (shape.seq == 0 || shape.batch * shape.heads == 0) return;
   if (dtype == DType::Float16) {
-    kernels::dispatch_backward<__half>(shape, rows, columns, masks, q, k, v, dout, lse, delta, dq, dk, dv, stream);
+    kernels::dispatch_backward<__half>(shape, rows, columns, masks, q, k, v, out, dout, lse, delta, dq, dk, dv,
+                                       stream);
   } else if (dtype == DType::BFloat16) {
-    kernels::dispatch_backward<__nv_bfloat16>(shape, rows, columns, masks, q, k, v, dout, lse, delta, dq, dk, dv,
-                                              stream);
+    kernels::dispatch_backward<__nv_bfloat16>(shape, rows, columns, masks, q, k, v, out, dout, lse, delta, dq, dk,
+                                              dv, stream);
   } else {
     throw std::runtime_error("sparse_attn: the kernels take fp16 and bf16");
   }

@@ -54,10 +54,10 @@ bool supported(int64_t head_dim, int tile);
 void forward(DType dtype, const AttentionShape& shape, const TileLists& rows, const AdditiveMasks& masks,
              const void* q, const void* k, const void* v, void* out, float* lse, cudaStream_t stream);
 
-// dq, dk, dv from dout and the forward's out-derived delta [batch, heads, seq] fp32
-// (rowsum(dout * out)) and lse.
+// dq, dk, dv from dout and the forward's out and lse. delta is fp32 workspace of
+// [batch, heads, seq] (it receives rowsum(dout * out)).
 void backward(DType dtype, const AttentionShape& shape, const TileLists& rows, const TileLists& columns,
-              const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* dout,
-              const float* lse, const float* delta, void* dq, void* dk, void* dv, cudaStream_t stream);
+              const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* out,
+              const void* dout, const float* lse, float* delta, void* dq, void* dk, void* dv, cudaStream_t stream);
 
 }  // namespace deepspeed::ops::cuda::sparse_attn

@@ -385,6 +385,21 @@ __global__ void __launch_bounds__(TILE * 2)
   store_rows<T, D, TILE>(dq_acc, s.scale, fw, dq + base + q0 * D);
 }
 
+// delta[row] = sum_d dout[row, d] * out[row, d] in fp32 (the softmax backward's row term):
+// one warp per row.
+template <typename T>
+__global__ void delta_kernel(const T* __restrict__ dout, const T* __restrict__ out, float* __restrict__ delta,
+                             int64_t rows, int dim) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  float s = 0.0f;
+  for (int i = lane; i < dim; i += 32) s += static_cast<float>(dout[row * dim + i]) * static_cast<float>(out[row * dim + i]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) delta[row] = s;
+}
+
 // Launches a kernel with `shared_bytes` of dynamic shared memory: the limit (48 KiB unless
 // raised) is raised on every launch, as it is a property of the function on the current device.
 template <typename Kernel, typename... Args>
@@ -406,14 +421,19 @@ void run_forward(const AttentionShape& s, const TileLists& rows, const AdditiveM
 
 template <typename T, int D, int TILE>
 void run_backward(const AttentionShape& s, const TileLists& rows, const TileLists& columns,
-                  const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* dout,
-                  const float* lse, const float* delta, void* dq, void* dk, void* dv, cudaStream_t stream) {
+                  const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* out,
+                  const void* dout, const float* lse, float* delta, void* dq, void* dk, void* dv,
+                  cudaStream_t stream) {
   using G = Geometry<T, D, TILE>;
   const dim3 grid(static_cast<unsigned>(s.seq / TILE), static_cast<unsigned>(s.batch * s.heads));
   const T* qt = static_cast<const T*>(q);
   const T* kt = static_cast<const T*>(k);
   const T* vt = static_cast<const T*>(v);
   const T* dot = static_cast<const T*>(dout);
+  const int64_t row_count = s.batch * s.heads * s.seq;
+  delta_kernel<T><<<static_cast<unsigned>((row_count + 7) / 8), 256, 0, stream>>>(
+      dot, static_cast<const T*>(out), delta, row_count, D);
+  DS_CUDA_CHECK(cudaGetLastError());
   launch(backward_kv_kernel<T, D, TILE>, grid, G::kThreads, G::kSharedBytes, stream, s, columns, masks, qt, kt, vt,
          dot, lse, delta, static_cast<T*>(dk), static_cast<T*>(dv));
   launch(backward_q_kernel<T, D, TILE>, grid, G::kThreads, G::kSharedBytes, stream, s, rows, masks, qt, kt, vt, dot,
@@ -437,11 +457,12 @@ void dispatch_forward(const AttentionShape& s, const TileLists& rows, const Addi
 
 template <typename T>
 void dispatch_backward(const AttentionShape& s, const TileLists& rows, const TileLists& columns,
-                       const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* dout,
-                       const float* lse, const float* delta, void* dq, void* dk, void* dv, cudaStream_t stream) {
+                       const AdditiveMasks& masks, const void* q, const void* k, const void* v, const void* out,
+                       const void* dout, const float* lse, float* delta, void* dq, void* dk, void* dv,
+                       cudaStream_t stream) {
 #define DS_BACKWARD_CASE(DD, TT)                                                                                 \
   if (s.head_dim == DD && s.tile == TT)                                                                         \
-    return run_backward<T, DD, TT>(s, rows, columns, masks, q, k, v, dout, lse, delta, dq, dk, dv, stream);
+    return run_backward<T, DD, TT>(s, rows, columns, masks, q, k, v, out, dout, lse, delta, dq, dk, dv, stream);
   DS_SPARSE_ATTN_SHAPES(DS_BACKWARD_CASE)
 #undef DS_BACKWARD_CASE
   throw std::runtime_error("sparse_attn: no kernel for head_dim " + std::to_string(s.head_dim) + " and tile " +
@@ -455,7 +476,7 @@ void dispatch_backward(const AttentionShape& s, const TileLists& rows, const Til
                                            const void*, const void*, const void*, void*, float*, cudaStream_t);    \
   EXTERN template void dispatch_backward<T>(const AttentionShape&, const TileLists&, const TileLists&,              \
                                             const AdditiveMasks&, const void*, const void*, const void*,            \
-                                            const void*, const float*, const float*, void*, void*, void*,           \
+                                            const void*, const void*, const float*, float*, void*, void*, void*,    \
                                             cudaStream_t);
 DS_SPARSE_ATTN_INSTANTIATE(extern, __half)
 DS_SPARSE_ATTN_INSTANTIATE(extern, __nv_bfloat16)
