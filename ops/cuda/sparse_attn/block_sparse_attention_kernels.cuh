@@ -77,6 +77,24 @@ __device__ __forceinline__ float mask_value(const AdditiveMasks& m, int64_t b, i
   return x;
 }
 
+// The score of query qi and key kj from q.k: scaled, masked, -inf when dropped.
+__device__ __forceinline__ float masked_score(float dot, const AttentionShape& s, const AdditiveMasks& m, int64_t b,
+                                              int64_t h, int64_t qi, int64_t kj) {
+  if (s.causal && kj > qi) return -INFINITY;
+  return dot * s.scale + mask_value(m, b, h, qi, kj);
+}
+
+// Where a thread works: its warp and lane, the row of the warp's 16 it shares with one other
+// lane (each takes half of it), its (batch, head), and where that head's [seq, D] rows start.
+struct Place {
+  int warp, lane, r, half, tiles;
+  int64_t bh, b, h, base;
+  __device__ Place(const AttentionShape& s, int tile, int dim)
+      : warp(threadIdx.x >> 5), lane(threadIdx.x & 31), r(lane >> 1), half(lane & 1),
+        tiles(static_cast<int>(s.seq / tile)), bh(blockIdx.y), b(bh / s.heads), h(bh % s.heads),
+        base(bh * s.seq * dim) {}
+};
+
 // A 16 x TILE product of the warp's rows (fragments `a`, 16 x D) with the tile's rows in
 // shared memory (TILE x D, read transposed), written to the warp's fp32 buffer.
 template <typename T, int D, int TILE>
@@ -150,12 +168,10 @@ __global__ void __launch_bounds__(TILE * 2)
   float* fbuf = reinterpret_cast<float*>(vs + G::kTileElems);
   T* pbuf = reinterpret_cast<T*>(fbuf + G::kWarps * G::kWarpFloats);
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int r = lane >> 1, half = lane & 1;
-  const int64_t bh = blockIdx.y, b = bh / s.heads, h = bh % s.heads;
-  const int tiles = static_cast<int>(s.seq / TILE);
+  const Place at(s, TILE, D);
+  const int warp = at.warp, lane = at.lane, r = at.r, half = at.half, tiles = at.tiles;
+  const int64_t bh = at.bh, b = at.b, h = at.h, base = at.base;
   const int row_tile = blockIdx.x;
-  const int64_t base = bh * s.seq * D;
   const int64_t q0 = static_cast<int64_t>(row_tile) * TILE + warp * 16;
   const int64_t qi = q0 + r;
   float* fw = fbuf + warp * G::kWarpFloats;
@@ -186,8 +202,7 @@ __global__ void __launch_bounds__(TILE * 2)
     for (int c = 0; c < HALF; ++c) {
       const int col = half * HALF + rotated<HALF>(c, lane);
       const int64_t kj = k0 + col;
-      float x = fw[r * G::kLdF + col] * s.scale + mask_value(masks, b, h, qi, kj);
-      if (s.causal && kj > qi) x = -INFINITY;
+      const float x = masked_score(fw[r * G::kLdF + col], s, masks, b, h, qi, kj);
       sv[c] = x;
       mx = fmaxf(mx, x);
     }
@@ -245,12 +260,10 @@ __global__ void __launch_bounds__(TILE * 2)
   float* lse_s = reinterpret_cast<float*>(dsbuf + G::kWarps * G::kWarpProbs);
   float* delta_s = lse_s + TILE;
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int r = lane >> 1, half = lane & 1;
-  const int64_t bh = blockIdx.y, b = bh / s.heads, h = bh % s.heads;
-  const int tiles = static_cast<int>(s.seq / TILE);
+  const Place at(s, TILE, D);
+  const int warp = at.warp, lane = at.lane, r = at.r, half = at.half, tiles = at.tiles;
+  const int64_t bh = at.bh, b = at.b, h = at.h, base = at.base;
   const int col_tile = blockIdx.x;
-  const int64_t base = bh * s.seq * D;
   const int64_t k0 = static_cast<int64_t>(col_tile) * TILE + warp * 16;
   const int64_t kj = k0 + r;
   float* fw = fbuf + warp * G::kWarpFloats;
@@ -290,8 +303,7 @@ __global__ void __launch_bounds__(TILE * 2)
     for (int c = 0; c < HALF; ++c) {
       const int col = half * HALF + rotated<HALF>(c, lane);
       const int64_t qi = q0 + col;
-      float x = fw[r * G::kLdF + col] * s.scale + mask_value(masks, b, h, qi, kj);
-      if (s.causal && kj > qi) x = -INFINITY;
+      const float x = masked_score(fw[r * G::kLdF + col], s, masks, b, h, qi, kj);
       pv[c] = __expf(x - lse_s[col]);  // an emptied row has lse +inf: p = 0
       pw[r * G::kLdP + col] = from_float<T>(pv[c]);
     }
@@ -329,12 +341,10 @@ __global__ void __launch_bounds__(TILE * 2)
   float* fbuf = reinterpret_cast<float*>(vs + G::kTileElems);
   T* dsbuf = reinterpret_cast<T*>(fbuf + G::kWarps * G::kWarpFloats);
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int r = lane >> 1, half = lane & 1;
-  const int64_t bh = blockIdx.y, b = bh / s.heads, h = bh % s.heads;
-  const int tiles = static_cast<int>(s.seq / TILE);
+  const Place at(s, TILE, D);
+  const int warp = at.warp, lane = at.lane, r = at.r, half = at.half, tiles = at.tiles;
+  const int64_t bh = at.bh, b = at.b, h = at.h, base = at.base;
   const int row_tile = blockIdx.x;
-  const int64_t base = bh * s.seq * D;
   const int64_t q0 = static_cast<int64_t>(row_tile) * TILE + warp * 16;
   const int64_t qi = q0 + r;
   float* fw = fbuf + warp * G::kWarpFloats;
@@ -366,8 +376,7 @@ __global__ void __launch_bounds__(TILE * 2)
     for (int c = 0; c < HALF; ++c) {
       const int col = half * HALF + rotated<HALF>(c, lane);
       const int64_t kj = k0 + col;
-      float x = fw[r * G::kLdF + col] * s.scale + mask_value(masks, b, h, qi, kj);
-      if (s.causal && kj > qi) x = -INFINITY;
+      const float x = masked_score(fw[r * G::kLdF + col], s, masks, b, h, qi, kj);
       pv[c] = __expf(x - row_lse);
     }
     __syncwarp();

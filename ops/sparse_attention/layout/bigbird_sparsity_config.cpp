@@ -25,21 +25,7 @@ SparsityLayout BigBirdSparsityConfig::make_layout(int64_t seq_len) const {
   const bool causal = o_.attention == "unidirectional";
   PythonRandom random(o_.seed);
   for (int64_t h = 0; h < num_layout_heads(); ++h) {
-    if (n < o_.num_random_blocks) {
-      fail(kBigBird, "Number of random blocks, " + std::to_string(o_.num_random_blocks) +
-                         ", must be smaller than overall number of blocks in a row, " + std::to_string(n) + "!");
-    }
-    // Unidirectional draws among the blocks up to the row, so a row with fewer of them than
-    // num_random_blocks fails as Python's random.sample does.
-    for (int64_t row = 0; row < n; ++row) {
-      const int64_t population = causal ? row + 1 : n;
-      if (o_.num_random_blocks > population) {
-        fail(kBigBird, "Sample larger than population or is negative (num_random_blocks " +
-                           std::to_string(o_.num_random_blocks) + " in block row " + std::to_string(row) +
-                           " of unidirectional attention)");
-      }
-      for (int64_t col : random.sample_range(population, o_.num_random_blocks)) layout.set(h, row, col);
-    }
+    set_random_blocks(layout, h, o_.num_random_blocks, causal, random, kBigBird);
     set_sliding_window(layout, h, o_.num_sliding_window_blocks, false, kBigBird);
     if (n < o_.num_global_blocks) {
       fail(kBigBird, "Number of global blocks, " + std::to_string(o_.num_global_blocks) +

@@ -4,6 +4,8 @@
 
 #include <deepspeed/errors.h>
 
+#include "sparse_attention/layout/python_random.h"
+
 namespace deepspeed::ops::sparse_attention::layout_detail {
 
 int64_t slice_bound(int64_t bound, int64_t n) {
@@ -40,6 +42,23 @@ void set_sliding_window(SparsityLayout& layout, int64_t h, int64_t window, bool 
     const int64_t start = std::max<int64_t>(0, row - w);
     const int64_t end = causal ? row + 1 : std::min(row + w + 1, n);
     fill(layout, h, row, row + 1, start, end);
+  }
+}
+
+void set_random_blocks(SparsityLayout& layout, int64_t h, int64_t num_random, bool up_to_row, PythonRandom& random,
+                       const std::string& who) {
+  const int64_t n = layout.blocks();
+  if (n < num_random) {
+    fail(who, "Number of random blocks, " + std::to_string(num_random) +
+                  ", must be smaller than overall number of blocks in a row, " + std::to_string(n) + "!");
+  }
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t population = up_to_row ? row + 1 : n;
+    if (num_random > population) {
+      fail(who, "Sample larger than population or is negative (num_random_blocks " + std::to_string(num_random) +
+                    " in block row " + std::to_string(row) + " of unidirectional attention)");
+    }
+    for (int64_t col : random.sample_range(population, num_random)) layout.set(h, row, col);
   }
 }
 

@@ -28,6 +28,13 @@ void keep_lower_triangle(SparsityLayout& layout);
 // unidirectional stops at r when `causal`. Throws when the window is wider than the sequence.
 void set_sliding_window(SparsityLayout& layout, int64_t h, int64_t window, bool causal, const std::string& who);
 
+class PythonRandom;
+// num_random blocks per row, drawn as DeepSpeed draws them: random.sample over the row's
+// blocks, or with `up_to_row` over the blocks up to the row (BigBird's unidirectional
+// attention, where a row with fewer fails as random.sample does).
+void set_random_blocks(SparsityLayout& layout, int64_t h, int64_t num_random, bool up_to_row, PythonRandom& random,
+                       const std::string& who);
+
 // Throws OpError "who: message".
 [[noreturn]] void fail(const std::string& who, const std::string& message);
 

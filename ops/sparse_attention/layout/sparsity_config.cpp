@@ -38,12 +38,24 @@ SparsityLayout DenseSparsityConfig::make_layout(int64_t seq_len) const {
   return layout;
 }
 
+namespace {
+
+// A configuration's options with the fields every configuration has filled in.
+template <typename Options>
+Options with_base(const SparseAttentionConfig& s, int64_t num_heads) {
+  Options o;
+  static_cast<SparsityOptions&>(o) =
+      SparsityOptions{.num_heads = num_heads, .block = s.block, .different_layout_per_head = s.different_layout_per_head};
+  return o;
+}
+
+}  // namespace
+
 std::shared_ptr<const SparsityConfig> make_sparsity_config(const SparseAttentionConfig& s, int64_t num_heads) {
-  const SparsityOptions base{.num_heads = num_heads, .block = s.block, .different_layout_per_head = s.different_layout_per_head};
+  const auto base = with_base<SparsityOptions>(s, num_heads);
   if (s.mode == "dense") return std::make_shared<DenseSparsityConfig>(base);
   if (s.mode == "fixed") {
-    FixedOptions o;
-    static_cast<SparsityOptions&>(o) = base;
+    auto o = with_base<FixedOptions>(s, num_heads);
     o.num_local_blocks = s.num_local_blocks;
     o.num_global_blocks = s.num_global_blocks;
     o.attention = s.attention;
@@ -52,8 +64,7 @@ std::shared_ptr<const SparsityConfig> make_sparsity_config(const SparseAttention
     return std::make_shared<FixedSparsityConfig>(o);
   }
   if (s.mode == "variable") {
-    VariableOptions o;
-    static_cast<SparsityOptions&>(o) = base;
+    auto o = with_base<VariableOptions>(s, num_heads);
     o.num_random_blocks = s.num_random_blocks;
     o.local_window_blocks = s.local_window_blocks;
     o.global_block_indices = s.global_block_indices;
@@ -64,8 +75,7 @@ std::shared_ptr<const SparsityConfig> make_sparsity_config(const SparseAttention
     return std::make_shared<VariableSparsityConfig>(o);
   }
   if (s.mode == "bigbird") {
-    BigBirdOptions o;
-    static_cast<SparsityOptions&>(o) = base;
+    auto o = with_base<BigBirdOptions>(s, num_heads);
     o.num_random_blocks = s.num_random_blocks;
     o.num_sliding_window_blocks = s.num_sliding_window_blocks;
     o.num_global_blocks = s.num_global_blocks;
@@ -74,8 +84,7 @@ std::shared_ptr<const SparsityConfig> make_sparsity_config(const SparseAttention
     return std::make_shared<BigBirdSparsityConfig>(o);
   }
   if (s.mode == "bslongformer") {
-    BSLongformerOptions o;
-    static_cast<SparsityOptions&>(o) = base;
+    auto o = with_base<BSLongformerOptions>(s, num_heads);
     o.num_sliding_window_blocks = s.num_sliding_window_blocks;
     o.global_block_indices = s.global_block_indices;
     o.global_block_end_indices = s.global_block_end_indices;
@@ -83,8 +92,7 @@ std::shared_ptr<const SparsityConfig> make_sparsity_config(const SparseAttention
     return std::make_shared<BSLongformerSparsityConfig>(o);
   }
   if (s.mode == "local_sliding_window") {
-    LocalSlidingWindowOptions o;
-    static_cast<SparsityOptions&>(o) = base;
+    auto o = with_base<LocalSlidingWindowOptions>(s, num_heads);
     o.num_sliding_window_blocks = s.num_sliding_window_blocks;
     o.attention = s.attention;
     return std::make_shared<LocalSlidingWindowSparsityConfig>(o);

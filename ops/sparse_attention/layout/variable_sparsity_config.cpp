@@ -40,13 +40,7 @@ SparsityLayout VariableSparsityConfig::make_layout(int64_t seq_len) const {
   PythonRandom random(o_.seed);
   for (int64_t h = 0; h < num_layout_heads(); ++h) {
     // Random blocks: drawn over the whole row whatever the attention (as DeepSpeed does).
-    if (n < o_.num_random_blocks) {
-      fail(kVariable, "Number of random blocks, " + std::to_string(o_.num_random_blocks) +
-                          ", must be smaller than overall number of blocks in a row, " + std::to_string(n) + "!");
-    }
-    for (int64_t row = 0; row < n; ++row) {
-      for (int64_t col : random.sample_range(n, o_.num_random_blocks)) layout.set(h, row, col);
-    }
+    set_random_blocks(layout, h, o_.num_random_blocks, false, random, kVariable);
     // Local windows of the given sizes, then windows of the last size up to the end.
     int64_t start = 0;
     for (int64_t size : o_.local_window_blocks) {

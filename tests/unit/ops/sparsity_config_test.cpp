@@ -221,6 +221,14 @@ TEST(SparsityConfig, LeadingCornerIsWhatTheOpUsesForShorterSequences) {
   EXPECT_THROW(master.leading(17), deepspeed::OpError);
 }
 
+TEST(SparsityConfig, OptionsTakeDesignatedInitializers) {
+  const FixedSparsityConfig fixed(FixedOptions{{.num_heads = 3, .block = 32}});
+  EXPECT_EQ(fixed.num_heads(), 3);
+  EXPECT_EQ(fixed.block(), 32);
+  EXPECT_EQ(fixed.options().num_local_blocks, 4);  // DeepSpeed's default
+  EXPECT_EQ(fixed.make_layout(64).heads(), 3);
+}
+
 TEST(SparsityConfig, DensityAndJson) {
   const auto dense = config_of(R"({"mode": "dense", "num_heads": 2})");
   EXPECT_DOUBLE_EQ(dense->make_layout(32).density(), 1.0);
