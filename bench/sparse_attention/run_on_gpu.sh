@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The sparse attention op on one GPU, in one go (docs/PERFORMANCE.md, "Sparse attention"):
-# builds what it needs (CUDA for sm_90), runs its GPU tests and its CPU tests, times it against
+# builds what it needs (CUDA for sm_90), runs its GPU tests, times it against
 # dense scaled_dot_product_attention at seq 4096, 8192 and 16384 (16 heads of 64, bf16), and
 # trains the GPT example (124M) at seq 8192 with sparse attention and, for comparison, dense.
 # Logs and results go to the folder given (default build/sparse_attention_gpu).
@@ -10,22 +10,21 @@ out="${1:-$root/build/sparse_attention_gpu}"
 mkdir -p "$out"
 cd "$root"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
-export DS_BUILD_TARGETS="sparse_attention_gpu_test sparse_attention_bench gpt_train transformer_op_test sparsity_config_test"
+export DS_BUILD_TARGETS="${DS_BUILD_TARGETS:-sparse_attention_gpu_test sparse_attention_bench gpt_train}"
 export DS_JOBS="${DS_JOBS:-$(nproc)}"
 start=$(date +%s)
-if ! scripts/build.sh -DCMAKE_CUDA_ARCHITECTURES=90 -DDS_BUILD_BENCH=ON > "$out/build.log" 2>&1; then
+if ! timeout 420 scripts/build.sh -DCMAKE_CUDA_ARCHITECTURES=90 -DDS_BUILD_BENCH=ON > "$out/build.log" 2>&1; then
   tail -60 "$out/build.log"
   exit 1
 fi
 echo "build: $(( $(date +%s) - start )) s"
 grep -E "ops built" "$out/build.log"
 
-build/bin/sparse_attention_gpu_test 2>&1 | tee "$out/gpu_test.log" | grep -E "OK|FAILED|Failure|error|PASSED|SKIPPED" | head -40
-build/bin/transformer_op_test --gtest_filter='Sparse*' > "$out/cpu_test.log" 2>&1; tail -1 "$out/cpu_test.log"
-build/bin/sparsity_config_test > "$out/layout_test.log" 2>&1; tail -1 "$out/layout_test.log"
+timeout 120 build/bin/sparse_attention_gpu_test 2>&1 | tee "$out/gpu_test.log" |
+  grep -E "OK|FAILED|Failure|error|PASSED|SKIPPED" | head -40
 
-build/bin/sparse_attention_bench --seq 4096 8192 16384 2>&1 | tee "$out/bench.jsonl"
-python3 bench/peers/sparse_attention_peer.py --seq 4096 8192 16384 2>&1 | tee -a "$out/bench.jsonl"
+timeout 120 build/bin/sparse_attention_bench --seq 4096 8192 16384 2>&1 | tee "$out/bench.jsonl"
+timeout 120 python3 bench/peers/sparse_attention_peer.py --seq 4096 8192 16384 2>&1 | tee -a "$out/bench.jsonl"
 
 # A token file with a period of 977 tokens: the next token is predictable, so the loss falls.
 # The dense run takes the same config without its sparse_attention section.
@@ -36,7 +35,7 @@ c.pop('sparse_attention'); json.dump(c, open('$work/dense.json', 'w'))"
 for mode in sparse dense; do
   config=bench/sparse_attention/ds_config_gpt_sparse.json
   [[ $mode == dense ]] && config="$work/dense.json"
-  timeout 200 build/bin/gpt_train --model 124M --seq_len 8192 --steps 40 --warmup_steps 10 --log_interval 10 \
+  timeout 150 build/bin/gpt_train --model 124M --seq_len 8192 --steps 40 --warmup_steps 10 --log_interval 10 \
     --data "$work/tokens.bin" --deepspeed_config "$config" > "$out/gpt_$mode.log" 2>&1
   grep -E "^step|tokens_per_s|error" "$out/gpt_$mode.log" | cut -c1-400
 done
