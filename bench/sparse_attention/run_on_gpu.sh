@@ -2,7 +2,8 @@
 # The sparse attention op on one GPU, in one go (docs/PERFORMANCE.md, "Sparse attention"):
 # builds what it needs (CUDA for sm_90), runs its GPU tests, times it against
 # dense scaled_dot_product_attention at seq 4096, 8192 and 16384 (16 heads of 64, bf16), and
-# trains the GPT example (124M) at seq 8192 with sparse attention and, for comparison, dense.
+# trains the GPT example (124M) at seq 8192 with sparse attention (DS_GPT_MODES="sparse dense"
+# adds the same run with dense attention).
 # Logs and results go to the folder given (default build/sparse_attention_gpu).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,10 +33,10 @@ work="$(mktemp -d)"
 python3 -c "import numpy as np; (np.arange(1 << 22) % 977).astype(np.uint16).tofile('$work/tokens.bin')"
 python3 -c "import json; c = json.load(open('bench/sparse_attention/ds_config_gpt_sparse.json')); \
 c.pop('sparse_attention'); json.dump(c, open('$work/dense.json', 'w'))"
-for mode in sparse dense; do
+for mode in ${DS_GPT_MODES:-sparse}; do
   config=bench/sparse_attention/ds_config_gpt_sparse.json
   [[ $mode == dense ]] && config="$work/dense.json"
-  timeout 150 build/bin/gpt_train --model 124M --seq_len 8192 --steps 40 --warmup_steps 10 --log_interval 10 \
+  timeout 150 build/bin/gpt_train --model 124M --seq_len 8192 --steps 30 --warmup_steps 5 --log_interval 5 \
     --data "$work/tokens.bin" --deepspeed_config "$config" > "$out/gpt_$mode.log" 2>&1
   grep -E "^step|tokens_per_s|error" "$out/gpt_$mode.log" | cut -c1-400
 done
