@@ -1,6 +1,8 @@
 // The CUDA path of the sparse attention op: the kernels of cuda/sparse_attn/ on torch's current
 // stream, outputs from torch's caching allocator. Without the op in this build every entry
 // says so.
+#include <cstdint>
+
 #include <deepspeed/errors.h>
 #include <deepspeed/ops_config.h>
 
@@ -64,14 +66,21 @@ k::AdditiveMasks masks_of(const Masks& m) {
 
 cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
 
+// The kernels load 16x16 fragments straight from global memory, which needs 32-byte
+// alignment: fresh allocations have it, a view with an odd storage offset may not.
+torch::Tensor aligned(const torch::Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 32 == 0 ? t : t.clone();
+}
+
 }  // namespace
 
 bool cuda_kernels_built() { return true; }
 bool cuda_kernels_take(int64_t head_dim, int64_t tile) { return k::supported(head_dim, static_cast<int>(tile)); }
 
-ForwardResult cuda_forward(const torch::Tensor& q, const torch::Tensor& kt, const torch::Tensor& v,
+ForwardResult cuda_forward(const torch::Tensor& q_in, const torch::Tensor& k_in, const torch::Tensor& v_in,
                            const TileIndex& index, const Masks& masks, const Problem& problem) {
-  const c10::cuda::CUDAGuard guard(q.device());
+  const c10::cuda::CUDAGuard guard(q_in.device());
+  const auto q = aligned(q_in), kt = aligned(k_in), v = aligned(v_in);
   auto out = torch::empty_like(q);
   auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat));
   k::forward(kernel_dtype(q), shape_of(q, index, problem), rows_of(index), masks_of(masks), q.data_ptr(),
@@ -79,11 +88,13 @@ ForwardResult cuda_forward(const torch::Tensor& q, const torch::Tensor& kt, cons
   return {out, lse};
 }
 
-std::array<torch::Tensor, 3> cuda_backward(const torch::Tensor& q, const torch::Tensor& kt, const torch::Tensor& v,
-                                           const torch::Tensor& out, const torch::Tensor& lse,
-                                           const torch::Tensor& dout, const TileIndex& index, const Masks& masks,
-                                           const Problem& problem) {
-  const c10::cuda::CUDAGuard guard(q.device());
+std::array<torch::Tensor, 3> cuda_backward(const torch::Tensor& q_in, const torch::Tensor& k_in,
+                                           const torch::Tensor& v_in, const torch::Tensor& out_in,
+                                           const torch::Tensor& lse, const torch::Tensor& dout_in,
+                                           const TileIndex& index, const Masks& masks, const Problem& problem) {
+  const c10::cuda::CUDAGuard guard(q_in.device());
+  const auto q = aligned(q_in), kt = aligned(k_in), v = aligned(v_in), out = aligned(out_in),
+             dout = aligned(dout_in);
   auto delta = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat));
   auto dq = torch::empty_like(q), dk = torch::empty_like(kt), dv = torch::empty_like(v);
   k::backward(kernel_dtype(q), shape_of(q, index, problem), rows_of(index), columns_of(index), masks_of(masks),

@@ -5,6 +5,8 @@
 // twice that of the same dense computation run in the low precision, plus 2^-10 (fp16) or
 // 2^-7 (bf16): one unit in the last place of the stored inputs. Also: the gradients are the same
 // bits every run, and memory follows the kept blocks.
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #if DS_HAVE_CUDA
@@ -102,12 +104,16 @@ void check(const Case& c, torch::Dtype dtype) {
                            (dtype == torch::kHalf ? " fp16" : " bf16");
   const torch::Tensor Outputs::*fields[] = {&Outputs::out, &Outputs::dq, &Outputs::dk, &Outputs::dv};
   const char* names[] = {"out", "dq", "dk", "dv"};
+  std::string errors;
   for (int i = 0; i < 4; ++i) {
     const double ours = relative_error(got.*fields[i], want.*fields[i]);
     const double dense = relative_error(dense_low.*fields[i], want.*fields[i]);
+    errors += std::string(" ") + names[i] + " " + std::to_string(ours) + " (dense " + std::to_string(dense) + ")";
     EXPECT_LE(ours, 2 * dense + floor) << what << ": " << names[i] << " error " << ours << ", dense in the same dtype "
                                        << dense;
   }
+  // The errors measured, for docs/sparse_attention.md.
+  std::printf("%s:%s\n", what.c_str(), errors.c_str());
 }
 
 const std::vector<Case>& cases() {
