@@ -3,7 +3,8 @@
 # builds what it needs (CUDA for sm_90), runs its GPU tests, times it against
 # dense scaled_dot_product_attention at seq 4096, 8192 and 16384 (16 heads of 64, bf16), and
 # trains the GPT example (124M) at seq 8192 with sparse attention (DS_GPT_MODES="sparse dense"
-# adds the same run with dense attention).
+# adds the same run with dense attention; DS_GPT_MODES="" none, and then
+# DS_BUILD_TARGETS="sparse_attention_gpu_test sparse_attention_bench" builds no more than the op).
 # Logs and results go to the folder given (default build/sparse_attention_gpu).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -33,7 +34,7 @@ work="$(mktemp -d)"
 python3 -c "import numpy as np; (np.arange(1 << 22) % 977).astype(np.uint16).tofile('$work/tokens.bin')"
 python3 -c "import json; c = json.load(open('bench/sparse_attention/ds_config_gpt_sparse.json')); \
 c.pop('sparse_attention'); json.dump(c, open('$work/dense.json', 'w'))"
-for mode in ${DS_GPT_MODES:-sparse}; do
+for mode in ${DS_GPT_MODES-sparse}; do
   config=bench/sparse_attention/ds_config_gpt_sparse.json
   [[ $mode == dense ]] && config="$work/dense.json"
   timeout 150 build/bin/gpt_train --model 124M --seq_len 8192 --steps 30 --warmup_steps 5 --log_interval 5 \
