@@ -3,6 +3,9 @@
 // and with `causal` every key after its query, gets -inf; a row left with nothing gives zeros.
 #pragma once
 
+#include <cmath>
+#include <limits>
+
 #include <torch/torch.h>
 
 #include <deepspeed/sparsity_config.h>
