@@ -57,6 +57,23 @@ struct Geometry {
                                          2 * kWarps * kWarpProbs * sizeof(T) + 2 * TILE * sizeof(float);
 };
 
+// The regions of a CTA's dynamic shared memory, in the order kSharedBytes counts them: two
+// tiles, the warps' fp32 products, two sets of the warps' probabilities, two fp32 vectors of TILE.
+template <typename T, int D, int TILE>
+struct SharedRegions {
+  using G = Geometry<T, D, TILE>;
+  T *tile_a, *tile_b;
+  float* products;
+  T *probs_a, *probs_b;
+  float *vector_a, *vector_b;
+  __device__ explicit SharedRegions(unsigned char* shared)
+      : tile_a(reinterpret_cast<T*>(shared)), tile_b(tile_a + G::kTileElems),
+        products(reinterpret_cast<float*>(tile_b + G::kTileElems)),
+        probs_a(reinterpret_cast<T*>(products + G::kWarps * G::kWarpFloats)),
+        probs_b(probs_a + G::kWarps * G::kWarpProbs),
+        vector_a(reinterpret_cast<float*>(probs_b + G::kWarps * G::kWarpProbs)), vector_b(vector_a + TILE) {}
+};
+
 // TILE rows of D elements, row stride D in global memory, into shared memory of pitch kLdT,
 // 16 bytes per access, by all threads of the CTA.
 template <typename T, int D, int TILE>
@@ -163,10 +180,9 @@ __global__ void __launch_bounds__(TILE * 2)
   using G = Geometry<T, D, TILE>;
   constexpr int HALF = TILE / 2, DHALF = D / 2;
   extern __shared__ __align__(128) unsigned char shared[];
-  T* ks = reinterpret_cast<T*>(shared);
-  T* vs = ks + G::kTileElems;
-  float* fbuf = reinterpret_cast<float*>(vs + G::kTileElems);
-  T* pbuf = reinterpret_cast<T*>(fbuf + G::kWarps * G::kWarpFloats);
+  const SharedRegions<T, D, TILE> sm(shared);
+  T *ks = sm.tile_a, *vs = sm.tile_b, *pbuf = sm.probs_a;
+  float* fbuf = sm.products;
 
   const Place at(s, TILE, D);
   const int warp = at.warp, lane = at.lane, r = at.r, half = at.half, tiles = at.tiles;
@@ -252,13 +268,9 @@ __global__ void __launch_bounds__(TILE * 2)
   using G = Geometry<T, D, TILE>;
   constexpr int HALF = TILE / 2;
   extern __shared__ __align__(128) unsigned char shared[];
-  T* qs = reinterpret_cast<T*>(shared);
-  T* dos = qs + G::kTileElems;
-  float* fbuf = reinterpret_cast<float*>(dos + G::kTileElems);
-  T* pbuf = reinterpret_cast<T*>(fbuf + G::kWarps * G::kWarpFloats);
-  T* dsbuf = pbuf + G::kWarps * G::kWarpProbs;
-  float* lse_s = reinterpret_cast<float*>(dsbuf + G::kWarps * G::kWarpProbs);
-  float* delta_s = lse_s + TILE;
+  const SharedRegions<T, D, TILE> sm(shared);
+  T *qs = sm.tile_a, *dos = sm.tile_b, *pbuf = sm.probs_a, *dsbuf = sm.probs_b;
+  float *fbuf = sm.products, *lse_s = sm.vector_a, *delta_s = sm.vector_b;
 
   const Place at(s, TILE, D);
   const int warp = at.warp, lane = at.lane, r = at.r, half = at.half, tiles = at.tiles;
@@ -336,10 +348,9 @@ __global__ void __launch_bounds__(TILE * 2)
   using G = Geometry<T, D, TILE>;
   constexpr int HALF = TILE / 2;
   extern __shared__ __align__(128) unsigned char shared[];
-  T* ks = reinterpret_cast<T*>(shared);
-  T* vs = ks + G::kTileElems;
-  float* fbuf = reinterpret_cast<float*>(vs + G::kTileElems);
-  T* dsbuf = reinterpret_cast<T*>(fbuf + G::kWarps * G::kWarpFloats);
+  const SharedRegions<T, D, TILE> sm(shared);
+  T *ks = sm.tile_a, *vs = sm.tile_b, *dsbuf = sm.probs_a;
+  float* fbuf = sm.products;
 
   const Place at(s, TILE, D);
   const int warp = at.warp, lane = at.lane, r = at.r, half = at.half, tiles = at.tiles;
