@@ -32,7 +32,7 @@ set(DS_OPS_TABLE
   "ragged_device_ops|DS_BUILD_RAGGED_DEVICE_OPS|cuda/ragged_device_ops|cuda"
   "ragged_ops|DS_BUILD_RAGGED_OPS|cuda/ragged_ops|cuda"
   "spatial_inference|DS_BUILD_SPATIAL_INFERENCE|cuda/spatial_inference|cuda"
-  "sparse_attn|DS_BUILD_SPARSE_ATTN|cuda/sparse_attn|triton"
+  "sparse_attn|DS_BUILD_SPARSE_ATTN|cuda/sparse_attn|cuda"
   "evoformer_attn|DS_BUILD_EVOFORMER_ATTN|cuda/evoformer_attn|cutlass"
   "quantizer|DS_BUILD_QUANTIZER|cuda/quantizer|cuda"
   "fp_quantizer|DS_BUILD_FP_QUANTIZER|cuda/fp_quantizer|cuda"
@@ -97,8 +97,6 @@ foreach(_row ${DS_OPS_TABLE})
     set(_reason "GPUDirect Storage needs CUDA and cuFile (cufile.h)")
   elseif(_needs STREQUAL "cutlass" AND (NOT DS_HAVE_CUDA OR NOT DS_CUTLASS_INCLUDE_DIR))
     set(_reason "needs CUDA and CUTLASS headers (set CUTLASS_PATH)")
-  elseif(_needs STREQUAL "triton")
-    set(_reason "needs Triton, a Python compiler; not available to C++")
   elseif(_needs STREQUAL "torch_compile")
     set(_reason "needs torch.compile (Python); not available to C++")
   endif()
@@ -143,7 +141,7 @@ namespace deepspeed::ops {
 struct OpBuildInfo {
   const char* name;        // DeepSpeed's op name (ds_report's first column)
   const char* build_var;   // DS_BUILD_<OP>
-  const char* needs;       // none, cuda, aio, cufile, cutlass, triton, torch_compile
+  const char* needs;       // none, cuda, aio, cufile, cutlass, torch_compile
   bool requested;          // the build flag was on
   bool has_sources;        // ops/<dir>/ had sources at configure time
   bool built;              // compiled into this build
@@ -167,7 +165,7 @@ endif()
 
 # The CUDA ops are compiled by nvcc; CUDA is enabled only when one of them is built.
 if(DS_OP_FUSED_ADAM_BUILT OR DS_OP_FUSED_LAMB_BUILT OR DS_OP_TRANSFORMER_BUILT OR
-   DS_OP_STOCHASTIC_TRANSFORMER_BUILT)
+   DS_OP_STOCHASTIC_TRANSFORMER_BUILT OR DS_OP_SPARSE_ATTN_BUILT)
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
   endif()

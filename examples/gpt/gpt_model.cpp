@@ -169,7 +169,9 @@ torch::Tensor BlockImpl::forward(torch::Tensor x) {
   auto q = parts[0].transpose(1, 2);
   auto k = parts[1].transpose(1, 2);
   auto v = parts[2].transpose(1, 2);
-  auto y = causal_attention(q, k, v).transpose(1, 2).reshape({b, t, d});
+  auto y = (sparse_attention_ ? sparse_attention_->forward(q, k, v) : causal_attention(q, k, v))
+               .transpose(1, 2)
+               .reshape({b, t, d});
   x = x + linear(attn_proj_, y);
   if (moe_) {
     auto [out, l_aux, counts] = moe_->forward(ln_2_->forward(x));
@@ -177,6 +179,15 @@ torch::Tensor BlockImpl::forward(torch::Tensor x) {
     return x + out;
   }
   return x + linear(mlp_proj_, torch::gelu(linear(c_fc_, ln_2_->forward(x)), "tanh"));
+}
+
+void BlockImpl::use_sparse_self_attention(
+    std::shared_ptr<const deepspeed::ops::sparse_attention::SparsityConfig> config, int64_t max_position) {
+  namespace sa = deepspeed::ops::sparse_attention;
+  sparse_attention_ = register_module(
+      "sparse_attention",
+      sa::SparseSelfAttention(std::move(config), sa::SparseSelfAttentionOptions{.max_seq_length = max_position,
+                                                                                .causal = true}));
 }
 
 GptImpl::GptImpl(const GptConfig& c) : config_(c) {
@@ -191,6 +202,14 @@ GptImpl::GptImpl(const GptConfig& c) : config_(c) {
     }
   }
   ln_f_ = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  if (c.sparse_attention) {
+    namespace sa = deepspeed::ops::sparse_attention;
+    if (c.transformer_kernel) {
+      throw std::invalid_argument("sparse attention needs the model's own blocks, not the transformer op's");
+    }
+    sa::SparseAttentionUtils::replace_model_self_attention_with_sparse_self_attention(
+        *this, c.seq_len, sa::make_sparsity_config(*c.sparse_attention, c.n_head));
+  }
   torch::NoGradGuard no_grad;
   wte_->weight.normal_(0.0, 0.02);
   wpe_->weight.normal_(0.0, 0.02);

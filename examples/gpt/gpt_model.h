@@ -8,12 +8,15 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include <deepspeed/config.h>
 #include <deepspeed/moe.h>
+#include <deepspeed/sparse_attention.h>
 
 namespace gpt {
 
@@ -35,6 +38,9 @@ struct GptConfig {
   int64_t moe_ep_size = 1;
   int64_t moe_top_k = 1;
   double moe_loss_coeff = 0.01;
+  // Block-sparse causal attention (deepspeed/sparse_attention.h) with this layout in every
+  // block instead of dense attention; seq_len must be a multiple of its block.
+  std::optional<deepspeed::SparseAttentionConfig> sparse_attention = std::nullopt;
 };
 
 // Named sizes: "124M", "350M", "774M", "1.3B", "2.7B", "6.7B", "13B", "20B", "30B", and "tiny"
@@ -60,11 +66,17 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-class BlockImpl : public torch::nn::Module {
+// A block's attention can be switched to sparse attention
+// (SparseAttentionUtils::replace_model_self_attention_with_sparse_self_attention).
+class BlockImpl : public torch::nn::Module, public deepspeed::ops::sparse_attention::ReplaceableSelfAttention {
  public:
   // `moe`: the MLP is a Mixture of Experts (GptConfig's moe_* fields).
   BlockImpl(const GptConfig& c, bool moe = false);
   torch::Tensor forward(torch::Tensor x);
+  int64_t num_attention_heads() const override { return n_head_; }
+  // Causal block-sparse attention from now on.
+  void use_sparse_self_attention(std::shared_ptr<const deepspeed::ops::sparse_attention::SparsityConfig> config,
+                                 int64_t max_position) override;
   // The MoE layer's load-balancing loss from the last forward (undefined for a dense block).
   const torch::Tensor& l_aux() const { return l_aux_; }
   bool is_moe() const { return !moe_.is_empty(); }
@@ -76,6 +88,7 @@ class BlockImpl : public torch::nn::Module {
   torch::nn::LayerNorm ln_1_{nullptr}, ln_2_{nullptr};
   torch::nn::Linear c_attn_{nullptr}, attn_proj_{nullptr}, c_fc_{nullptr}, mlp_proj_{nullptr};
   deepspeed::moe::MoE moe_{nullptr};
+  deepspeed::ops::sparse_attention::SparseSelfAttention sparse_attention_{nullptr};
   torch::Tensor l_aux_;
 };
 TORCH_MODULE(Block);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <deepspeed/deepspeed.h>
@@ -21,6 +22,7 @@
 #include "gpt_model.h"
 #include "gpu_stats.h"
 #include "kernel_profile.h"
+#include "sparse_attention_choice.h"
 #include "token_data.h"
 
 namespace {
@@ -40,7 +42,14 @@ struct Options {
   int64_t loss_chunks = 8;
   bool transformer_kernel = false;
   int64_t moe_num_experts = 0, moe_ep_size = 1, moe_top_k = 1;
+  std::string sparse_attention;  // a sparse_attention mode; "": the config's section, if any
 };
+
+// The process count the launcher gives (WORLD_SIZE), for reading the config's batch sizes.
+int64_t world_size_from_env() {
+  const char* w = std::getenv("WORLD_SIZE");
+  return w ? std::max<int64_t>(1, std::atoll(w)) : 1;
+}
 
 }  // namespace
 
@@ -81,6 +90,10 @@ int main(int argc, char** argv) {
   app.add_option("--moe_ep_size", o.moe_ep_size, "split the experts over this many ranks (default: 1)")
       ->check(CLI::PositiveNumber);
   app.add_option("--moe_top_k", o.moe_top_k, "experts per token (default: 1)")->check(CLI::PositiveNumber);
+  app.add_option("--sparse_attention", o.sparse_attention,
+                 "block-sparse causal attention with this layout (dense, fixed, variable, bigbird, bslongformer, "
+                 "local_sliding_window); its other keys come from the config's sparse_attention section")
+      ->check(CLI::IsMember({"dense", "fixed", "variable", "bigbird", "bslongformer", "local_sliding_window"}));
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
@@ -107,6 +120,16 @@ int main(int argc, char** argv) {
     config.moe_num_experts = o.moe_num_experts;
     config.moe_ep_size = o.moe_ep_size;
     config.moe_top_k = o.moe_top_k;
+    {
+      // The section as written (the engine reads the same file again in initialize).
+      nlohmann::json section;
+      const CLI::Option* path = app.get_option("--deepspeed_config");
+      if (path->count() > 0) {
+        section = deepspeed::load_config(path->as<std::string>(), world_size_from_env())
+                      .raw.value("sparse_attention", nlohmann::json());
+      }
+      config.sparse_attention = gpt::choose_sparse_attention(section, o.sparse_attention);
+    }
 
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
@@ -200,6 +223,7 @@ int main(int argc, char** argv) {
                                {"moe_num_experts", config.moe_num_experts},
                                {"moe_ep_size", config.moe_ep_size},
                                {"moe_top_k", config.moe_top_k},
+                               {"sparse_attention", config.sparse_attention ? config.sparse_attention->mode : ""},
                                {"tokens_per_s", tokens_per_s},
                                {"mfu", mfu},
                                {"peak_memory_gib", peak_bytes.item<double>() / (1024.0 * 1024.0 * 1024.0)},

@@ -221,6 +221,33 @@ struct ActivationCheckpointingConfig {
   bool profile = false;                        // log each checkpoint's forward and backward time
 };
 
+// "sparse_attention": DeepSpeed's sparsity configuration of a block-sparse self-attention
+// (docs/sparse_attention.md). `mode` picks the layout; each mode reads its own keys (DeepSpeed's
+// names and defaults) and refuses the others. make_sparsity_config
+// (<deepspeed/sparsity_config.h>) turns it, with the model's head count, into the layout's
+// configuration. "local_sliding_window" and "seed" are ours (docs/compatibility.md).
+struct SparseAttentionConfig {
+  std::string mode = "fixed";     // dense | fixed | variable | bigbird | bslongformer | local_sliding_window
+  int64_t block = 16;             // block edge in tokens
+  bool different_layout_per_head = false;
+  int64_t num_local_blocks = 4;                 // fixed
+  int64_t num_global_blocks = 1;                // fixed, bigbird
+  std::string attention = "bidirectional";      // unidirectional | bidirectional (local_sliding_window: unidirectional)
+  bool horizontal_global_attention = false;     // fixed, variable
+  int64_t num_different_global_patterns = 1;    // fixed
+  int64_t num_random_blocks = 0;                // variable (0), bigbird (1)
+  std::vector<int64_t> local_window_blocks = {4};   // variable
+  std::vector<int64_t> global_block_indices = {0};  // variable, bslongformer
+  std::optional<std::vector<int64_t>> global_block_end_indices;  // variable, bslongformer
+  int64_t num_sliding_window_blocks = 3;        // bigbird, bslongformer, local_sliding_window
+  uint64_t seed = 0;                            // the random blocks' seed (variable, bigbird)
+};
+
+// Reads a "sparse_attention" section (a JSON object) as parse_config does; `path` names it in
+// errors. Throws ConfigError for an unknown mode, a key the mode does not take, a wrong type.
+SparseAttentionConfig read_sparse_attention_config(const nlohmann::json& section,
+                                                   const std::string& path = "sparse_attention");
+
 struct DeepSpeedConfig {
   // Batch sizes, resolved: train_batch_size == micro * gas * world_size.
   int64_t train_batch_size = 0;
@@ -273,6 +300,7 @@ struct DeepSpeedConfig {
   CheckpointConfig checkpoint;
   AioConfig aio;
   ActivationCheckpointingConfig activation_checkpointing;
+  std::optional<SparseAttentionConfig> sparse_attention;  // absent: the model's dense attention
 
   nlohmann::json raw;                          // the config as read (comments stripped)
   std::vector<std::string> warnings;           // deprecations, unknown top-level keys, sections without effect

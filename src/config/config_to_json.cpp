@@ -61,7 +61,7 @@ json to_json(const MonitorConfig& c) {
 // Sections deepspeed-cpp does not model are printed as written.
 constexpr const char* kPassedThrough[] = {
     "torch_autocast", "pipeline", "elasticity",
-    "progressive_layer_drop", "sparse_attention", "hybrid_engine", "compile", "tensor_parallel",
+    "progressive_layer_drop", "hybrid_engine", "compile", "tensor_parallel",
     "expert_parallel", "autotuning", "compression_training", "quantize_training", "data_efficiency",
     "curriculum_learning", "nebula", "datastates", "weight_quantization", "graph_harvesting",
     "use_data_before_expert_parallelism", "data_parallel_size", "eigenvalue"};
@@ -178,6 +178,27 @@ nlohmann::json DeepSpeedConfig::to_json() const {
       {"synchronize_checkpoint_boundary",
        activation_checkpointing.synchronize_checkpoint_boundary},
       {"profile", activation_checkpointing.profile}};
+  if (sparse_attention) {
+    const SparseAttentionConfig& sa = *sparse_attention;
+    j["sparse_attention"] = {{"mode", sa.mode},
+                             {"block", sa.block},
+                             {"different_layout_per_head", sa.different_layout_per_head},
+                             {"num_local_blocks", sa.num_local_blocks},
+                             {"num_global_blocks", sa.num_global_blocks},
+                             {"attention", sa.attention},
+                             {"horizontal_global_attention", sa.horizontal_global_attention},
+                             {"num_different_global_patterns", sa.num_different_global_patterns},
+                             {"num_random_blocks", sa.num_random_blocks},
+                             {"local_window_blocks", sa.local_window_blocks},
+                             {"global_block_indices", sa.global_block_indices},
+                             {"global_block_end_indices", sa.global_block_end_indices
+                                                              ? json(*sa.global_block_end_indices)
+                                                              : json(nullptr)},
+                             {"num_sliding_window_blocks", sa.num_sliding_window_blocks},
+                             {"seed", sa.seed}};
+  } else {
+    j["sparse_attention"] = nullptr;
+  }
   j["dataloader_drop_last"] = dataloader_drop_last;
   j["vocabulary_size"] = vocabulary_size ? json(*vocabulary_size) : json(nullptr);
 

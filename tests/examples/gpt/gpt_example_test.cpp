@@ -28,8 +28,8 @@ namespace {
 
 const std::string kTrain = DS_BINARY_DIR "/bin/gpt_train";
 
-std::string config(int global_batch, int stage, const std::string& zero_extra = "") {
-  return R"({"train_batch_size": )" + std::to_string(global_batch) +
+std::string config(int global_batch, int stage, const std::string& zero_extra = "", const std::string& top_extra = "") {
+  return R"({)" + top_extra + R"("train_batch_size": )" + std::to_string(global_batch) +
          R"(, "steps_per_print": 1000, "gradient_clipping": 1.0,
       "optimizer": {"type": "AdamW", "params": {"lr": 0.003, "betas": [0.9, 0.95], "weight_decay": 0.1}},
       "zero_optimization": {"stage": )" + std::to_string(stage) + zero_extra + "}}";
@@ -73,9 +73,9 @@ std::vector<RankResult> train(int ranks, const std::string& config_path, std::ve
 // Trains 40 steps on the repeating pattern with `flags` on `ranks` ranks: every rank ends well,
 // the loss starts near ln(256) and falls below 1.0. Sets rank 0's losses and result line.
 void learn_pattern(int ranks, const std::vector<std::string>& flags, std::vector<double>& l, nlohmann::json& result,
-                   std::string& output, int zero_stage = 0) {
+                   std::string& output, int zero_stage = 0, const std::string& top_extra = "") {
   TempDir dir;
-  write_file(dir.file("ds.json"), config(8, zero_stage));
+  write_file(dir.file("ds.json"), config(8, zero_stage, "", top_extra));
   write_pattern_tokens(dir.file("tokens.bin"), 4096);
   std::vector<std::string> args = {"--steps", "40", "--warmup_steps", "2", "--data", dir.file("tokens.bin")};
   args.insert(args.end(), flags.begin(), flags.end());
@@ -112,6 +112,25 @@ TEST(GptExample, TransformerKernelBlocksLearnThePatternToo) {
   std::string output;
   ASSERT_NO_FATAL_FAILURE(learn_pattern(1, {"--transformer_kernel"}, l, result, output));
   EXPECT_EQ(result["transformer_kernel"], true);
+}
+
+// --sparse_attention: every block attends through the sparse attention op (its CPU path) with
+// the config section's layout (blocks of 8 tokens: 4 per sequence, so the layout is sparse);
+// the model learns the same pattern. A sequence length off the block is a clear error.
+TEST(GptExample, SparseAttentionBlocksLearnThePatternToo) {
+  for (const char* mode : {"fixed", "bigbird"}) {
+    std::vector<double> l;
+    nlohmann::json result;
+    std::string output;
+    ASSERT_NO_FATAL_FAILURE(learn_pattern(1, {"--sparse_attention", mode}, l, result, output, /*zero_stage=*/0,
+                                          R"("sparse_attention": {"block": 8, "num_global_blocks": 1},)"));
+    EXPECT_EQ(result["sparse_attention"], mode);
+  }
+  TempDir dir;
+  write_file(dir.file("ds.json"), config(8, 0, "", R"("sparse_attention": {"mode": "fixed", "block": 12},)"));
+  const auto r = train(1, dir.file("ds.json"), {"--steps", "2", "--warmup_steps", "1"});
+  EXPECT_NE(r[0].exit_code, 0);
+  EXPECT_NE(r[0].output.find("needs to be dividable by Block size 12"), std::string::npos) << r[0].output;
 }
 
 // --moe_num_experts: every other block's MLP is a Mixture of Experts, its two experts split
