@@ -90,10 +90,13 @@ class Engine {
   // user's mpu). `tensor_parallel_parameters`: the parameters the model splits across the
   // tensor-parallel group (Megatron's tensor_model_parallel attribute); they count in the
   // gradient norm on every tensor rank, the others only on tensor rank 0.
+  // `counted_elsewhere`: parameters that another rank of the model-parallel group holds too
+  // and counts in the norm (a pipeline's tied weights on the stages after the first).
   Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
          DeepSpeedConfig config, std::shared_ptr<Groups> groups,
          std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler,
-         const std::vector<torch::Tensor>& tensor_parallel_parameters = {});
+         const std::vector<torch::Tensor>& tensor_parallel_parameters = {},
+         const std::vector<torch::Tensor>& counted_elsewhere = {});
   // With comms_logger, rank 0 prints the summary of what was logged and not yet printed by
   // comm::log_summary() (without a collective, so it is safe while an error unwinds).
   ~Engine();
@@ -232,6 +235,13 @@ class Engine {
   void set_checkpoint_storage(std::shared_ptr<CheckpointStorage> storage) { checkpoint_storage_ = std::move(storage); }
 
  protected:
+  // For an engine that runs its own passes (the pipeline engine): `autograd` (which may be
+  // empty) between the optimizer wrapper's backward hooks; `reduce`: the gradients accumulated
+  // so far are reduced across the data-parallel group when it returns. The caller scales
+  // what it backpropagates (cur_scale(), gradient accumulation) itself. Counts as the
+  // backward() that step() requires.
+  void run_backward_pass(const std::function<void()>& autograd, bool reduce);
+
   // The model's forward, `call`, between the engine's forward bookkeeping (timers, autocast,
   // ZeRO-3's gathering, the flops profiler); `args` are the caller's, to explain a failure.
   template <typename Call, typename... Args>
