@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include <ATen/core/Dict.h>
+#include <ATen/core/ivalue.h>
 #include <c10/util/Exception.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
@@ -241,6 +243,34 @@ class Engine {
   // what it backpropagates (cur_scale(), gradient accumulation) itself. Counts as the
   // backward() that step() requires.
   void run_backward_pass(const std::function<void()>& autograd, bool reduce);
+
+  // Checkpoint hooks for an engine that keeps its module elsewhere than the model-states
+  // file's "module" entry (the pipeline engine: DeepSpeed's one file per layer).
+  // Save: the "module" entry of this rank's model-states file (default: the module's state
+  // dict), with `files` receiving other files this rank writes (name in the tag folder, dict).
+  // Called on every rank; the model-states file itself is written by data-parallel rank 0.
+  using CheckpointFiles = std::vector<std::pair<std::string, c10::IValue>>;
+  virtual c10::IValue module_checkpoint_entry(CheckpointFiles& files) const;
+  // Entries of our own added to the model-states dict (their keys must be listed as the
+  // engine's in src/checkpoint/model_states.cpp).
+  virtual void add_checkpoint_entries(c10::impl::GenericDict& /*states*/) const {}
+  // Load: the model-states dict as the optimizer wrapper reads it, from the one read for this
+  // rank and the checkpoint's other files. `read` reads a file of the tag folder by name,
+  // `has` says whether it has one; `saved_mp_world_size` is the saving run's.
+  struct CheckpointFileAccess {
+    std::function<c10::impl::GenericDict(const std::string&)> read;
+    std::function<bool(const std::string&)> has;
+    int64_t saved_mp_world_size = 1;
+    bool load_optimizer_states = true;
+    bool module_only = false;
+  };
+  virtual c10::impl::GenericDict prepare_loaded_states(const c10::impl::GenericDict& states,
+                                                       const CheckpointFileAccess& /*files*/) const {
+    return states;
+  }
+  // Whether a checkpoint saved with another model-parallel size loads (a pipeline saved with
+  // another number of stages does; the default refuses, as DeepSpeed).
+  virtual bool loads_other_model_parallel_size() const { return false; }
 
   // The model's forward, `call`, between the engine's forward bookkeeping (timers, autocast,
   // ZeRO-3's gathering, the flops profiler); `args` are the caller's, to explain a failure.

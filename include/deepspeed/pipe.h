@@ -150,10 +150,17 @@ class PipelineModule : public torch::nn::Module {
   // Checkpoint files of this stage's layers (DeepSpeed's ckpt_layer_path): a layer's file in
   // `dir`, named by its global index and this rank's model-parallel coordinate.
   std::string ckpt_layer_path(const std::string& dir, int64_t layer_idx) const;
-  // Each layer's state dict, in DeepSpeed's layout: layer index -> (file name, entries).
-  // Only layers with state are listed (functions have none; a tied layer with a forward_fn is
-  // held by the layer that owns the module).
+  // This stage's layers that have a checkpoint file, with the module it holds (functions have
+  // none, nor has a tied layer run through a forward_fn: its module is another layer's).
   std::vector<std::pair<int64_t, torch::nn::Module*>> layers_with_state() const;
+  // Where each piece of this stage's state is in a checkpoint: the prefix of its names in this
+  // module's state dict ("3.", "tied_modules.embed.") and the layer whose file holds it (for a
+  // tied module, the first layer of its key without a forward_fn, on whatever stage).
+  struct StateSource {
+    std::string prefix;
+    int64_t layer = 0;
+  };
+  std::vector<StateSource> checkpoint_sources() const;
 
  private:
   struct TieGroup {

@@ -86,6 +86,13 @@ class PipelineEngine : public Engine {
   const torch::Tensor& agg_train_loss() const { return agg_train_loss_; }
 
  private:
+  // Checkpoints in DeepSpeed's pipeline layout (docs/pipeline.md, "Checkpoints").
+  c10::IValue module_checkpoint_entry(CheckpointFiles& files) const override;
+  void add_checkpoint_entries(c10::impl::GenericDict& states) const override;
+  c10::impl::GenericDict prepare_loaded_states(const c10::impl::GenericDict& states,
+                                               const CheckpointFileAccess& files) const override;
+  bool loads_other_model_parallel_size() const override { return true; }
+
   struct Buffers {
     std::vector<torch::Tensor> inputs, labels, outputs;
   };

@@ -343,4 +343,27 @@ std::vector<std::pair<int64_t, torch::nn::Module*>> PipelineModule::layers_with_
   return out;
 }
 
+std::vector<PipelineModule::StateSource> PipelineModule::checkpoint_sources() const {
+  std::vector<StateSource> out;
+  for (const auto& [key, module] : tied_modules_) {
+    int64_t holder = -1;
+    for (int64_t i = 0; i < num_layers() && holder < 0; ++i) {
+      const auto* t = std::get_if<TiedLayerSpec>(&specs_[i]);
+      if (t && t->key == key && !t->forward_fn) holder = i;
+    }
+    if (holder < 0) {
+      throw EngineError(fmt::format("tied module '{}': every layer of the key runs through a forward_fn, so no layer "
+                                    "file holds its weights (DeepSpeed saves a tied module with the layers that call "
+                                    "it directly)",
+                                    key));
+    }
+    out.push_back({"tied_modules." + key + ".", holder});
+  }
+  for (size_t i = 0; i < layer_modules_.size(); ++i) {
+    const int64_t idx = local_start() + static_cast<int64_t>(i);
+    if (layer_modules_[i] && std::holds_alternative<LayerSpec>(specs_[idx])) out.push_back({std::to_string(idx) + ".", idx});
+  }
+  return out;
+}
+
 }  // namespace deepspeed::pipe
