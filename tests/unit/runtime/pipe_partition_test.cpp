@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-namespace {
+namespace pipe_partition_test {
 
 struct Uniform {
   int64_t items, parts;
@@ -53,4 +53,4 @@ TEST(PipePartition, RefusesBadInput) {
   EXPECT_THROW(deepspeed::pipe::partition_balanced({1, -2, 3}, 2), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace pipe_partition_test

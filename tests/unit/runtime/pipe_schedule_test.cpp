@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-namespace {
+namespace pipe_schedule_test {
 
 using deepspeed::pipe::Schedule;
 
@@ -131,8 +131,12 @@ TEST(PipeSchedule, SendsPairWithReceivesStepByStep) {
               for (const auto& d : all[stage].steps[step]) n += d.op == op;
               return n;
             };
-            if (c.op == Op::SendActivation) EXPECT_EQ(count(s + 1, Op::RecvActivation), 1);
-            if (c.op == Op::SendGrad) EXPECT_EQ(count(s - 1, Op::RecvGrad), 1);
+            if (c.op == Op::SendActivation) {
+              EXPECT_EQ(count(s + 1, Op::RecvActivation), 1);
+            }
+            if (c.op == Op::SendGrad) {
+              EXPECT_EQ(count(s - 1, Op::RecvGrad), 1);
+            }
           }
         }
         EXPECT_EQ(forwards, m);
@@ -149,4 +153,4 @@ TEST(PipeSchedule, RefusesImpossibleShapes) {
   EXPECT_THROW(deepspeed::pipe::inference_schedule(4, 2, -1), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace pipe_schedule_test
