@@ -23,18 +23,21 @@ namespace {
 
 namespace pipe = deepspeed::pipe;
 
-nlohmann::json schedule_json(const pipe::Schedule& schedule) {
-  auto steps = nlohmann::json::array();
+nlohmann::ordered_json schedule_json(const pipe::Schedule& schedule) {
+  auto steps = nlohmann::ordered_json::array();
   for (const auto& step : schedule.steps) {
-    auto cmds = nlohmann::json::array();
+    auto cmds = nlohmann::ordered_json::array();
     for (const auto& c : step) {
-      nlohmann::json cmd = {{"op", std::string(pipe::op_name(c.op))}};
+      nlohmann::ordered_json cmd = {{"op", std::string(pipe::op_name(c.op))}};
       if (pipe::has_buffer(c.op)) cmd["buffer_id"] = c.buffer_id;
       cmds.push_back(cmd);
     }
     steps.push_back(cmds);
   }
-  return {{"num_pipe_buffers", schedule.num_pipe_buffers}, {"steps", steps}};
+  nlohmann::ordered_json out;
+  out["num_pipe_buffers"] = schedule.num_pipe_buffers;
+  out["steps"] = steps;
+  return out;
 }
 
 std::vector<int64_t> parse_weights(const std::string& text) {

@@ -22,6 +22,7 @@ struct RankResult {
   torch::Tensor losses, reference_losses, norms, reference_norms;
   double weight_error = 0.0;  // in units of the tolerance: <= 1 passes
   torch::Tensor tied;
+  torch::Tensor eval;  // {eval_batch loss, the reference's}
 };
 
 std::vector<RankResult> run(int world, std::vector<std::string> args, const TempDir& dir, const std::string& name) {
@@ -36,7 +37,7 @@ std::vector<RankResult> run(int world, std::vector<std::string> args, const Temp
   for (int k = 0; k < world; ++k) {
     std::vector<torch::Tensor> t;
     torch::load(t, dir.file(name) + ".rank" + std::to_string(k) + ".pt");
-    out.push_back({t[0], t[1], t[2], t[3], t[4].item<double>(), t[5]});
+    out.push_back({t[0], t[1], t[2], t[3], t[4].item<double>(), t[5], t[6]});
   }
   return out;
 }
@@ -55,6 +56,8 @@ void expect_equivalent(const std::vector<RankResult>& ranks, const std::string& 
                                    << " tolerances";
     // Every rank reports the same mean loss (broadcast from the last stage).
     EXPECT_TRUE(torch::equal(r.losses, ranks[0].losses)) << rank;
+    expect_close(r.eval.narrow(0, 0, 1), r.eval.narrow(0, 1, 1), rank + ": eval_batch loss");
+    EXPECT_TRUE(torch::equal(r.eval, ranks[0].eval)) << rank << ": eval_batch loss on every stage";
   }
 }
 
@@ -111,6 +114,33 @@ TEST_F(PipeEquivalence, ZeroStageOneAndSgdGiveTheSameNumbers) {
   const auto sgd = run(2, {"--stages", "2", "--gas", "2", "--optimizer", "SGD", "--partition", "uniform"}, dir, "sgd");
   ASSERT_EQ(sgd.size(), 2u);
   expect_equivalent(sgd, "SGD, uniform partition");
+}
+
+TEST_F(PipeEquivalence, TensorParallelRanksSendPartitionedActivationsAndGradients) {
+  TempDir dir;
+  // pipe 2 x model 2: the tensor ranks hold the same (replicated) layers, and with the config's
+  // default pipe_partitioned / grad_partitioned each sends half of every activation and gradient.
+  const auto ranks = run(4, {"--stages", "2", "--tensor", "2", "--gas", "4", "--tied", "--clip", "0.05"}, dir, "tp");
+  ASSERT_EQ(ranks.size(), 4u);
+  expect_equivalent(ranks, "pipe 2 x model 2");
+  for (size_t k = 0; k < ranks.size(); ++k) expect_close(ranks[k].norms, ranks[k].reference_norms, "pipe 2 x model 2 norms");
+}
+
+TEST_F(PipeEquivalence, ActivationCheckpointingFromTheConfigKeepsTheNumbers) {
+  TempDir dir;
+  const auto ranks = run(2, {"--stages", "2", "--gas", "4", "--tied", "--checkpoint_interval", "2"}, dir, "ckpt");
+  ASSERT_EQ(ranks.size(), 2u);
+  expect_equivalent(ranks, "activation_checkpoint_interval 2");
+}
+
+TEST_F(PipeEquivalence, Bf16TrainsWithinItsPrecision) {
+  TempDir dir;
+  const auto ranks = run(4, {"--stages", "2", "--gas", "2", "--bf16", "--tied"}, dir, "bf16");
+  ASSERT_EQ(ranks.size(), 4u);
+  for (const auto& r : ranks) {
+    EXPECT_TRUE(torch::allclose(r.losses, r.reference_losses, 3e-2, 1e-3)) << r.losses << "\n" << r.reference_losses;
+    EXPECT_TRUE(torch::equal(r.losses, ranks[0].losses));
+  }
 }
 
 TEST_F(PipeEquivalence, ZeroStageTwoIsRefused) {

@@ -2,14 +2,14 @@
 //
 // Trains a small model of LayerSpecs (and, with --tied, an input layer whose weight the last
 // layer reuses through a TiedLayerSpec) through the PipelineEngine with the given stages,
-// gradient accumulation, ZeRO stage and clipping, and the same model without pipelining (every
-// layer in this process, torch's own Adam, the whole global batch) from the same per-layer
-// seeds on the same samples. Writes <--out>.rank<R>.pt: [engine losses, reference losses,
-// engine norms, reference norms, largest weight difference to the reference in units
-// of the tolerance (1e-7 + 1e-5 |reference|), the tied
-// weight (or an empty tensor)]. --save/--load write or read a checkpoint after --save_after
-// steps (--load: the loaded run trains --steps steps from there). --die_at/--die_rank: that
-// rank exits abruptly at that step (a stage failure).
+// gradient accumulation, ZeRO stage, clipping, precision and topology, and the same model
+// without pipelining (every layer in this process, torch's own optimizer, the whole global
+// batch) from the same per-layer seeds on the same samples. Writes <--out>.rank<R>.pt:
+// [engine losses, reference losses, engine norms, reference norms, largest weight difference
+// to the reference in units of the tolerance (1e-7 + 1e-5 |reference|), the tied weight (or an
+// empty tensor), {eval_batch loss after training, the reference's}]. --save/--load write or
+// read a checkpoint after --save_after steps (--load: the loaded run trains --steps steps from
+// there). --die_at/--die_rank: that rank exits abruptly at that step (a stage failure).
 #include <cstdlib>
 #include <iostream>
 
@@ -60,7 +60,10 @@ std::vector<pipe::Layer> layers(bool tied, int64_t depth) {
   return out;
 }
 
-torch::Tensor mse(const torch::Tensor& out, const torch::Tensor& y) { return torch::mse_loss(out, y); }
+// In fp32 whatever the model's dtype (LibTorch's CPU mse_loss has no bf16 kernel).
+torch::Tensor mse(const torch::Tensor& out, const torch::Tensor& y) {
+  return torch::mse_loss(out.to(torch::kFloat32), y.to(torch::kFloat32));
+}
 
 // The same model without pipelining: every layer, seeded as PipelineModule seeds it, named as
 // it names its parameters ("<layer>.<name>", "tied_modules.<key>.<name>").
@@ -116,7 +119,8 @@ int main(int argc, char** argv) {
   CLI::App app{"pipeline worker"};
   int64_t stages = 2, gas = 1, steps = 3, zero = 0, depth = 3, save_after = 0, die_at = -1, die_rank = -1;
   double clip = 0.0;
-  bool tied = false;
+  bool tied = false, bf16 = false;
+  int64_t tensor = 1, checkpoint_interval = 0;
   std::string out, save, load, optimizer = "Adam", partition = "parameters";
   app.add_option("--stages", stages);
   app.add_option("--gas", gas);
@@ -125,6 +129,9 @@ int main(int argc, char** argv) {
   app.add_option("--depth", depth);
   app.add_option("--clip", clip);
   app.add_flag("--tied", tied);
+  app.add_flag("--bf16", bf16);
+  app.add_option("--tensor", tensor, "a (pipe, data, model) topology with this many (replicated) tensor ranks");
+  app.add_option("--checkpoint_interval", checkpoint_interval, "the config's pipeline.activation_checkpoint_interval");
   app.add_option("--optimizer", optimizer);
   app.add_option("--partition", partition);
   app.add_option("--out", out)->required();
@@ -137,7 +144,12 @@ int main(int argc, char** argv) {
 
   const auto specs = layers(tied, depth);
   pipe::PipelineOptions options;
-  options.num_stages = stages;
+  if (tensor > 1) {
+    const int64_t world = std::stoll(std::getenv("WORLD_SIZE"));
+    options.topology = ds::PipeModelDataParallelTopology(stages, tensor, world / (stages * tensor));
+  } else {
+    options.num_stages = stages;
+  }
   options.loss_fn = mse;
   options.seed_layers = true;
   options.base_seed = kBaseSeed;
@@ -152,6 +164,8 @@ int main(int argc, char** argv) {
       {"zero_optimization", {{"stage", zero}}},
   };
   if (clip > 0) config["gradient_clipping"] = clip;
+  if (bf16) config["bf16"] = {{"enabled", true}};
+  if (checkpoint_interval > 0) config["pipeline"] = {{"activation_checkpoint_interval", checkpoint_interval}};
   ds::InitializeOptions init;
   init.config_json = config;
   auto [engine, opt, loader, sched] = ds::initialize(net, init);
@@ -174,11 +188,25 @@ int main(int argc, char** argv) {
     }
     micro = 0;
     const int64_t this_step = step;
-    auto loss = engine->train_batch([&] { return sample(this_step, dp_rank, micro++); });
+    auto loss = engine->train_batch([&] {
+      auto b = sample(this_step, dp_rank, micro++);
+      // A bf16 model takes bf16 inputs (as in DeepSpeed, the engine casts none unless fp16.auto_cast).
+      if (bf16) b.inputs = b.inputs.to(torch::kBFloat16);
+      return b;
+    });
     losses.push_back(loss.item<double>());
     norms.push_back(engine->get_global_grad_norm().value_or(0.0));
     if (!save.empty() && step + 1 == save_after) engine->save_checkpoint(save);
   }
+
+  // An evaluation batch after training: the mean loss over the micro batches and data ranks.
+  const int64_t eval_step = 1000;
+  micro = 0;
+  const auto evaluated = engine->eval_batch([&] {
+    auto b = sample(eval_step, dp_rank, micro++);
+    if (bf16) b.inputs = b.inputs.to(torch::kBFloat16);
+    return b;
+  });
 
   // The reference: the whole model, the whole global batch, torch's optimizer.
   Reference reference(specs);
@@ -208,12 +236,23 @@ int main(int argc, char** argv) {
       ref_norms.push_back(norm);
     }
   }
+  double ref_eval = 0.0;
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t d = 0; d < dp; ++d) {
+      for (int64_t m = 0; m < gas; ++m) {
+        const auto b = sample(eval_step, d, m);
+        ref_eval += mse(reference(b.inputs), b.labels).item<double>() / static_cast<double>(gas * dp);
+      }
+    }
+  }
   // This stage's weights against the reference's, by name.
   double worst = 0.0;
   auto named = net->named_parameters();
   for (const auto& [name, p] : reference.parameters) {
     const auto* mine = named.find(name);
     if (!mine) continue;  // another stage's layer
+    if (bf16) continue;   // bf16 weights: the losses are compared, within bf16's precision
     // In units of the tolerance |a - b| <= 1e-7 + 1e-5 |b|: at most 1 passes.
     const auto diff = ((*mine - p).abs() / (p.abs() * 1e-5 + 1e-7)).max().item<double>();
     worst = std::max(worst, diff);
@@ -222,7 +261,8 @@ int main(int argc, char** argv) {
                                                                              : torch::empty({0});
   std::vector<torch::Tensor> result{torch::tensor(losses, torch::kFloat64), torch::tensor(ref_losses, torch::kFloat64),
                                     torch::tensor(norms, torch::kFloat64), torch::tensor(ref_norms, torch::kFloat64),
-                                    torch::tensor({worst}, torch::kFloat64), tied_weight};
+                                    torch::tensor({worst}, torch::kFloat64), tied_weight,
+                                    torch::tensor({evaluated.loss.item<double>(), ref_eval}, torch::kFloat64)};
   torch::save(result, out + ".rank" + std::to_string(rank) + ".pt");
   std::cout << "rank " << rank << " stage " << engine->stage_id() << " done; largest weight difference (in tolerances) "
             << worst << std::endl;
