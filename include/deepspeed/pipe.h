@@ -135,6 +135,8 @@ class PipelineModule : public torch::nn::Module {
   const std::shared_ptr<Groups>& mpu() const { return groups_; }
   const LossFn& loss_fn() const { return options_.loss_fn; }
   int64_t activation_checkpoint_interval() const { return options_.activation_checkpoint_interval; }
+  const std::string& partition_method() const { return options_.partition_method; }
+  bool seed_layers() const { return options_.seed_layers; }
   void set_checkpoint_interval(int64_t interval);
 
   // Tied weights: the sum of each tied weight's gradient over the stages that hold it.

@@ -77,6 +77,18 @@ PipelineEngine::PipelineEngine(torch::nn::AnyModule model, std::shared_ptr<torch
     throw ConfigError("pipeline.stages", fmt::format("{} stages, but the PipelineModule has {}", *c.pipeline.stages,
                                                      num_stages_));
   }
+  if (c.pipeline.partition != "best" && c.pipeline.partition != pipe_module_->partition_method()) {
+    throw ConfigError("pipeline.partition", fmt::format("\"{}\", but the PipelineModule was partitioned with \"{}\" "
+                                                        "(\"best\": the module's own method)",
+                                                        c.pipeline.partition, pipe_module_->partition_method()));
+  }
+  if (c.pipeline.seed_layers && !pipe_module_->seed_layers()) {
+    throw ConfigError("pipeline.seed_layers", "true, but the PipelineModule was built with seed_layers off");
+  }
+  if (c.pipeline.use_reentrant == false) {
+    throw ConfigError("pipeline.use_reentrant", "false asks for DeepSpeed's non-reentrant checkpoint, which deepspeed-cpp "
+                                                "does not have (docs/compatibility.md); leave it out or set true");
+  }
   if (c.pipeline.activation_checkpoint_interval > 0) {
     pipe_module_->set_checkpoint_interval(c.pipeline.activation_checkpoint_interval);
   }

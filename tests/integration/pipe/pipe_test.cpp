@@ -154,6 +154,21 @@ TEST_F(PipeEquivalence, ZeroStageTwoIsRefused) {
   }
 }
 
+TEST_F(PipeEquivalence, APipelineSectionThatContradictsTheModuleIsAnErrorNamingTheKey) {
+  TempDir dir;
+  for (const auto& [config, key] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"pipeline": {"stages": 4}})", "pipeline.stages: 4 stages, but the PipelineModule has 2"},
+           {R"({"pipeline": {"partition": "uniform"}})", "pipeline.partition"},
+           {R"({"pipeline": {"use_reentrant": false}})", "pipeline.use_reentrant"}}) {
+    const auto ranks = run_ranks(2, kWorker, {"--stages", "2", "--config", config, "--out", dir.file("bad")});
+    for (const auto& r : ranks) {
+      EXPECT_FALSE(r.timed_out) << r.output;
+      EXPECT_NE(r.exit_code, 0) << r.output;
+      EXPECT_NE(r.output.find(key), std::string::npos) << config << "\n" << r.output;
+    }
+  }
+}
+
 using PipeCheckpoint = deepspeed::testing::GlooRanksTest;
 
 TEST_F(PipeCheckpoint, SavedWithTwoStagesLoadsWithOneAndFourAndContinues) {

@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   double clip = 0.0;
   bool tied = false, bf16 = false;
   int64_t tensor = 1, checkpoint_interval = 0;
-  std::string out, save, load, optimizer = "Adam", partition = "parameters";
+  std::string out, save, load, optimizer = "Adam", partition = "parameters", config_extra = "{}";
   app.add_option("--stages", stages);
   app.add_option("--gas", gas);
   app.add_option("--steps", steps);
@@ -140,6 +140,7 @@ int main(int argc, char** argv) {
   app.add_option("--save_after", save_after);
   app.add_option("--die_at", die_at);
   app.add_option("--die_rank", die_rank);
+  app.add_option("--config", config_extra, "JSON merged into the config");
   CLI11_PARSE(app, argc, argv);
 
   const auto specs = layers(tied, depth);
@@ -166,6 +167,7 @@ int main(int argc, char** argv) {
   if (clip > 0) config["gradient_clipping"] = clip;
   if (bf16) config["bf16"] = {{"enabled", true}};
   if (checkpoint_interval > 0) config["pipeline"] = {{"activation_checkpoint_interval", checkpoint_interval}};
+  config.merge_patch(nlohmann::json::parse(config_extra));
   ds::InitializeOptions init;
   init.config_json = config;
   auto [engine, opt, loader, sched] = ds::initialize(net, init);
