@@ -245,8 +245,6 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
     throw EngineError("backward: the loss does not require grad (was it computed under "
                       "torch::NoGradGuard, or from detached tensors?)");
   }
-  using W = WallClockBreakdown;
-  const bool wall = wall_clock_ != nullptr;
   auto averaged = scale_wrt_gas && config_.gradient_accumulation_steps > 1
                       ? loss / static_cast<double>(config_.gradient_accumulation_steps)
                       : loss;
@@ -264,19 +262,10 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
       window_loss_ = torch::Tensor();
     }
   }
-  if (wall) timers_->start(W::kBackwardMicro), timers_->start(W::kBackward);
   const double scale = wrapper_->loss_scale();
   auto scaled = scale != 1.0 ? averaged.to(torch::kFloat32) * scale : averaged;
   window_losses_.push_back(loss.detach());
-  wrapper_->before_backward(reduce);
-  if (wall) timers_->start(W::kBackwardInnerMicro), timers_->start(W::kBackwardInner);
-  scaled.backward({}, retain_graph);
-  if (wall) timers_->stop(W::kBackwardInnerMicro), timers_->stop(W::kBackwardInner);
-  if (wall) timers_->start(W::kBackwardReduceMicro), timers_->start(W::kBackwardReduce);
-  wrapper_->after_backward(reduce);
-  if (wall) timers_->stop(W::kBackwardReduceMicro), timers_->stop(W::kBackwardReduce);
-  if (wall) timers_->stop(W::kBackwardMicro), timers_->stop(W::kBackward);
-  backward_since_step_ = true;
+  run_backward_pass([&] { scaled.backward({}, retain_graph); }, reduce);
   return averaged.detach();
 }
 

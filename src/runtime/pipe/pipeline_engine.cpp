@@ -231,8 +231,7 @@ EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bo
   fwd_outputs_.clear();
   logits_ = torch::Tensor();
   return_logits_ = false;
-  train();
-  return out;
+  return out;  // the module stays in eval mode, as DeepSpeed leaves it; train_batch() sets train mode
 }
 
 void PipelineEngine::run_schedule(const pipe::Schedule& schedule) {

@@ -175,6 +175,11 @@ int main(int argc, char** argv) {
   const int64_t dp_rank = engine->groups()->data_parallel()->rank();
   const int64_t dp = engine->dp_world_size();
 
+  // A bf16 model takes bf16 inputs (as in DeepSpeed, the engine casts none unless fp16.auto_cast).
+  auto model_input = [bf16](ds::PipeBatch b) {
+    if (bf16) b.inputs = b.inputs.to(torch::kBFloat16);
+    return b;
+  };
   int64_t step = 0;
   if (!load.empty()) {
     engine->load_checkpoint(load);
@@ -190,12 +195,7 @@ int main(int argc, char** argv) {
     }
     micro = 0;
     const int64_t this_step = step;
-    auto loss = engine->train_batch([&] {
-      auto b = sample(this_step, dp_rank, micro++);
-      // A bf16 model takes bf16 inputs (as in DeepSpeed, the engine casts none unless fp16.auto_cast).
-      if (bf16) b.inputs = b.inputs.to(torch::kBFloat16);
-      return b;
-    });
+    auto loss = engine->train_batch([&] { return model_input(sample(this_step, dp_rank, micro++)); });
     losses.push_back(loss.item<double>());
     norms.push_back(engine->get_global_grad_norm().value_or(0.0));
     if (!save.empty() && step + 1 == save_after) engine->save_checkpoint(save);
@@ -204,11 +204,7 @@ int main(int argc, char** argv) {
   // An evaluation batch after training: the mean loss over the micro batches and data ranks.
   const int64_t eval_step = 1000;
   micro = 0;
-  const auto evaluated = engine->eval_batch([&] {
-    auto b = sample(eval_step, dp_rank, micro++);
-    if (bf16) b.inputs = b.inputs.to(torch::kBFloat16);
-    return b;
-  });
+  const auto evaluated = engine->eval_batch([&] { return model_input(sample(eval_step, dp_rank, micro++)); });
 
   // The reference: the whole model, the whole global batch, torch's optimizer.
   Reference reference(specs);
