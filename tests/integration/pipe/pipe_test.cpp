@@ -3,7 +3,8 @@
 // same step losses and final weights (rtol 1e-5), for pipe 2, pipe 4 and pipe 2 x data 2, with
 // gradient accumulation 1, 4 and 8; tied weights stay identical on the stages that hold them;
 // the clipping norm equals the one-rank norm; ZeRO-1 gives the same numbers; a checkpoint saved
-// with 2 stages loads with 1 and 4 and continues with the same losses; a stage that dies ends
+// with 2 stages loads with 1 and 4 stages, and with 2 data-parallel ranks, and continues with the
+// same losses; a stage that dies ends
 // the job with an error on the other ranks, without a hang.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -171,7 +172,7 @@ TEST_F(PipeEquivalence, APipelineSectionThatContradictsTheModuleIsAnErrorNamingT
 
 using PipeCheckpoint = deepspeed::testing::GlooRanksTest;
 
-TEST_F(PipeCheckpoint, SavedWithTwoStagesLoadsWithOneAndFourAndContinues) {
+TEST_F(PipeCheckpoint, SavedWithTwoStagesLoadsWithOneAndFourStagesAndTwoDataRanksAndContinues) {
   TempDir dir;
   const std::string ckpt = dir.file("ckpt");
   // 2 stages, 2 steps, saved, then 3 more steps.
@@ -180,11 +181,14 @@ TEST_F(PipeCheckpoint, SavedWithTwoStagesLoadsWithOneAndFourAndContinues) {
   ASSERT_EQ(saved.size(), 2u);
   expect_equivalent(saved, "saving run");
   const auto continued = saved[0].losses.narrow(0, 2, 3);
-  for (const Shape s : {Shape{1, 1, 2}, Shape{4, 4, 2}, Shape{2, 2, 2}}) {
-    const std::string what = "loaded with " + std::to_string(s.stages) + " stages";
-    const auto loaded = run(s.world, {"--stages", std::to_string(s.stages), "--gas", "2", "--tied", "--steps", "3",
-                                      "--load", ckpt},
-                            dir, "load" + std::to_string(s.stages));
+  // The same global batch of 4: 1, 4 and 2 stages on one data-parallel rank, and 2 stages on
+  // two data-parallel ranks with half the accumulation.
+  for (const Shape s : {Shape{1, 1, 2}, Shape{4, 4, 2}, Shape{2, 2, 2}, Shape{4, 2, 1}}) {
+    const std::string what = "loaded with " + std::to_string(s.stages) + " stages x data " +
+                             std::to_string(s.world / s.stages);
+    const auto loaded = run(s.world, {"--stages", std::to_string(s.stages), "--gas", std::to_string(s.gas), "--tied",
+                                      "--steps", "3", "--load", ckpt},
+                            dir, "load" + std::to_string(s.world) + std::to_string(s.stages));
     ASSERT_EQ(loaded.size(), static_cast<size_t>(s.world)) << what;
     expect_equivalent(loaded, what);
     expect_close(loaded[0].losses, continued, what + ": losses after loading");

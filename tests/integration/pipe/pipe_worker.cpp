@@ -27,9 +27,11 @@ namespace pipe = deepspeed::pipe;
 constexpr int64_t kWidth = 8, kMicroBatch = 2, kBaseSeed = 4321;
 
 // A deterministic micro batch for (step, data-parallel rank, micro batch), drawing no random
-// numbers: the pipelined run and the reference see the same samples.
-ds::PipeBatch sample(int64_t step, int64_t dp_rank, int64_t micro) {
-  const double s = static_cast<double>(step * 1000 + dp_rank * 100 + micro);
+// numbers: the pipelined run and the reference see the same samples. It depends on the micro
+// batch's place in the global batch (dp_rank x gas + micro), so that runs with another
+// data-parallel size and the same global batch see the same samples.
+ds::PipeBatch sample(int64_t step, int64_t dp_rank, int64_t micro, int64_t gas) {
+  const double s = static_cast<double>(step * 1000 + dp_rank * gas + micro);
   auto grid = torch::arange(kMicroBatch * kWidth, torch::kFloat32).reshape({kMicroBatch, kWidth});
   return {torch::sin(grid * 0.37 + s * 1.3), torch::cos(grid * 0.21 - s * 0.7)};
 }
@@ -195,7 +197,7 @@ int main(int argc, char** argv) {
     }
     micro = 0;
     const int64_t this_step = step;
-    auto loss = engine->train_batch([&] { return model_input(sample(this_step, dp_rank, micro++)); });
+    auto loss = engine->train_batch([&] { return model_input(sample(this_step, dp_rank, micro++, gas)); });
     losses.push_back(loss.item<double>());
     norms.push_back(engine->get_global_grad_norm().value_or(0.0));
     if (!save.empty() && step + 1 == save_after) engine->save_checkpoint(save);
@@ -204,7 +206,7 @@ int main(int argc, char** argv) {
   // An evaluation batch after training: the mean loss over the micro batches and data ranks.
   const int64_t eval_step = 1000;
   micro = 0;
-  const auto evaluated = engine->eval_batch([&] { return model_input(sample(eval_step, dp_rank, micro++)); });
+  const auto evaluated = engine->eval_batch([&] { return model_input(sample(eval_step, dp_rank, micro++, gas)); });
 
   // The reference: the whole model, the whole global batch, torch's optimizer.
   Reference reference(specs);
@@ -220,7 +222,7 @@ int main(int argc, char** argv) {
     torch::Tensor total = torch::zeros({});
     for (int64_t d = 0; d < dp; ++d) {
       for (int64_t m = 0; m < gas; ++m) {
-        const auto b = sample(s, d, m);
+        const auto b = sample(s, d, m, gas);
         auto l = mse(reference(b.inputs), b.labels) / static_cast<double>(gas * dp);
         l.backward();
         total = total + l.detach();
@@ -239,7 +241,7 @@ int main(int argc, char** argv) {
     torch::NoGradGuard no_grad;
     for (int64_t d = 0; d < dp; ++d) {
       for (int64_t m = 0; m < gas; ++m) {
-        const auto b = sample(eval_step, d, m);
+        const auto b = sample(eval_step, d, m, gas);
         ref_eval += mse(reference(b.inputs), b.labels).item<double>() / static_cast<double>(gas * dp);
       }
     }
