@@ -16,10 +16,12 @@
 
 #include <deepspeed/deepspeed.h>
 #include <deepspeed/moe.h>
+#include <deepspeed/pipe_engine.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "gpt_model.h"
+#include "gpt_pipe.h"
 #include "gpu_stats.h"
 #include "kernel_profile.h"
 #include "sparse_attention_choice.h"
@@ -43,12 +45,78 @@ struct Options {
   bool transformer_kernel = false;
   int64_t moe_num_experts = 0, moe_ep_size = 1, moe_top_k = 1;
   std::string sparse_attention;  // a sparse_attention mode; "": the config's section, if any
+  int64_t pipeline_stages = 0;  // 0: no pipeline
 };
 
 // The process count the launcher gives (WORLD_SIZE), for reading the config's batch sizes.
 int64_t world_size_from_env() {
   const char* w = std::getenv("WORLD_SIZE");
   return w ? std::max<int64_t>(1, std::atoll(w)) : 1;
+}
+
+// --pipeline_stages: the model as pipeline layers (gpt_pipe.h), trained through train_batch().
+// Each data-parallel replica's first and last stage read the same tokens (the source is seeded
+// by data-parallel rank). Rank 0 prints the loss every --log_interval steps and a result line.
+int train_pipeline(const CLI::App& app, const Options& o, const gpt::GptConfig& config) {
+  deepspeed::pipe::PipelineOptions options;
+  options.num_stages = o.pipeline_stages;
+  options.loss_fn = gpt::pipeline_loss;
+  options.seed_layers = true;
+  options.base_seed = static_cast<int64_t>(o.seed);
+  options.partition_method = "type:Block";  // the blocks spread evenly, as DeepSpeed's GPT partitions
+  options.activation_checkpoint_interval = o.activation_checkpointing;
+  auto net = std::make_shared<deepspeed::pipe::PipelineModule>(gpt::pipeline_layers(config), options);
+  auto [engine, optimizer, loader, scheduler] = deepspeed::initialize(app, net);
+  const auto device = engine->device();
+  const int64_t rank = engine->global_rank();
+  const int64_t micro = engine->train_micro_batch_size_per_gpu();
+  const int64_t dp_rank = engine->groups()->data_parallel()->rank();
+  gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed + 1000003ULL * static_cast<uint64_t>(dp_rank));
+  const deepspeed::PipeDataIterator data = [&] {
+    auto [x, y] = tokens.next(micro, device);
+    return deepspeed::PipeBatch{x, y};
+  };
+  if (rank == 0) {
+    std::printf("gpt: %s, %.1fM parameters, %lld layers over %lld pipeline stages, micro batch %lld x %lld micro "
+                "batches x %lld data-parallel ranks\n",
+                o.model.c_str(), static_cast<double>(gpt::parameter_count(config)) / 1e6,
+                static_cast<long long>(config.n_layer), static_cast<long long>(o.pipeline_stages),
+                static_cast<long long>(micro), static_cast<long long>(engine->gradient_accumulation_steps()),
+                static_cast<long long>(engine->dp_world_size()));
+    std::fflush(stdout);
+  }
+  torch::Tensor loss;
+  std::chrono::steady_clock::time_point start;
+  for (int64_t step = 0; step < o.steps; ++step) {
+    if (step == o.warmup_steps) {
+      gpu_stats::synchronize(device);
+      start = std::chrono::steady_clock::now();
+    }
+    loss = engine->train_batch(data);
+    if (rank == 0 && ((step + 1) % o.log_interval == 0 || step + 1 == o.steps)) {
+      std::printf("step %lld loss %.4f\n", static_cast<long long>(step + 1), loss.item<double>());
+      std::fflush(stdout);
+    }
+  }
+  gpu_stats::synchronize(device);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double timed_tokens =
+      static_cast<double>((o.steps - o.warmup_steps) * engine->train_batch_size() * config.seq_len);
+  if (rank == 0) {
+    nlohmann::json result = {{"implementation", "deepspeed-cpp"},
+                             {"model", o.model},
+                             {"parameters", gpt::parameter_count(config)},
+                             {"world_size", engine->world_size()},
+                             {"pipeline_stages", o.pipeline_stages},
+                             {"zero_stage", engine->config().zero_stage()},
+                             {"micro_batch", micro},
+                             {"seq_len", config.seq_len},
+                             {"tokens_per_s", timed_tokens / seconds},
+                             {"final_loss", loss.item<double>()}};
+    std::printf("%s\n", result.dump().c_str());
+    std::fflush(stdout);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -94,6 +162,10 @@ int main(int argc, char** argv) {
                  "block-sparse causal attention with this layout (dense, fixed, variable, bigbird, bslongformer, "
                  "local_sliding_window); its other keys come from the config's sparse_attention section")
       ->check(CLI::IsMember({"dense", "fixed", "variable", "bigbird", "bslongformer", "local_sliding_window"}));
+  app.add_option("--pipeline_stages", o.pipeline_stages,
+                 "cut the model into this many pipeline stages, the embedding and the head tied across the first and "
+                 "the last (default: 0, no pipeline)")
+      ->check(CLI::NonNegativeNumber);
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
@@ -131,6 +203,14 @@ int main(int argc, char** argv) {
       config.sparse_attention = gpt::choose_sparse_attention(section, o.sparse_attention);
     }
 
+    if (o.pipeline_stages > 0) {
+      if (o.transformer_kernel || o.moe_num_experts > 0 || o.profile_steps > 0 || config.sparse_attention) {
+        std::fprintf(stderr, "gpt_train: --pipeline_stages cannot be combined with --transformer_kernel, "
+                             "--moe_num_experts, sparse attention or --profile\n");
+        return 2;
+      }
+      return train_pipeline(app, o, config);
+    }
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
     model->set_activation_checkpointing(o.activation_checkpointing, o.loss_chunks);

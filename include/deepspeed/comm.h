@@ -112,6 +112,11 @@ class ProcessGroup {
   void all_gather(std::vector<torch::Tensor>& output, const torch::Tensor& input,
                   std::source_location where = std::source_location::current());
   void barrier(std::source_location where = std::source_location::current());
+  // Point to point (DeepSpeed's pipeline p2p): blocking send of a contiguous tensor to group
+  // rank `dst`, and receive into `tensor` (its shape and dtype must match what is sent) from
+  // group rank `src`. A peer that died or went silent past timeout() is a CommError.
+  void send(const torch::Tensor& tensor, int64_t dst, std::source_location where = std::source_location::current());
+  void recv(torch::Tensor& tensor, int64_t src, std::source_location where = std::source_location::current());
   // Equal splits along dim 0: split i of `input` goes to rank i, and split j of `output`
   // comes from rank j (torch.distributed.all_to_all_single without split sizes). Both
   // contiguous, of the same shape, dim 0 a multiple of size().

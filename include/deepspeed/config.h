@@ -212,6 +212,17 @@ struct AioConfig {
 // "activation_checkpointing": DeepSpeed's keys and defaults. Read by
 // deepspeed::checkpointing::configure (<deepspeed/activation_checkpointing.h>), which
 // initialize calls when the config has this section.
+// "pipeline": DeepSpeed's keys and defaults, for a pipe::PipelineModule (docs/pipeline.md).
+struct PipelineConfig {
+  std::optional<int64_t> stages;             // "auto" (the default): the module's own count
+  std::string partition = "best";            // "best": the module's partition_method
+  bool seed_layers = false;
+  int64_t activation_checkpoint_interval = 0;  // > 0 overrides the module's interval
+  bool pipe_partitioned = true;              // with tensor parallelism: activations sent split
+  bool grad_partitioned = true;              // with tensor parallelism: gradients sent split
+  std::optional<bool> use_reentrant;
+};
+
 struct ActivationCheckpointingConfig {
   bool partition_activations = false;          // split saved inputs across the model-parallel group
   bool cpu_checkpointing = false;              // keep saved inputs in (pinned) host memory
@@ -301,6 +312,7 @@ struct DeepSpeedConfig {
   AioConfig aio;
   ActivationCheckpointingConfig activation_checkpointing;
   std::optional<SparseAttentionConfig> sparse_attention;  // absent: the model's dense attention
+  PipelineConfig pipeline;
 
   nlohmann::json raw;                          // the config as read (comments stripped)
   std::vector<std::string> warnings;           // deprecations, unknown top-level keys, sections without effect

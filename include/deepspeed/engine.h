@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include <ATen/core/Dict.h>
+#include <ATen/core/ivalue.h>
 #include <c10/util/Exception.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
@@ -90,10 +92,13 @@ class Engine {
   // user's mpu). `tensor_parallel_parameters`: the parameters the model splits across the
   // tensor-parallel group (Megatron's tensor_model_parallel attribute); they count in the
   // gradient norm on every tensor rank, the others only on tensor rank 0.
+  // `counted_elsewhere`: parameters that another rank of the model-parallel group holds too
+  // and counts in the norm (a pipeline's tied weights on the stages after the first).
   Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
          DeepSpeedConfig config, std::shared_ptr<Groups> groups,
          std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler,
-         const std::vector<torch::Tensor>& tensor_parallel_parameters = {});
+         const std::vector<torch::Tensor>& tensor_parallel_parameters = {},
+         const std::vector<torch::Tensor>& counted_elsewhere = {});
   // With comms_logger, rank 0 prints the summary of what was logged and not yet printed by
   // comm::log_summary() (without a collective, so it is safe while an error unwinds).
   ~Engine();
@@ -232,6 +237,41 @@ class Engine {
   void set_checkpoint_storage(std::shared_ptr<CheckpointStorage> storage) { checkpoint_storage_ = std::move(storage); }
 
  protected:
+  // For an engine that runs its own passes (the pipeline engine): `autograd` (which may be
+  // empty) between the optimizer wrapper's backward hooks; `reduce`: the gradients accumulated
+  // so far are reduced across the data-parallel group when it returns. The caller scales
+  // what it backpropagates (cur_scale(), gradient accumulation) itself. Counts as the
+  // backward() that step() requires.
+  void run_backward_pass(const std::function<void()>& autograd, bool reduce);
+
+  // Checkpoint hooks for an engine that keeps its module elsewhere than the model-states
+  // file's "module" entry (the pipeline engine: DeepSpeed's one file per layer).
+  // Save: the "module" entry of this rank's model-states file (default: the module's state
+  // dict), with `files` receiving other files this rank writes (name in the tag folder, dict).
+  // Called on every rank; the model-states file itself is written by data-parallel rank 0.
+  using CheckpointFiles = std::vector<std::pair<std::string, c10::IValue>>;
+  virtual c10::IValue module_checkpoint_entry(CheckpointFiles& files) const;
+  // Entries of our own added to the model-states dict (their keys must be listed as the
+  // engine's in src/checkpoint/model_states.cpp).
+  virtual void add_checkpoint_entries(c10::impl::GenericDict& /*states*/) const {}
+  // Load: the model-states dict as the optimizer wrapper reads it, from the one read for this
+  // rank and the checkpoint's other files. `read` reads a file of the tag folder by name,
+  // `has` says whether it has one; `saved_mp_world_size` is the saving run's.
+  struct CheckpointFileAccess {
+    std::function<c10::impl::GenericDict(const std::string&)> read;
+    std::function<bool(const std::string&)> has;
+    int64_t saved_mp_world_size = 1;
+    bool load_optimizer_states = true;
+    bool module_only = false;
+  };
+  virtual c10::impl::GenericDict prepare_loaded_states(const c10::impl::GenericDict& states,
+                                                       const CheckpointFileAccess& /*files*/) const {
+    return states;
+  }
+  // Whether a checkpoint saved with another model-parallel size loads (a pipeline saved with
+  // another number of stages does; the default refuses, as DeepSpeed).
+  virtual bool loads_other_model_parallel_size() const { return false; }
+
   // The model's forward, `call`, between the engine's forward bookkeeping (timers, autocast,
   // ZeRO-3's gathering, the flops profiler); `args` are the caller's, to explain a failure.
   template <typename Call, typename... Args>

@@ -17,7 +17,7 @@ const std::set<std::string>& engine_keys() {
       "data_sampler",   "random_ltd",    "sparse_tensor_module_names", "skipped_steps",
       "global_steps",   "global_samples", "micro_steps",  "dp_world_size",
       "mp_world_size",  "checkpoint_parallel_dimensions", "ds_config", "ds_version",
-      "rng_states",     "ds_cpp_data_position", "num_experts"};
+      "rng_states",     "ds_cpp_data_position", "num_experts", "ds_cpp_pipe_layout"};
   return keys;
 }
 
@@ -49,8 +49,8 @@ c10::impl::GenericDict make_model_states(const ModelStates& s, const ClientState
   d.insert("dp_world_size", s.dp_world_size);
   d.insert("mp_world_size", s.mp_world_size);
   auto dims = make_string_dict();
-  dims.insert("pp_degree", int64_t{1});
-  dims.insert("tp_degree", s.mp_world_size);
+  dims.insert("pp_degree", s.pp_degree);
+  dims.insert("tp_degree", s.tp_degree > 0 ? s.tp_degree : s.mp_world_size);
   d.insert("checkpoint_parallel_dimensions", dims);
   d.insert("ds_config", s.ds_config);
   d.insert("ds_version", s.ds_version);

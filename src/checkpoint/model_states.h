@@ -5,7 +5,8 @@
 //   sparse_tensor_module_names, skipped_steps, global_steps, global_samples,
 //   dp_world_size, mp_world_size, checkpoint_parallel_dimensions, ds_config, ds_version,
 // plus ours: micro_steps, rng_states (one entry per rank), ds_cpp_data_position (the data
-// loader's position; DeepSpeed's data_sampler is None), then the client state merged
+// loader's position; DeepSpeed's data_sampler is None), ds_cpp_pipe_layout (a pipeline's
+// partition and parameter names, written by the pipeline engine), then the client state merged
 // at top level. The entries are built by the engine; this file knows the keys, the merge
 // and which keys are DeepSpeed's when the client state is read back.
 #pragma once
@@ -25,6 +26,8 @@ struct ModelStates {
       frozen_param_fragments, lr_scheduler, data_position, rng_states, ds_config;
   int64_t global_steps = 0, global_samples = 0, micro_steps = 0, skipped_steps = 0;
   int64_t dp_world_size = 1, mp_world_size = 1;
+  // checkpoint_parallel_dimensions: pipeline stages, and tensor-parallel ranks (0: mp_world_size).
+  int64_t pp_degree = 1, tp_degree = 0;
   std::string ds_version;
 };
 

@@ -284,4 +284,28 @@ void ProcessGroup::barrier(std::source_location where) {
   logged.finish(compat::WorkPtr(), 0, where, *this, device_);
 }
 
+// Gloo moves send/recv payloads as bytes; a bfloat16 tensor travels as int16 of the same bits.
+void ProcessGroup::send(const torch::Tensor& tensor, int64_t dst, std::source_location where) {
+  auto payload = tensor.contiguous();
+  if (!supports(payload.scalar_type())) payload = payload.view(torch::kInt16);
+  LoggedOp logged(comms_logger_.get(), "send");
+  guarded("send", *this, [&] {
+    std::vector<at::Tensor> tensors{payload};
+    return backend_->send(tensors, static_cast<int>(dst), 0)->wait(timeout_);
+  });
+  logged.finish(compat::WorkPtr(), bytes_of(payload), where, *this, device_);
+}
+
+void ProcessGroup::recv(torch::Tensor& tensor, int64_t src, std::source_location where) {
+  auto target = tensor.is_contiguous() ? tensor : torch::empty_like(tensor, torch::MemoryFormat::Contiguous);
+  auto payload = supports(target.scalar_type()) ? target : target.view(torch::kInt16);
+  LoggedOp logged(comms_logger_.get(), "recv");
+  guarded("recv", *this, [&] {
+    std::vector<at::Tensor> tensors{payload};
+    return backend_->recv(tensors, static_cast<int>(src), 0)->wait(timeout_);
+  });
+  logged.finish(compat::WorkPtr(), bytes_of(payload), where, *this, device_);
+  if (!target.is_same(tensor)) tensor.copy_(target);
+}
+
 }  // namespace deepspeed::comm

@@ -60,7 +60,7 @@ json to_json(const MonitorConfig& c) {
 
 // Sections deepspeed-cpp does not model are printed as written.
 constexpr const char* kPassedThrough[] = {
-    "torch_autocast", "pipeline", "elasticity",
+    "torch_autocast", "elasticity",
     "progressive_layer_drop", "hybrid_engine", "compile", "tensor_parallel",
     "expert_parallel", "autotuning", "compression_training", "quantize_training", "data_efficiency",
     "curriculum_learning", "nebula", "datastates", "weight_quantization", "graph_harvesting",
@@ -199,6 +199,13 @@ nlohmann::json DeepSpeedConfig::to_json() const {
   } else {
     j["sparse_attention"] = nullptr;
   }
+  j["pipeline"] = {{"stages", pipeline.stages ? json(*pipeline.stages) : json("auto")},
+                   {"partition", pipeline.partition},
+                   {"seed_layers", pipeline.seed_layers},
+                   {"activation_checkpoint_interval", pipeline.activation_checkpoint_interval},
+                   {"pipe_partitioned", pipeline.pipe_partitioned},
+                   {"grad_partitioned", pipeline.grad_partitioned}};
+  if (pipeline.use_reentrant) j["pipeline"]["use_reentrant"] = *pipeline.use_reentrant;
   j["dataloader_drop_last"] = dataloader_drop_last;
   j["vocabulary_size"] = vocabulary_size ? json(*vocabulary_size) : json(nullptr);
 

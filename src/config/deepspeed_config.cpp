@@ -205,6 +205,7 @@ DeepSpeedConfig build_config(const nlohmann::json& value, int64_t world_size, Wa
   if (const auto& sa = section(value, "sparse_attention"); !sa.is_null()) {
     c.sparse_attention = read_sparse_attention_config(sa);
   }
+  c.pipeline = read_pipeline(section(value, "pipeline"));
 
   read_scalars(top, c, warnings);
   // DeepSpeed times the phases whenever the flops profiler is on (its summary needs them).

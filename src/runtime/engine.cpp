@@ -71,7 +71,8 @@ std::function<void()> device_synchronizer(torch::Device device) {
 Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module,
                DeepSpeedConfig config, std::shared_ptr<Groups> groups,
                std::shared_ptr<Optimizer> optimizer, std::shared_ptr<LRScheduler> lr_scheduler,
-               const std::vector<torch::Tensor>& tensor_parallel_parameters)
+               const std::vector<torch::Tensor>& tensor_parallel_parameters,
+               const std::vector<torch::Tensor>& counted_elsewhere)
     : model_(std::move(model)),
       module_(std::move(module)),
       config_(std::move(config)),
@@ -146,7 +147,7 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
     if (p.requires_grad()) parameters_.push_back(p);
   }
   ModelParallelGradients model_parallel(groups_->model_parallel(), groups_->tensor_parallel()->rank(),
-                                        tensor_parallel_parameters);
+                                        tensor_parallel_parameters, counted_elsewhere);
   if (optimizer_ && config_.zero_stage() > 0 && !experts.empty()) {
     wrapper_ = std::make_unique<MoeZeroOptimizer>(parameters_, dp_group_, config_, optimizer_, std::move(model_parallel),
                                                   experts);
@@ -246,8 +247,6 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
     throw EngineError("backward: the loss does not require grad (was it computed under "
                       "torch::NoGradGuard, or from detached tensors?)");
   }
-  using W = WallClockBreakdown;
-  const bool wall = wall_clock_ != nullptr;
   auto averaged = scale_wrt_gas && config_.gradient_accumulation_steps > 1
                       ? loss / static_cast<double>(config_.gradient_accumulation_steps)
                       : loss;
@@ -265,20 +264,29 @@ torch::Tensor Engine::backward(const torch::Tensor& loss, bool retain_graph, boo
       window_loss_ = torch::Tensor();
     }
   }
-  if (wall) timers_->start(W::kBackwardMicro), timers_->start(W::kBackward);
   const double scale = wrapper_->loss_scale();
   auto scaled = scale != 1.0 ? averaged.to(torch::kFloat32) * scale : averaged;
   window_losses_.push_back(loss.detach());
+  run_backward_pass([&] { scaled.backward({}, retain_graph); }, reduce);
+  return averaged.detach();
+}
+
+void Engine::run_backward_pass(const std::function<void()>& autograd, bool reduce) {
+  if (!optimizer_) throw EngineError("must provide optimizer during init in order to use backward");
+  using W = WallClockBreakdown;
+  const bool wall = wall_clock_ != nullptr;
+  if (wall) timers_->start(W::kBackwardMicro), timers_->start(W::kBackward);
   wrapper_->before_backward(reduce);
-  if (wall) timers_->start(W::kBackwardInnerMicro), timers_->start(W::kBackwardInner);
-  scaled.backward({}, retain_graph);
-  if (wall) timers_->stop(W::kBackwardInnerMicro), timers_->stop(W::kBackwardInner);
+  if (autograd) {
+    if (wall) timers_->start(W::kBackwardInnerMicro), timers_->start(W::kBackwardInner);
+    autograd();
+    if (wall) timers_->stop(W::kBackwardInnerMicro), timers_->stop(W::kBackwardInner);
+  }
   if (wall) timers_->start(W::kBackwardReduceMicro), timers_->start(W::kBackwardReduce);
   wrapper_->after_backward(reduce);
   if (wall) timers_->stop(W::kBackwardReduceMicro), timers_->stop(W::kBackwardReduce);
   if (wall) timers_->stop(W::kBackwardMicro), timers_->stop(W::kBackward);
   backward_since_step_ = true;
-  return averaged.detach();
 }
 
 void Engine::zero_grad() { wrapper_->zero_grad(); }

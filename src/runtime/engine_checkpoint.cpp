@@ -118,6 +118,8 @@ OptimizerTensorNames optimizer_tensor_names(const OptimizerWrapper& wrapper, con
 
 }  // namespace
 
+c10::IValue Engine::module_checkpoint_entry(CheckpointFiles& /*files*/) const { return module_state_dict(*module_); }
+
 bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::string> tag_arg,
                              const ClientState& client_state, bool save_latest) {
   if (save_dir.empty()) throw CheckpointError("save_dir must be a non-empty string, got ''");
@@ -144,6 +146,15 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
 
   auto make_files = [&] {
   std::vector<FileToWrite> files;
+  // The module's own files (a pipeline's layers), where the engine keeps it outside the
+  // model-states file; stage 3 keeps its partitioned form there.
+  CheckpointFiles module_files;
+  const c10::IValue module_entry =
+      config_.zero_stage() == 3 ? c10::IValue(stage3_module_state(*module_)) : module_checkpoint_entry(module_files);
+  for (const auto& [fname, content] : module_files) {
+    logger.info("Saving model checkpoint: " + (path / fname).string());
+    files.push_back({fname, to_pickle_bytes(content)});
+  }
   // DeepSpeed names a bf16 run's shards bf16_zero_pp_rank_* (engine.py's _get_zero_ckpt_name).
   for (const auto& name : files_written_by(config_.zero_stage(), rank, mp_rank, config_.bf16_enabled())) {
     const bool stage3 = config_.zero_stage() == 3;
@@ -156,8 +167,8 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     }
     // The model states, written by DP rank 0 (under ZeRO-3 by every rank, as DeepSpeed).
     ModelStates s;
-    s.module = stage3 ? stage3_module_state(*module_) : module_state_dict(*module_);
-    if (!moe_layers.empty()) s.module = without_experts(s.module.toGenericDict());
+    s.module = module_entry;
+    if (!moe_layers.empty() && s.module.isGenericDict()) s.module = without_experts(s.module.toGenericDict());
     auto buffers = make_list();
     for (const auto& b : buffer_names(*module_)) buffers.push_back(b);
     s.buffer_names = buffers;
@@ -183,6 +194,8 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     s.skipped_steps = skipped_steps_;
     s.dp_world_size = dp_world_size();
     s.mp_world_size = mp_world_size();
+    s.pp_degree = groups_->pipe_parallel()->size();
+    s.tp_degree = groups_->tensor_parallel()->size();
     s.ds_version = DEEPSPEED_VERSION;
     logger.info("Saving model checkpoint: " + (path / name).string());
     auto states = make_model_states(s, client_state);
@@ -191,6 +204,7 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
       for (const auto& l : moe_layers) num_experts.push_back(l.num_experts);
       states.insert("num_experts", num_experts);
     }
+    add_checkpoint_entries(states);
     files.push_back({name, to_pickle_bytes(states)});
   }
   if (!moe_layers.empty()) {
@@ -281,18 +295,27 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
       throw CheckpointError(fmt::format("checkpoint {} was saved with ZeRO stage {}; this engine runs stage {}",
                                         reader->dir().string(), m.zero_stage, config_.zero_stage()));
     }
-    if (m.mp_world_size != mp_world_size()) {
+    if (m.mp_world_size != mp_world_size() && !loads_other_model_parallel_size()) {
       throw CheckpointError(fmt::format("checkpoint count {} is different from saved mp_world_size {}",
                                         mp_world_size(), m.mp_world_size));
     }
     const int64_t dp_rank = dp_group_->rank();
-    const int64_t mp_rank = mp_world_size() > 1 ? groups_->model_parallel()->rank() : 0;
+    // A pipeline saved with fewer stages: the counters, LR schedule and RNG of its first file
+    // (the module and the optimizer state come from every stage's files).
+    const int64_t own_mp_rank = mp_world_size() > 1 ? groups_->model_parallel()->rank() : 0;
+    const int64_t mp_rank = own_mp_rank < m.mp_world_size ? own_mp_rank : 0;
     // ZeRO-3: this rank's own file where the saved run had this rank, else rank 0's.
     const auto name = config_.zero_stage() == 3
                           ? zero_model_states_file_name(dp_rank < m.dp_world_size ? dp_rank : 0, mp_rank)
                           : model_states_file_name(mp_rank);
     file = (reader->dir() / name).string();
-    states = reader->read_dict(name);
+    CheckpointFileAccess access;
+    access.read = [&](const std::string& n) { return reader->read_dict(n); };
+    access.has = [&](const std::string& n) { return reader->manifest().files.count(n) > 0; };
+    access.saved_mp_world_size = m.mp_world_size;
+    access.load_optimizer_states = load_optimizer_states && !load_module_only;
+    access.module_only = load_module_only;
+    states = prepare_loaded_states(reader->read_dict(name), access);
     if (!moe_layers.empty()) {
       // The experts this rank holds now, from their own files, and (stage 0) the optimizer
       // state that goes with them.

@@ -8,6 +8,13 @@ ModelParallelGradients::ModelParallelGradients(std::shared_ptr<comm::ProcessGrou
   for (const auto& p : split) split_.insert(p.unsafeGetTensorImpl());
 }
 
+ModelParallelGradients::ModelParallelGradients(std::shared_ptr<comm::ProcessGroup> model, int64_t tensor_rank,
+                                               const std::vector<torch::Tensor>& split,
+                                               const std::vector<torch::Tensor>& counted_elsewhere)
+    : ModelParallelGradients(std::move(model), tensor_rank, split) {
+  for (const auto& p : counted_elsewhere) elsewhere_.insert(p.unsafeGetTensorImpl());
+}
+
 void ModelParallelGradients::sum(torch::Tensor& squared_norm) const {
   if (!active()) return;
   // Gloo and NCCL reduce float64; a 0-dim tensor travels as one element.

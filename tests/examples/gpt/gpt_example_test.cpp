@@ -3,8 +3,8 @@
 // split over 2 ranks), its result line is complete, 1 and 2 ranks with the same global batch
 // follow the same loss curve at ZeRO stages 0, 2 and 3, with and without activation
 // checkpointing, ZeRO-3 holds
-// 1/N of the parameters and honours its live budget, and a bad token file or size gets a
-// clear error.
+// 1/N of the parameters and honours its live budget, 2 pipeline stages learn as one, and a bad
+// token file or size gets a clear error.
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -272,6 +272,34 @@ TEST(GptExample, ZeroStage3PartitionsTheParametersAndHonoursTheLiveBudget) {
   EXPECT_GT(limited, 0);
   ASSERT_EQ(two.losses.size(), budget.losses.size());
   for (size_t i = 0; i < two.losses.size(); ++i) EXPECT_EQ(two.losses[i], budget.losses[i]) << "step " << 2 * (i + 1);
+}
+
+// --pipeline_stages 2: the embedding on the first stage, the head tied to it on the last; the
+// model learns the pattern, and follows the loss curve of the same layers on one stage.
+TEST(GptExample, PipelineStagesLearnThePatternAndFollowOneStagesLossCurve) {
+  TempDir dir;
+  write_file(dir.file("ds.json"), R"({"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4,
+      "steps_per_print": 1000, "gradient_clipping": 1.0,
+      "optimizer": {"type": "AdamW", "params": {"lr": 0.003, "betas": [0.9, 0.95], "weight_decay": 0.1}}})");
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  std::vector<std::vector<double>> curves;
+  for (const int stages : {2, 1}) {
+    auto r = train(stages, dir.file("ds.json"),
+                   {"--steps", "40", "--warmup_steps", "2", "--data", dir.file("tokens.bin"), "--pipeline_stages",
+                    std::to_string(stages)});
+    for (const auto& rank : r) ASSERT_EQ(rank.exit_code, 0) << "rank " << rank.rank << ":\n" << rank.output;
+    const auto l = losses(r[0].output);
+    ASSERT_EQ(l.size(), 20u) << r[0].output;
+    const auto result = result_line(r[0].output);
+    ASSERT_TRUE(result.is_object()) << r[0].output;
+    EXPECT_EQ(result["pipeline_stages"], stages);
+    curves.push_back(l);
+  }
+  EXPECT_GT(curves[0].front(), 3.0);
+  EXPECT_LT(curves[0].back(), 1.0);
+  for (size_t i = 0; i < curves[0].size(); ++i) {
+    EXPECT_NEAR(curves[0][i], curves[1][i], 2e-3 + 1e-3 * curves[1][i]) << "logged step " << i;
+  }
 }
 
 TEST(GptExample, BadTokenFileAndUnknownSizeAreClearErrors) {

@@ -196,15 +196,15 @@ TEST(ConfigDefaults, ToJsonReadsBackToTheSameConfig) {
   const auto j = first.to_json();
   const auto second = config_from_json(j, 4);
   EXPECT_EQ(second.to_json(), j);
-  // The only warning: the pipeline section, which the engine does not act on.
-  ASSERT_EQ(second.warnings.size(), 1u) << second.warnings.front();
-  EXPECT_EQ(second.warnings.front(), "pipeline: deepspeed-cpp does not implement this section yet: it has no effect");
+  // The pipeline section is read (docs/pipeline.md): nothing to warn about.
+  EXPECT_TRUE(second.warnings.empty()) << second.warnings.front();
   EXPECT_EQ(j["optimizer"]["params"].contains("weight_decay"), false);  // "auto": the optimizer's default
   EXPECT_EQ(j["zero_optimization"]["stage3_prefetch_bucket_size"], 1000000);
   EXPECT_EQ(j["zero_optimization"]["offload_optimizer"]["device"], "cpu");
   EXPECT_EQ(j["checkpoint"]["tag_validation"], "FAIL");
   EXPECT_EQ(j["data_types"]["grad_accum_dtype"], "fp32");
-  EXPECT_EQ(j["pipeline"]["stages"], "auto");  // out-of-core sections are passed through
+  EXPECT_EQ(j["pipeline"]["stages"], "auto");
+  EXPECT_EQ(j["pipeline"]["pipe_partitioned"], true);
   EXPECT_EQ(j["aio"]["block_size"], 1048576);
   EXPECT_EQ(j["train_batch_size"], 32);
 }
@@ -220,7 +220,7 @@ TEST(ConfigDefaults, OutOfCoreSectionsAreAcceptedKeptRawAndWarnedAboutUnlessDisa
                               1);
   std::vector<std::string> warned;
   for (const auto& w : c.warnings) warned.push_back(w.substr(0, w.find(':')));
-  EXPECT_EQ(warned, (std::vector<std::string>{"pipeline",
+  EXPECT_EQ(warned, (std::vector<std::string>{
                                               "tensor_parallel", "compression_training", "quantize_training",
                                               "data_efficiency", "curriculum_learning", "compile", "eigenvalue"}));
   EXPECT_EQ(c.raw["tensor_parallel"]["autotp_size"], 2);

@@ -27,7 +27,7 @@ TEST(UnimplementedSections, EachWrittenSectionIsAWarningNamingItAndWhereItIs) {
 
 TEST(UnimplementedSections, TheIssueListIsCovered) {
   const auto& list = config_detail::unimplemented_sections();
-  for (const char* name : {"pipeline", "tensor_parallel",
+  for (const char* name : {"tensor_parallel",
                            "compression_training", "data_efficiency", "curriculum_learning", "autotuning"}) {
     EXPECT_NE(std::find(list.begin(), list.end(), name), list.end()) << name;
   }
@@ -36,7 +36,7 @@ TEST(UnimplementedSections, TheIssueListIsCovered) {
 TEST(UnimplementedSections, DisabledOrNullSectionsAreQuiet) {
   const auto c = parse_config(R"({"train_batch_size": 8, "autotuning": {"enabled": false},
                                   "curriculum_learning": {"enabled": false, "curriculum_type": "seqlen"},
-                                  "pipeline": null})",
+                                  "sparse_attention": null})",
                               1);
   EXPECT_TRUE(c.warnings.empty()) << c.warnings.front();
 }

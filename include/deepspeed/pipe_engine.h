@@ -1,0 +1,148 @@
+// The pipeline engine (DeepSpeed's PipelineEngine): what initialize() returns for a
+// pipe::PipelineModule. One train_batch() runs gradient_accumulation_steps micro batches
+// through DeepSpeed's 1F1B TrainSchedule (<deepspeed/pipe_schedule.h>) and takes one optimizer
+// step; forward(), backward() and step() are not for pipeline models.
+//
+// Promises: every rank of the job calls train_batch() / eval_batch() together. Only the first
+// and the last stage read data (inputs on the first, labels on the last); activations go
+// forward and gradients backward point to point over the pipe group, their shape and dtype
+// sent once and reused (reset_activation_shape() when they change). Gradients are averaged
+// over the data-parallel group (ZeRO stage 0 or 1), tied weights' gradients summed over the
+// stages that hold them, and the clipping norm is the whole model's (pipe and data groups,
+// tied weights once). The loss returned is the mean over the micro batches and the
+// data-parallel ranks, the same on every rank.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <deepspeed/engine.h>
+#include <deepspeed/initialize.h>
+#include <deepspeed/pipe.h>
+#include <deepspeed/pipe_schedule.h>
+
+namespace deepspeed {
+
+// One micro batch: `inputs` feed the first stage, `labels` the last stage's loss_fn.
+struct PipeBatch {
+  torch::Tensor inputs;
+  torch::Tensor labels;
+};
+// Called once per micro batch on the first and the last stage (DeepSpeed's data_iter).
+using PipeDataIterator = std::function<PipeBatch()>;
+// A loader's batches forever, epoch after epoch (DeepSpeed's RepeatingLoader).
+PipeDataIterator repeating_iterator(std::shared_ptr<DataLoader> loader);
+
+struct EvalBatchOutput {
+  // reduce_output "avg": the mean over micro batches and data-parallel ranks of the losses
+  // (or of the outputs, without compute_loss); with compute_loss, on every stage.
+  torch::Tensor loss;
+  // reduce_output "none": each micro batch's loss (or output), on the last stage.
+  std::vector<torch::Tensor> outputs;
+  // return_logits: the last micro batch's outputs, on the last stage.
+  torch::Tensor logits;
+};
+
+class PipelineEngine : public Engine {
+ public:
+  // initialize() builds it; `module` must be a pipe::PipelineModule and `groups` its mpu().
+  PipelineEngine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> module, DeepSpeedConfig config,
+                 std::shared_ptr<Groups> groups, std::shared_ptr<Optimizer> optimizer,
+                 std::shared_ptr<LRScheduler> lr_scheduler, const std::vector<torch::Tensor>& tensor_parallel_parameters);
+
+  // One batch: gradient_accumulation_steps micro batches from data_iter (or, without one,
+  // from the training data given to initialize), one optimizer step. Returns the mean loss.
+  torch::Tensor train_batch(const PipeDataIterator& data_iter);
+  torch::Tensor train_batch();
+  // Forward passes only (InferenceSchedule), under NoGradGuard. `num_micro_batches` 0:
+  // gradient_accumulation_steps. reduce_output: "avg" or "none".
+  EvalBatchOutput eval_batch(const PipeDataIterator& data_iter, bool return_logits = false, bool compute_loss = true,
+                             const std::string& reduce_output = "avg", int64_t num_micro_batches = 0);
+
+  bool is_first_stage() const { return stage_id_ == 0; }
+  bool is_last_stage() const { return stage_id_ == num_stages_ - 1; }
+  int64_t stage_id() const { return stage_id_; }
+  int64_t num_stages() const { return num_stages_; }
+  // Whether activations (gradients) cross stages split over the tensor-parallel group
+  // ("pipeline": {"pipe_partitioned" / "grad_partitioned"}, with tensor parallelism only).
+  bool is_pipe_partitioned() const { return pipe_partitioned_; }
+  bool is_grad_partitioned() const { return grad_partitioned_; }
+  pipe::PipelineModule& pipeline_module() const { return *pipe_module_; }
+  // The next micro batch's activations may have another shape: stages exchange shapes again.
+  // Every stage must call it before the same batch.
+  void reset_activation_shape();
+
+  // Not for pipeline models: train_batch() runs the passes (DeepSpeed raises the same).
+  template <typename... Args>
+  void forward(Args&&...) = delete;
+  torch::Tensor backward(const torch::Tensor& loss, bool retain_graph = false, bool scale_wrt_gas = true);
+  void step();
+
+  // The last train_batch's mean loss (DeepSpeed's agg_train_loss).
+  const torch::Tensor& agg_train_loss() const { return agg_train_loss_; }
+
+ private:
+  // Checkpoints in DeepSpeed's pipeline layout (docs/pipeline.md, "Checkpoints").
+  c10::IValue module_checkpoint_entry(CheckpointFiles& files) const override;
+  void add_checkpoint_entries(c10::impl::GenericDict& states) const override;
+  c10::impl::GenericDict prepare_loaded_states(const c10::impl::GenericDict& states,
+                                               const CheckpointFileAccess& files) const override;
+  bool loads_other_model_parallel_size() const override { return true; }
+
+  struct Buffers {
+    std::vector<torch::Tensor> inputs, labels, outputs;
+  };
+  void run_schedule(const pipe::Schedule& schedule);
+  void load_micro_batch(int64_t buffer);
+  void forward_pass(int64_t buffer);
+  void backward_pass(int64_t buffer);
+  void send_activation(int64_t buffer);
+  void recv_activation(int64_t buffer);
+  void send_grad(int64_t buffer);
+  void recv_grad(int64_t buffer);
+  void optimizer_step();
+  torch::Tensor aggregate_total_loss();
+  // Point to point over the pipe group, whole or split over the tensor-parallel group.
+  void send_tensor(const torch::Tensor& t, int64_t stage, bool partitioned);
+  void recv_tensor(torch::Tensor& t, int64_t stage, bool partitioned);
+
+  pipe::PipelineModule* pipe_module_;
+  std::shared_ptr<comm::ProcessGroup> pipe_group_;
+  int64_t stage_id_ = 0;
+  int64_t num_stages_ = 1;
+  bool pipe_partitioned_ = false;
+  bool grad_partitioned_ = false;
+  Buffers buffers_;
+  const PipeDataIterator* data_iter_ = nullptr;
+  PipeDataIterator default_iter_;
+  bool compute_loss_ = true;
+  bool return_logits_ = false;
+  torch::Tensor loss_;        // the current micro batch's loss (last stage)
+  torch::Tensor total_loss_;  // their sum over the batch
+  std::vector<torch::Tensor> fwd_outputs_;
+  torch::Tensor logits_;
+  // Shapes exchanged once: what this stage sends forward, and what it receives.
+  std::optional<std::pair<std::vector<int64_t>, torch::ScalarType>> sent_meta_;
+  torch::Tensor recv_buffer_;
+  torch::Tensor grad_buffer_;
+  torch::Tensor agg_train_loss_;
+  std::chrono::steady_clock::time_point batch_start_;
+  double elapsed_since_print_ = 0.0;
+};
+
+// initialize() for a pipeline model: the engine is a PipelineEngine over the module's groups.
+struct PipelineInitializeResult {
+  std::shared_ptr<PipelineEngine> engine;
+  std::shared_ptr<Optimizer> optimizer;
+  std::shared_ptr<DataLoader> training_dataloader;
+  std::shared_ptr<LRScheduler> lr_scheduler;
+};
+PipelineInitializeResult initialize(std::shared_ptr<pipe::PipelineModule> model, InitializeOptions options = {});
+PipelineInitializeResult initialize(const CLI::App& app, std::shared_ptr<pipe::PipelineModule> model,
+                                    InitializeOptions options = {});
+
+}  // namespace deepspeed
