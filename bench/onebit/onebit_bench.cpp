@@ -37,6 +37,7 @@ int64_t logged_bytes(const deepspeed::comm::CommsLogger* logger) {
 
 int main(int argc, char** argv) {
   CLI::App app{"1-bit optimizer step benchmark"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // later flags win
   std::string optimizer_type = "Adam";
   int64_t width = 1024, layers = 4, batch = 8, steps = 20, warmup_steps = 5;
   bool log_bytes = false;
