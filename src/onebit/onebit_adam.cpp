@@ -2,11 +2,11 @@
 
 #include <deepspeed/errors.h>
 
+#include "onebit/adam_updates.h"
 #include "optim/optimizer_common.h"
 #include "optim/params_reader.h"
 
 namespace deepspeed {
-
 OneBitAdam::OneBitAdam(std::vector<ParamGroup> groups, std::shared_ptr<comm::ProcessGroup> group,
                        OneBitSettings settings)
     : Optimizer(std::move(groups)), group_(std::move(group)), settings_(std::move(settings)) {
@@ -63,13 +63,11 @@ void OneBitAdam::step() {
         exp_avg_sq.mul_(beta2).addcmul_(averaged, averaged, 1.0 - beta2);
       } else {
         // The set-up step sends exp_avg as it is (DeepSpeed's warm-up of its buffers).
-        if (!setup) exp_avg.mul_(beta1).add_(grad, 1.0 - beta1);
+        if (!setup) onebit_detail::update_momentum(exp_avg, grad, beta1);
         if (world > 1) exp_avg.copy_(comm::compressed_allreduce(*group_, exp_avg, errors));
       }
       if (setup) continue;
-      auto update = exp_avg / (exp_avg_sq.sqrt() + group.eps);
-      if (group.weight_decay > 0.0) update.add_(p, group.weight_decay);
-      p.add_(update, -group.lr);
+      onebit_detail::update_parameter(p, exp_avg, exp_avg_sq, group);
     }
   }
   if (setup) {

@@ -29,16 +29,8 @@ OneBitSettings read_onebit_settings(ParamReader& reader, std::vector<ParamGroup>
                       "\"" + s.comm_backend_name + "\" is not available in deepspeed-cpp: use \"nccl\" (the default) or "
                       "\"compressed\"; both run over the job's process group (NCCL on GPUs, Gloo on CPUs)");
   }
-  check_lr(lr, reader.path("lr"));
-  check_betas(betas, reader.path("betas"));
-  check_eps(eps, reader.path("eps"));
-  check_weight_decay(weight_decay, reader.path("weight_decay"));
-
+  check_and_write_adam_hyperparameters(groups, "optimizer.params", lr, betas, eps, weight_decay);
   GroupWriter writer(groups);
-  writer.lr(lr);
-  writer.betas(betas);
-  writer.eps(eps);
-  writer.weight_decay(weight_decay);
   // Kept in the groups as DeepSpeed keeps it; the 1-bit updates do not use it (nor
   // eps_inside_sqrt), as DeepSpeed's do not.
   writer.extra("bias_correction", bias_correction ? 1.0 : 0.0);

@@ -4,6 +4,7 @@
 
 #include <deepspeed/errors.h>
 
+#include "onebit/adam_updates.h"
 #include "optim/optimizer_common.h"
 #include "optim/params_reader.h"
 
@@ -93,17 +94,21 @@ void ZeroOneAdam::step() {
           exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
           exp_avg.mul_(beta1).add_(grad, 1.0 - beta1);
         } else if (world > 1) {
-          exp_avg.mul_(beta1).add_(comm::compressed_allreduce(*group_, grad, errors), 1.0 - beta1);
+          onebit_detail::update_momentum(exp_avg, comm::compressed_allreduce(*group_, grad, errors), beta1);
         }
       } else {
         exp_avg.mul_(beta1).add_(grad, 1.0 - beta1);
         set_counter(state, "lrs", state.at("lrs").item<double>() + group.lr);
       }
 
-      auto update = exp_avg / (exp_avg_sq.sqrt() + group.eps);
-      if (group.weight_decay > 0.0) update.add_(p, group.weight_decay);
-      p.add_(update, -group.lr);
-      if (frozen_) accumulator.add_(update, -group.lr);
+      if (!frozen_) {
+        onebit_detail::update_parameter(p, exp_avg, exp_avg_sq, group);
+      } else {
+        auto update = exp_avg / (exp_avg_sq.sqrt() + group.eps);
+        if (group.weight_decay > 0.0) update.add_(p, group.weight_decay);
+        p.add_(update, -group.lr);
+        accumulator.add_(update, -group.lr);
+      }
 
       if (frozen_ && t % counter(state, "local_step_interval") == 0) {
         // Undo the local steps, agree on their sum (in gradient units), and redo it.
