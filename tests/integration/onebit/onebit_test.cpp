@@ -105,6 +105,22 @@ TEST_F(OneBitGloo, EngineRunsAgreeLearnAndSendSixteenTimesFewerBytes) {
   }
 }
 
+// bf16: the optimizer steps fp32 masters (BF16_Optimizer) and the ranks stay equal.
+TEST_F(OneBitGloo, OneBitAdamTrainsBf16Masters) {
+  TempDir dir;
+  write_file(dir.file("c.json"), R"({"train_micro_batch_size_per_gpu": 8, "steps_per_print": 1000,
+      "bf16": {"enabled": true}, "optimizer": {"type": "OneBitAdam", "params": {"lr": 0.001, "freeze_step": 5}}})");
+  auto r = run(2, {"train", "--deepspeed_config", dir.file("c.json"), "--steps", "12"});
+  const auto& out = r.at(0).output;
+  EXPECT_TRUE(contains(out, "DeepSpeed Final Optimizer = BF16_Optimizer")) << out;
+  EXPECT_TRUE(contains(out, "Currently the convergence of 1-bit Adam is only verified under FP16")) << out;
+  EXPECT_EQ(value_of(out, "checksum"), value_of(r.at(1).output, "checksum"));
+  const auto l = losses(out);
+  ASSERT_EQ(l.size(), 12u) << out;
+  for (const auto& [step, loss] : l) EXPECT_TRUE(std::isfinite(loss)) << step;
+  EXPECT_LT(l.at(12), l.at(1)) << out;
+}
+
 // Saved in the warm-up and resumed, 1-bit Adam crosses into the compressed phase; saved in
 // the compressed phase, it resumes there without a full-precision step.
 TEST_F(OneBitGloo, OneBitAdamResumesOnEitherSideOfTheFreeze) {

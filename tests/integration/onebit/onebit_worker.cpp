@@ -207,7 +207,9 @@ int run_train(CLI::App& app, int64_t steps, int64_t measure_from, const std::str
   while (engine->global_steps() < steps) {
     for (auto batch : *loader) {
       if (engine->global_steps() == measure_from && start_bytes < 0) start_bytes = logged_bytes();
-      auto loss = torch::mse_loss(engine->forward(batch.data), batch.target);
+      // A half-precision model takes half-precision inputs; the loss is computed in fp32.
+      auto prediction = engine->forward(batch.data.to(engine->model_dtype()));
+      auto loss = torch::mse_loss(prediction.to(torch::kFloat32), batch.target);
       engine->backward(loss);
       engine->step();
       std::cout << "loss " << engine->global_steps() << " " << loss.item<double>() << "\n";
