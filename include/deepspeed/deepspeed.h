@@ -21,5 +21,6 @@
 #include <deepspeed/initialize.h>
 #include <deepspeed/lr_schedules.h>
 #include <deepspeed/monitor.h>
+#include <deepspeed/onebit.h>
 #include <deepspeed/optimizer.h>
 #include <deepspeed/version.h>

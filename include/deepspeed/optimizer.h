@@ -71,6 +71,15 @@ class Optimizer {
   // "SGD", "FusedLamb", ...), for the engine's "DeepSpeed Basic Optimizer = ..." log line.
   virtual std::string class_name() const { return name(); }
 
+  // Whether the engine is to average the gradients over the data-parallel ranks before the next
+  // step (DeepSpeed's engine.enable_backward_allreduce). The 1-bit optimizers say false while
+  // they communicate themselves (after their warm-up): step() then sees this rank's own
+  // gradients.
+  virtual bool needs_averaged_gradients() const { return true; }
+  // Called after a checkpoint replaced state() and the groups' hyper-parameters: an optimizer
+  // that keeps more than state() (the 1-bit optimizers' compression errors and phase) resets it.
+  virtual void state_loaded() {}
+
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
   void zero_grad();  // sets every gradient to undefined (as .grad = None)

@@ -124,6 +124,7 @@ void load_optimizer_state(Optimizer& optimizer, const c10::IValue& value, const 
     }
   }
   optimizer.state() = std::move(state);
+  optimizer.state_loaded();
 }
 
 }  // namespace deepspeed::checkpoint

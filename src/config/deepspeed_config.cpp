@@ -149,8 +149,8 @@ void check_combinations(const DeepSpeedConfig& c, const std::string& bf16_path) 
   }
   if (c.optimizer) {
     const std::string name = canonical_optimizer_name(c.optimizer->type).value_or("");
-    if (name == "lamb" && c.fp16.enabled && c.fp16.loss_scale != 0.0) {
-      throw ConfigError("optimizer.type", "DeepSpeed lamb optimizer requires dynamic loss scaling");
+    if ((name == "lamb" || name == "onebitlamb") && c.fp16.enabled && c.fp16.loss_scale != 0.0) {
+      throw ConfigError("optimizer.type", fmt::format("DeepSpeed {} optimizer requires dynamic loss scaling", name));
     }
     const char* one_bit = name == "onebitadam"    ? "1bit-Adam"
                           : name == "zerooneadam" ? "0/1 Adam"

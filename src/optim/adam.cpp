@@ -107,16 +107,8 @@ std::unique_ptr<Optimizer> Adam::create(bool adamw_type, const nlohmann::json& p
   }
   reader.reject_unknown();
 
-  check_lr(lr, reader.path("lr"));
-  check_betas(betas, reader.path("betas"));
-  check_eps(eps, reader.path("eps"));
-  check_weight_decay(weight_decay, reader.path("weight_decay"));
-
+  check_and_write_adam_hyperparameters(groups, "optimizer.params", lr, betas, eps, weight_decay);
   GroupWriter writer(groups);
-  writer.lr(lr);
-  writer.betas(betas);
-  writer.eps(eps);
-  writer.weight_decay(weight_decay);
   if (!adam.torch_adam) writer.extra("bias_correction", bias_correction ? 1.0 : 0.0);
   return std::make_unique<Adam>(std::move(groups), adam);
 }

@@ -27,10 +27,7 @@ std::unique_ptr<Optimizer> Lamb::create(const nlohmann::json& params,
   }
   reader.reject_unknown();
 
-  check_lr(lr, reader.path("lr"));
-  check_betas(betas, reader.path("betas"));
-  check_eps(eps, reader.path("eps"));
-  check_weight_decay(weight_decay, reader.path("weight_decay"));
+  check_and_write_adam_hyperparameters(groups, "optimizer.params", lr, betas, eps, weight_decay);
   if (!(min_coeff <= max_coeff)) {
     throw ConfigError(reader.path("min_coeff"), "min_coeff " + python_repr(min_coeff) +
                                                     " is larger than max_coeff " +
@@ -38,10 +35,6 @@ std::unique_ptr<Optimizer> Lamb::create(const nlohmann::json& params,
   }
 
   GroupWriter writer(groups);
-  writer.lr(lr);
-  writer.betas(betas);
-  writer.eps(eps);
-  writer.weight_decay(weight_decay);
   writer.extra("bias_correction", bias_correction ? 1.0 : 0.0);
   writer.extra("max_coeff", max_coeff);
   writer.extra("min_coeff", min_coeff);

@@ -34,6 +34,19 @@ double extra_or(const ParamGroup& group, const std::string& key, double fallback
   return it == group.extra.end() ? fallback : it->second;
 }
 
+void check_and_write_adam_hyperparameters(std::vector<ParamGroup>& groups, const std::string& section, double lr,
+                                          const std::array<double, 2>& betas, double eps, double weight_decay) {
+  check_lr(lr, section + ".lr");
+  check_betas(betas, section + ".betas");
+  check_eps(eps, section + ".eps");
+  check_weight_decay(weight_decay, section + ".weight_decay");
+  GroupWriter writer(groups);
+  writer.lr(lr);
+  writer.betas(betas);
+  writer.eps(eps);
+  writer.weight_decay(weight_decay);
+}
+
 double increment_step(std::map<std::string, torch::Tensor>& state) {
   auto it = state.find("step");
   if (it == state.end() || !it->second.defined()) {

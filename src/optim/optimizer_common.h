@@ -42,6 +42,11 @@ void check_eps(double eps, const std::string& path);
 void check_weight_decay(double weight_decay, const std::string& path);
 void check_betas(const std::array<double, 2>& betas, const std::string& path);
 
+// The Adam family's lr, betas, eps and weight_decay (Adam, Lamb, the 1-bit optimizers): checked
+// as above (errors name "<section>.<key>") and written into the groups (GroupWriter).
+void check_and_write_adam_hyperparameters(std::vector<ParamGroup>& groups, const std::string& section, double lr,
+                                          const std::array<double, 2>& betas, double eps, double weight_decay);
+
 // A group's `extra` value, or `fallback` when the group has none (a group built by hand).
 double extra_or(const ParamGroup& group, const std::string& key, double fallback);
 

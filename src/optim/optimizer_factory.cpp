@@ -53,6 +53,12 @@ std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const nlohman
   if (name == "lion") return Lion::create(params, std::move(groups), options);
   if (name == "SGD") return Sgd::create(params, std::move(groups));
 
+  if (name == "onebitadam" || name == "zerooneadam" || name == "onebitlamb") {
+    throw ConfigError("optimizer.type", "DeepSpeed optimizer '" + type +
+                                            "' communicates over the data-parallel group: initialize() builds it "
+                                            "from the config, a program with make_onebit_optimizer "
+                                            "(deepspeed/onebit.h)");
+  }
   if (kDeepSpeedNames.count(name)) {
     throw ConfigError("optimizer.type", "DeepSpeed optimizer '" + type +
                                             "' is not available in deepspeed-cpp (available: "

@@ -16,7 +16,8 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<torch::Tensor> paramete
                                              const DeepSpeedConfig& config, std::shared_ptr<Optimizer> optimizer,
                                              ModelParallelGradients model_parallel, ExpertParameters experts)
     : OptimizerWrapper(loss_scaler_options(config, LossScaleAlgorithm::Plain,
-                                           /*fused=*/!optimizer || optimizer->name() != "Lamb"),
+                                           /*fused=*/!optimizer || (optimizer->name() != "Lamb" &&
+                                                                    optimizer->name() != "OneBitLamb")),
                        std::move(model_parallel)),
       parameters_(std::move(parameters)),
       group_(std::move(group)),
@@ -87,7 +88,9 @@ std::string DataParallelOptimizer::name() const {
 }
 
 void DataParallelOptimizer::before_backward(bool boundary) {
-  reducer_->prepare(boundary);
+  // The 1-bit optimizers, past their warm-up, average (compressed) what they need themselves.
+  if (boundary) local_gradients_ = optimizer_ && !optimizer_->needs_averaged_gradients();
+  reducer_->prepare(boundary && !local_gradients_);
   for (auto& e : experts_) e.reducer->prepare(boundary);
 }
 
@@ -103,8 +106,9 @@ double DataParallelOptimizer::last_communication_wait() const {
 }
 
 bool DataParallelOptimizer::agreed(bool local) const {
-  // Experts' gradients differ between the ranks of the data-parallel group: agree over it.
-  if (experts_.empty()) return model_parallel_.any(local);
+  // Experts' gradients, and gradients the engine did not average, differ between the ranks of
+  // the data-parallel group: agree over it.
+  if (experts_.empty() && !local_gradients_) return model_parallel_.any(local);
   auto flag = torch::full({1}, local ? 1.0f : 0.0f, torch::TensorOptions().device(group_->device()));
   group_->all_reduce(flag, comm::ReduceOp::Max);
   return model_parallel_.any(flag.item<float>() > 0.0f);
@@ -125,9 +129,14 @@ OptimizerWrapper::GradientVerdict DataParallelOptimizer::check_gradients(bool no
   if (norm_wanted && !v.overflow) v.squared_norm = global_squared_norm();
   // fp32: with the norm at hand a non-finite norm is the verdict (no second pass); without it,
   // one pass summed in double, so that large finite gradients cannot overflow the check.
+  // Local gradients give each rank its own norm: the verdict is then agreed like the check's.
   if (check_nonfinite_) {
-    v.nonfinite = v.squared_norm.defined() ? !std::isfinite(v.squared_norm.item<double>())
-                                           : agreed(has_inf_or_nan(grads, torch::kFloat64));
+    if (v.squared_norm.defined() && !local_gradients_) {
+      v.nonfinite = !std::isfinite(v.squared_norm.item<double>());
+    } else {
+      v.nonfinite = agreed(v.squared_norm.defined() ? !std::isfinite(v.squared_norm.item<double>())
+                                                    : has_inf_or_nan(grads, torch::kFloat64));
+    }
   }
   return v;
 }

@@ -77,6 +77,9 @@ class DataParallelOptimizer final : public OptimizerWrapper {
   // For each tensor of the optimizer, in group order: its index in parameters_ (-1: none;
   // with fp32, a tensor the client optimizer holds that the model does not train).
   std::vector<int64_t> optimizer_order_;
+  // This step's gradients are each rank's own: the optimizer said it averages them itself
+  // (Optimizer::needs_averaged_gradients, the 1-bit optimizers after their warm-up).
+  bool local_gradients_ = false;
   bool fp16_ = false;
   bool check_overflow_ = false;
   bool check_nonfinite_ = false;  // fp32 with "nonfinite_gradients" other than "apply"

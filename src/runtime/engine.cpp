@@ -158,6 +158,12 @@ Engine::Engine(torch::nn::AnyModule model, std::shared_ptr<torch::nn::Module> mo
                                                        std::move(model_parallel), experts);
   }
 
+  if (optimizer_ && !config_.fp16_enabled()) {  // DeepSpeed's warning for its 1-bit optimizers
+    const std::string n = optimizer_->name();
+    const char* what = n == "OneBitAdam" ? "1-bit Adam" : n == "ZeroOneAdam" ? "0/1 Adam" : n == "OneBitLamb" ? "1-bit Lamb" : nullptr;
+    if (what) logger.warning(fmt::format("Currently the convergence of {} is only verified under FP16", what));
+  }
+
   timers_ = std::make_unique<Timers>(device_synchronizer(device_));
   if (config_.wall_clock_breakdown) {
     wall_clock_ = std::make_unique<WallClockBreakdown>(*timers_, config_.steps_per_print);

@@ -5,6 +5,7 @@
 
 #include <deepspeed/config.h>
 #include <deepspeed/errors.h>
+#include <deepspeed/onebit.h>
 
 #include "runtime/activation_checkpointing/settings.h"
 #include "runtime/uncaught_exception_report.h"
@@ -150,8 +151,12 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
     OptimizerOptions oo;
     oo.cpu_offload = config.zero_optimization.offload_optimizer_enabled();
     try {
-      optimizer = make_optimizer(config.optimizer->type, config.optimizer->params,
-                                 parameter_groups(options, *module), oo);
+      // The 1-bit optimizers communicate over the data-parallel group themselves.
+      optimizer = is_onebit_optimizer(config.optimizer->type)
+                      ? make_onebit_optimizer(config.optimizer->type, config.optimizer->params,
+                                              parameter_groups(options, *module), groups->data_parallel())
+                      : make_optimizer(config.optimizer->type, config.optimizer->params,
+                                       parameter_groups(options, *module), oo);
     } catch (const ConfigError& e) {
       throw config.locate(e);
     }

@@ -102,6 +102,12 @@ void check_precision_and_zero(const DeepSpeedConfig& config, const std::string& 
                         "device '" + device + "' is not available in this version of deepspeed-cpp; use \"cpu\"");
     }
   }
+  // A 1-bit optimizer the program built itself (the config's are refused when it is read): its
+  // compressed all-reduce needs every rank to hold the whole tensors.
+  if (stage > 0 && (optimizer_name == "OneBitAdam" || optimizer_name == "ZeroOneAdam" || optimizer_name == "OneBitLamb")) {
+    throw ConfigError("zero_optimization.stage", optimizer_name + " is not compatible with ZeRO (stage " +
+                                                     std::to_string(stage) + "); it runs at stage 0");
+  }
   if (stage > 0 && !optimizer_name.empty() && !config.zero_allow_untested_optimizer) {
     // DeepSpeed's ZERO_SUPPORTED_OPTIMIZERS, by algorithm: Adam/AdamW (torch, Fused, CPU),
     // Adagrad (torch, CPU), Lion (Fused, CPU). A client optimizer counts by what it is.

@@ -153,6 +153,17 @@ TEST(ConfigOptimizer, CombinationsDeepSpeedRejects) {
                             .what())
                 .find("1bit-Adam is not compatible with ZeRO"),
             std::string::npos);
+  for (const char* type : {"ZeroOneAdam", "OneBitLamb"}) {
+    EXPECT_NE(std::string(config_error(with(std::string(R"("optimizer": {"type": ")") + type +
+                                            R"("}, "zero_optimization": {"stage": 2})"))
+                              .what())
+                  .find("is not compatible with ZeRO"),
+              std::string::npos)
+        << type;
+  }
+  EXPECT_STREQ(
+      config_error(with(R"("optimizer": {"type": "OneBitLamb"}, "fp16": {"enabled": true, "loss_scale": 128})")).what(),
+      "optimizer.type: DeepSpeed onebitlamb optimizer requires dynamic loss scaling (at ds_config.json:1:39)");
 }
 
 TEST(ConfigScheduler, KnownTypes) {

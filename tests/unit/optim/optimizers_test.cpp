@@ -429,7 +429,9 @@ TEST(MakeOptimizer, UnknownTypes) {
   EXPECT_NE(std::string(adamax.what()).find("Adamax is not a supported DeepSpeed Optimizer"),
             std::string::npos);
   auto onebit = config_error([&] { make("OneBitAdam", json::object(), p); });
-  EXPECT_NE(std::string(onebit.what()).find("not available in deepspeed-cpp"), std::string::npos);
+  EXPECT_NE(std::string(onebit.what()).find("make_onebit_optimizer"), std::string::npos);
+  auto muon = config_error([&] { make("Muon", json::object(), p); });
+  EXPECT_NE(std::string(muon.what()).find("not available in deepspeed-cpp"), std::string::npos);
 }
 
 TEST(MakeOptimizer, ConfigParamsFillGroupsButGroupOverridesWin) {
