@@ -202,6 +202,7 @@ DeepSpeedConfig build_config(const nlohmann::json& value, int64_t world_size, Wa
   c.checkpoint = read_checkpoint(section(value, "checkpoint"));
   c.aio = read_aio(section(value, "aio"), warnings);
   c.activation_checkpointing = read_activation_checkpointing(section(value, "activation_checkpointing"));
+  c.tensor_parallel = read_tensor_parallel(section(value, "tensor_parallel"));
 
   read_scalars(top, c, warnings);
   // DeepSpeed times the phases whenever the flops profiler is on (its summary needs them).

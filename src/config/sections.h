@@ -47,6 +47,9 @@ CheckpointConfig read_checkpoint(const nlohmann::json& value);
 // sections_activation_checkpointing.cpp
 ActivationCheckpointingConfig read_activation_checkpointing(const nlohmann::json& value);
 
+// sections_tensor_parallel.cpp
+TensorParallelConfig read_tensor_parallel(const nlohmann::json& value);
+
 // sections_aio.cpp
 AioConfig read_aio(const nlohmann::json& value, WarningLog& warnings);
 
