@@ -39,6 +39,7 @@ struct Options {
   int64_t loss_chunks = 8;
   bool transformer_kernel = false;
   int64_t moe_num_experts = 0, moe_ep_size = 1, moe_top_k = 1;
+  int64_t tensor_parallel = 0;  // 0: the config's tensor_parallel.autotp_size
 };
 
 }  // namespace
@@ -80,6 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--moe_ep_size", o.moe_ep_size, "split the experts over this many ranks (default: 1)")
       ->check(CLI::PositiveNumber);
   app.add_option("--moe_top_k", o.moe_top_k, "experts per token (default: 1)")->check(CLI::PositiveNumber);
+  app.add_option("--tensor_parallel", o.tensor_parallel,
+                 "split the blocks' linear layers over this many ranks with AutoTP (the config's "
+                 "tensor_parallel.autotp_size; docs/tensor_parallel.md)")
+      ->check(CLI::PositiveNumber);
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
@@ -110,12 +115,25 @@ int main(int argc, char** argv) {
     torch::manual_seed(o.seed);
     auto model = gpt::Gpt(config);
     model->set_activation_checkpointing(o.activation_checkpointing, o.loss_chunks);
-    auto [engine, optimizer, loader, scheduler] = deepspeed::initialize(app, model.ptr());
+    auto [engine, optimizer, loader, scheduler] = [&] {
+      if (!o.tensor_parallel) return deepspeed::initialize(app, model.ptr());
+      // --tensor_parallel N is the config's "tensor_parallel": {"autotp_size": N}.
+      const auto* path = app.get_option("--deepspeed_config");
+      if (path->count() == 0) throw std::invalid_argument("--tensor_parallel needs --deepspeed_config");
+      auto json = deepspeed::load_config_json(path->as<std::string>());
+      json["tensor_parallel"]["autotp_size"] = o.tensor_parallel;
+      deepspeed::InitializeOptions options;
+      options.config_json = json;
+      options.local_rank = app.get_option("--local_rank")->as<int64_t>();
+      return deepspeed::initialize(model.ptr(), options);
+    }();
     const auto device = engine->device();
     const int64_t rank = engine->global_rank();
     const int64_t micro = engine->train_micro_batch_size_per_gpu();
     const int64_t accumulation = engine->gradient_accumulation_steps();
-    gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed + 1000003ULL * static_cast<uint64_t>(rank));
+    // Tensor-parallel peers train on the same tokens: the stream is the data-parallel rank's.
+    const auto data_rank = static_cast<uint64_t>(engine->groups()->data_parallel()->rank());
+    gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed + 1000003ULL * data_rank);
     const int64_t params = gpt::parameter_count(config);
     if (rank == 0) {
       std::printf("gpt: %s, %.1fM parameters, %lld layers, d_model %lld, %lld heads, seq_len %lld, "
@@ -169,7 +187,7 @@ int main(int argc, char** argv) {
     gpu_stats::synchronize(device);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double timed_tokens = static_cast<double>((o.steps - o.warmup_steps) * accumulation * micro *
-                                                    config.seq_len * engine->world_size());
+                                                    config.seq_len * engine->dp_world_size());
     const double tokens_per_s = timed_tokens / seconds;
     const double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : gpu_stats::peak_bf16_flops(device);
     const double mfu = peak > 0 ? tokens_per_s / static_cast<double>(engine->world_size()) *

@@ -70,7 +70,9 @@ std::vector<TpLayerSpec> default_rules() {
                "skip"),
           spec({R"((.*\.)?(out_proj|o_proj|down_proj|c_proj|attn_proj|mlp_proj|fc2|dense_4h_to_h|w2)\.weight$)"}, "row"),
           spec({R"((.*\.)?(gate_up_proj)\.weight$)"}, "column", {{2}, {-1}}),
-          spec({R"((.*\.)?(q_proj|k_proj|v_proj|query|key|value|query_key_value|c_attn|c_fc|fc1|up_proj|gate_proj|dense_h_to_4h|w1|w3)\.weight$)"},
+          // GPT-2's fused attention input: [q; k; v], each split on its own.
+          spec({R"((.*\.)?c_attn\.weight$)"}, "column", {{3}, {-1}}),
+          spec({R"((.*\.)?(q_proj|k_proj|v_proj|query|key|value|query_key_value|c_fc|fc1|up_proj|gate_proj|dense_h_to_4h|w1|w3)\.weight$)"},
                "column")};
 }
 

@@ -23,7 +23,7 @@ std::string autotp_config(int stage, int tp, const std::string& partition_config
   std::string tensor_parallel = R"("tensor_parallel": {"autotp_size": )" + std::to_string(tp);
   if (!partition_config.empty()) tensor_parallel += R"(, "partition_config": )" + partition_config;
   tensor_parallel += "}";
-  return R"({"train_batch_size": 8, "steps_per_print": 100, "gradient_clipping": 0.5,
+  return R"({"train_batch_size": 8, "steps_per_print": 100, "gradient_clipping": 0.05,
      "optimizer": {"type": "Adam", "params": {"lr": 0.01}}, "zero_optimization": {"stage": )" +
          std::to_string(stage) + "}, " + tensor_parallel + "}";
 }
@@ -67,7 +67,11 @@ void expect_same_autotp_training(const AutoTpRun& run, const AutoTpRun& referenc
     EXPECT_TRUE(torch::allclose(got[1], ref[1], 1e-5, 0)) << what << " rank " << r << " gradient norms\n"
                                                            << got[1] << "\n" << ref[1];
     for (size_t i = 2; i + 1 < got.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(got[i], ref[i], 1e-5, 1e-6)) << what << " rank " << r << " parameter " << i;
+      // fp32 sums in another order: within 1e-5 of the tensor's largest element.
+      const double atol = 1e-5 * ref[i].abs().max().item<double>() + 1e-6;
+      EXPECT_TRUE(torch::allclose(got[i], ref[i], 1e-5, atol)) << what << " rank " << r << " parameter " << i << ": largest difference "
+                                                             << (got[i] - ref[i]).abs().max().item<double>() << " of "
+                                                             << ref[i].abs().max().item<double>();
     }
   }
 }
@@ -90,7 +94,7 @@ TEST_P(AutoTp, SplitModelTrainsAsTheWholeModelOnOneRank) {
   expect_ok(reference, "reference");
   ASSERT_FALSE(HasFailure());
   // Clipping acts on every step: the norm (over every gradient element) matters.
-  EXPECT_GT(reference.saved[0][1].min().item<double>(), 0.5);
+  EXPECT_GT(reference.saved[0][1].min().item<double>(), 0.05);
   const auto run = autotp_train(world, autotp_config(stage, tp), dir, "split");
   expect_ok(run, "split");
   ASSERT_FALSE(HasFailure());

@@ -27,7 +27,9 @@ constexpr int64_t kDim = 8, kHeads = 4, kSeq = 4, kHidden = 16, kOut = 5, kGloba
 struct Attention : torch::nn::Module {
   Attention() {
     q_proj = register_module("q_proj", tp::Linear(kDim, kDim));
-    k_proj = register_module("k_proj", tp::Linear(kDim, kDim));
+    // No key bias: softmax ignores it (it adds the same q.b to every key of a query), so its
+    // gradient is rounding noise, which Adam would turn into steps of full size.
+    k_proj = register_module("k_proj", tp::Linear(torch::nn::LinearOptions(kDim, kDim).bias(false)));
     v_proj = register_module("v_proj", tp::Linear(kDim, kDim));
     o_proj = register_module("o_proj", tp::Linear(kDim, kDim));
   }

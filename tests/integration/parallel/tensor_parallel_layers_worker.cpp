@@ -39,7 +39,10 @@ std::map<int64_t, int64_t> logged(const ds::comm::CommsLogger& logger, const std
 }
 
 void check(const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
-  if (got.sizes() != want.sizes() || !torch::allclose(got, want, 1e-5, 1e-6)) {
+  // fp32 sums in another order: relative to the largest element (a small one of a sum with
+  // large terms carries the large terms' rounding).
+  const double scale = want.numel() ? want.abs().max().item<double>() : 0.0;
+  if (got.sizes() != want.sizes() || !torch::allclose(got, want, 1e-5, 1e-5 * scale + 1e-7)) {
     std::cerr << "MISMATCH " << what << "\n got " << got << "\n want " << want << "\n";
     ++failures;
   }

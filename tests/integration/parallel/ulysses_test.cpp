@@ -20,7 +20,7 @@ const std::string kLayersWorker = DS_BINARY_DIR "/bin/ds_test_tensor_parallel_la
 
 std::vector<std::vector<torch::Tensor>> ulysses_train(int world, int sp, int stage, TempDir& dir, const std::string& name) {
   const std::string cfg = dir.file(name + ".json");
-  write_file(cfg, R"({"train_batch_size": 8, "steps_per_print": 100, "gradient_clipping": 0.5,
+  write_file(cfg, R"({"train_batch_size": 8, "steps_per_print": 100, "gradient_clipping": 0.05,
       "sequence_parallel_size": )" + std::to_string(sp) +
                       R"(, "optimizer": {"type": "Adam", "params": {"lr": 0.01}}, "zero_optimization": {"stage": )" +
                       std::to_string(stage) + "}}");
@@ -49,7 +49,7 @@ TEST_P(Ulysses, SequenceSlicesTrainAsTheWholeSequenceOnOneRank) {
   TempDir dir;
   const auto reference = ulysses_train(1, 1, 0, dir, "reference");
   ASSERT_EQ(reference.size(), 1u);
-  EXPECT_GT(reference[0][1].min().item<double>(), 0.5) << "clipping acts on every step";
+  EXPECT_GT(reference[0][1].min().item<double>(), 0.05) << "clipping acts on every step";
   const auto runs = ulysses_train(world, 2, stage, dir, "split");
   ASSERT_EQ(runs.size(), static_cast<size_t>(world));
   const auto& ref = reference[0];
@@ -59,7 +59,11 @@ TEST_P(Ulysses, SequenceSlicesTrainAsTheWholeSequenceOnOneRank) {
     EXPECT_TRUE(torch::allclose(got[0], ref[0], 1e-5, 0)) << "rank " << r << " losses\n" << got[0] << "\n" << ref[0];
     EXPECT_TRUE(torch::allclose(got[1], ref[1], 1e-5, 0)) << "rank " << r << " norms\n" << got[1] << "\n" << ref[1];
     for (size_t i = 2; i + 1 < got.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(got[i], ref[i], 1e-5, 1e-6)) << "rank " << r << " parameter " << i;
+      // fp32 sums in another order: within 1e-5 of the tensor's largest element.
+      const double atol = 1e-5 * ref[i].abs().max().item<double>() + 1e-6;
+      EXPECT_TRUE(torch::allclose(got[i], ref[i], 1e-5, atol))
+          << "rank " << r << " parameter " << i << ": largest difference "
+          << (got[i] - ref[i]).abs().max().item<double>() << " of " << ref[i].abs().max().item<double>();
     }
     EXPECT_EQ(got.back()[1].item<int64_t>(), 2) << "sequence_parallel_size";
   }

@@ -34,7 +34,9 @@ struct Model : torch::nn::Module {
   Model() : attention(causal_attention, nullptr) {
     torch::manual_seed(42);
     q = register_module("q", torch::nn::Linear(kDim, kDim));
-    k = register_module("k", torch::nn::Linear(kDim, kDim));
+    // No key bias: softmax ignores it, so its gradient is rounding noise that Adam would
+    // turn into steps of full size.
+    k = register_module("k", torch::nn::Linear(torch::nn::LinearOptions(kDim, kDim).bias(false)));
     v = register_module("v", torch::nn::Linear(kDim, kDim));
     o = register_module("o", torch::nn::Linear(kDim, kDim));
     head = register_module("head", torch::nn::Linear(kDim, 1));
