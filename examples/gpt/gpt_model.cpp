@@ -52,7 +52,7 @@ torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
 }
 // The same GEMM; split by AutoTP, with the tensor-parallel all-reduces around it.
 torch::Tensor linear(const deepspeed::tensor_parallel::Linear& layer, const torch::Tensor& x) {
-  return layer->forward(x);
+  return layer.ptr()->forward(x);
 }
 
 // The transformer op's config for one GPT-2 block: pre-LN, no dropout, LayerNorm's default

@@ -4,11 +4,14 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <fmt/format.h>
+
 #include <deepspeed/config.h>
 #include <deepspeed/errors.h>
 #include <deepspeed/tensor_parallel.h>
 
 #include "runtime/activation_checkpointing/settings.h"
+#include "runtime/logger.h"
 #include "runtime/uncaught_exception_report.h"
 
 namespace deepspeed {
@@ -160,6 +163,11 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
                             std::to_string(groups->tensor_parallel()->size()) + " ranks");
     }
     auto split = tensor_parallel::apply_autotp(*module, config.tensor_parallel, groups->tensor_parallel());
+    const LogLevel level = config.log_level ? parse_log_level(*config.log_level) : LogLevel::Info;
+    Logger(group->rank(), level)
+        .info(fmt::format("AutoTP: {} column-parallel and {} row-parallel linear layers over {} tensor-parallel "
+                          "ranks, {} replicated",
+                          split.column.size(), split.row.size(), autotp, split.replicated.size()));
     options.tensor_parallel_parameters.insert(options.tensor_parallel_parameters.end(), split.split_parameters.begin(),
                                               split.split_parameters.end());
   }

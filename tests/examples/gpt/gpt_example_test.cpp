@@ -194,6 +194,12 @@ TEST(GptExample, TensorParallelTwoRanksFollowTheOneRankLossCurve) {
     if (ranks == 2) args.insert(args.end(), {"--tensor_parallel", "2"});
     auto r = train(ranks, cfg, args);
     for (const auto& rank : r) ASSERT_EQ(rank.exit_code, 0) << rank.output;
+    if (ranks == 2) {
+      EXPECT_NE(r[0].output.find("AutoTP: 4 column-parallel and 4 row-parallel linear layers over 2 tensor-parallel "
+                                 "ranks, 0 replicated"),
+                std::string::npos)
+          << r[0].output;
+    }
     curves.push_back(losses(r[0].output));
     ASSERT_EQ(curves.back().size(), 4u) << r[0].output;
   }

@@ -10,6 +10,7 @@
 
 #include "gloo_ranks_test.h"
 #include "multiprocess.h"
+#include "rank_results.h"
 
 using deepspeed::testing::run_ranks;
 using deepspeed::testing::TempDir;
@@ -41,19 +42,12 @@ AutoTpRun autotp_train(int world, const std::string& cfg, TempDir& dir, const st
   for (const auto& r : run.ranks) {
     if (r.exit_code != 0 || r.timed_out) return run;
   }
-  for (int k = 0; k < world; ++k) {
-    std::vector<torch::Tensor> saved;
-    torch::load(saved, dir.file(name) + ".rank" + std::to_string(k) + ".pt");
-    run.saved.push_back(saved);
-  }
+  run.saved = deepspeed::testing::load_rank_results(dir.file(name), world);
   return run;
 }
 
 void expect_ok(const AutoTpRun& run, const std::string& what) {
-  for (const auto& r : run.ranks) {
-    EXPECT_FALSE(r.timed_out) << what << " rank " << r.rank << " hung:\n" << r.output;
-    EXPECT_EQ(r.exit_code, 0) << what << " rank " << r.rank << ":\n" << r.output;
-  }
+  deepspeed::testing::expect_ranks_succeeded(run.ranks, what);
 }
 
 void expect_same_autotp_training(const AutoTpRun& run, const AutoTpRun& reference, const std::string& what) {
@@ -102,6 +96,9 @@ TEST_P(AutoTp, SplitModelTrainsAsTheWholeModelOnOneRank) {
   for (const auto& saved : run.saved) {
     EXPECT_EQ(saved.back()[0].item<int64_t>(), world / tp) << "dp_world_size";
     EXPECT_EQ(saved.back()[1].item<int64_t>(), tp) << "mp_world_size";
+    // Per block q, k, v, up and gate column-parallel, o and down row-parallel; lm_head not.
+    EXPECT_EQ(saved.back()[2].item<int64_t>(), 10) << "column-parallel layers";
+    EXPECT_EQ(saved.back()[3].item<int64_t>(), 4) << "row-parallel layers";
   }
 }
 
@@ -128,6 +125,10 @@ TEST_F(AutoTpPartitionConfig, UnknownNamesSplitThroughTheUsersLayerSpecs) {
   expect_ok(run, "split");
   ASSERT_FALSE(HasFailure());
   expect_same_autotp_training(run, reference, "partition_config");
+  for (const auto& saved : run.saved) {
+    EXPECT_EQ(saved.back()[2].item<int64_t>(), 10) << "column-parallel layers";
+    EXPECT_EQ(saved.back()[3].item<int64_t>(), 4) << "row-parallel layers";
+  }
 }
 
 TEST_F(AutoTpPartitionConfig, ATorchLinearASpecSelectsIsAnErrorNamingIt) {

@@ -10,7 +10,8 @@
 //
 // Step s trains on samples [8s, 8s + 8), split over the data-parallel ranks. Writes
 // <--out>.rank<R>.pt: the step losses (averaged over the data group), the gradient norms, every
-// parameter whole (split ones gathered over the tensor group), and the sizes.
+// parameter whole (split ones gathered over the tensor group), the sizes and how many layers
+// are column- and row-parallel.
 #include <iostream>
 
 #include <deepspeed/deepspeed.h>
@@ -136,7 +137,14 @@ int main(int argc, char** argv) {
         }
       }
     }
-    result.push_back(torch::tensor({engine->dp_world_size(), engine->mp_world_size()}, torch::kLong));
+    int64_t columns = 0, rows = 0;
+    for (const auto& m : model->modules()) {
+      if (auto* linear = m->as<tp::LinearImpl>()) {
+        columns += linear->partitioning() == tp::Partition::Column;
+        rows += linear->partitioning() == tp::Partition::Row;
+      }
+    }
+    result.push_back(torch::tensor({engine->dp_world_size(), engine->mp_world_size(), columns, rows}, torch::kLong));
     torch::save(result, out + ".rank" + std::to_string(engine->groups()->world()->rank()) + ".pt");
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

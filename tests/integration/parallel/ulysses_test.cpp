@@ -8,6 +8,7 @@
 
 #include "gloo_ranks_test.h"
 #include "multiprocess.h"
+#include "rank_results.h"
 
 using deepspeed::testing::run_ranks;
 using deepspeed::testing::TempDir;
@@ -25,18 +26,8 @@ std::vector<std::vector<torch::Tensor>> ulysses_train(int world, int sp, int sta
                       R"(, "optimizer": {"type": "Adam", "params": {"lr": 0.01}}, "zero_optimization": {"stage": )" +
                       std::to_string(stage) + "}}");
   const auto ranks = run_ranks(world, kUlyssesWorker, {"--deepspeed_config", cfg, "--out", dir.file(name)});
-  std::vector<std::vector<torch::Tensor>> out;
-  for (const auto& r : ranks) {
-    EXPECT_FALSE(r.timed_out) << name << " rank " << r.rank << " hung:\n" << r.output;
-    EXPECT_EQ(r.exit_code, 0) << name << " rank " << r.rank << ":\n" << r.output;
-  }
-  if (::testing::Test::HasFailure()) return out;
-  for (int k = 0; k < world; ++k) {
-    std::vector<torch::Tensor> saved;
-    torch::load(saved, dir.file(name) + ".rank" + std::to_string(k) + ".pt");
-    out.push_back(saved);
-  }
-  return out;
+  if (!deepspeed::testing::expect_ranks_succeeded(ranks, name)) return {};
+  return deepspeed::testing::load_rank_results(dir.file(name), world);
 }
 
 }  // namespace
@@ -81,10 +72,6 @@ using TensorParallelLayers = deepspeed::testing::GlooRanksTest;
 
 TEST_F(TensorParallelLayers, EqualTheUnsplitLayersOnTwoAndFourRanks) {
   for (int world : {2, 4}) {
-    const auto ranks = run_ranks(world, kLayersWorker, {});
-    for (const auto& r : ranks) {
-      EXPECT_FALSE(r.timed_out) << world << " ranks, rank " << r.rank << " hung:\n" << r.output;
-      EXPECT_EQ(r.exit_code, 0) << world << " ranks, rank " << r.rank << ":\n" << r.output;
-    }
+    deepspeed::testing::expect_ranks_succeeded(run_ranks(world, kLayersWorker, {}), std::to_string(world) + " ranks,");
   }
 }
