@@ -139,11 +139,11 @@ struct AutoTpResult {
   std::vector<torch::Tensor> summed_gradient_parameters;
 };
 
-// The layer specs AutoTP applies for `config`: the preset's and the user's partition_config
-// (the user's first), or, without either, DeepSpeed's name rules for plain models (row for
-// out_proj/o_proj/down_proj/c_proj/fc2/dense_4h_to_h/w2 and the last linear layer before a norm,
-// column for the other linear layers inside a module that has a row one; lm_head/embed_out and
-// MoE gates stay replicated). docs/tensor_parallel.md lists them.
+// The layer specs AutoTP applies for `config`: the user's partition_config (then, with
+// use_default_specs, the preset's), or the preset's, or, without either, DeepSpeed's name lists
+// as specs (row: o_proj, down_proj, out_proj, c_proj, fc2, ...; column: q/k/v_proj, up/gate_proj,
+// c_attn as fused q/k/v, ...; lm_head, embed_out and MoE gates replicated). A layer no spec
+// matches stays replicated. docs/tensor_parallel.md lists them.
 std::vector<TpLayerSpec> autotp_layer_specs(const TensorParallelConfig& config);
 
 // DeepSpeed's AutoTP for training: splits `model`'s linear layers over `group` by their names
