@@ -50,6 +50,10 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return torch::linear(x, layer->weight, layer->bias);
 }
+// The same GEMM; split by AutoTP, with the tensor-parallel all-reduces around it.
+torch::Tensor linear(const deepspeed::tensor_parallel::Linear& layer, const torch::Tensor& x) {
+  return layer.ptr()->forward(x);
+}
 
 // The transformer op's config for one GPT-2 block: pre-LN, no dropout, LayerNorm's default
 // eps, GPT-2's initialisation (0.02; residual projections / sqrt(2 * layers)).
@@ -130,8 +134,8 @@ BlockImpl::BlockImpl(const GptConfig& c, bool moe) : n_head_(c.n_head) {
   }
   const int64_t d = c.d_model;
   ln_1_ = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
-  c_attn_ = register_module("c_attn", torch::nn::Linear(d, 3 * d));
-  attn_proj_ = register_module("attn_proj", torch::nn::Linear(d, d));
+  c_attn_ = register_module("c_attn", deepspeed::tensor_parallel::Linear(d, 3 * d));
+  attn_proj_ = register_module("attn_proj", deepspeed::tensor_parallel::Linear(d, d));
   ln_2_ = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   if (moe) {
     deepspeed::moe::MoEOptions o;
@@ -142,8 +146,8 @@ BlockImpl::BlockImpl(const GptConfig& c, bool moe) : n_head_(c.n_head) {
     moe_ = register_module("moe", deepspeed::moe::MoE(
                                       d, [d, layers] { return torch::nn::AnyModule(Mlp(d, layers)); }, o));
   } else {
-    c_fc_ = register_module("c_fc", torch::nn::Linear(d, 4 * d));
-    mlp_proj_ = register_module("mlp_proj", torch::nn::Linear(4 * d, d));
+    c_fc_ = register_module("c_fc", deepspeed::tensor_parallel::Linear(d, 4 * d));
+    mlp_proj_ = register_module("mlp_proj", deepspeed::tensor_parallel::Linear(4 * d, d));
   }
   torch::NoGradGuard no_grad;
   const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
@@ -160,8 +164,11 @@ BlockImpl::BlockImpl(const GptConfig& c, bool moe) : n_head_(c.n_head) {
 }
 
 torch::Tensor BlockImpl::forward(torch::Tensor x) {
-  const int64_t b = x.size(0), t = x.size(1), d = x.size(2);
-  auto qkv = linear(c_attn_, ln_1_->forward(x)).view({b, t, 3, n_head_, d / n_head_});
+  const int64_t b = x.size(0), t = x.size(1), head_dim = x.size(2) / n_head_;
+  auto qkv = linear(c_attn_, ln_1_->forward(x));
+  // This rank's heads: all of them, or n_head / tp when AutoTP split c_attn.
+  const int64_t heads = qkv.size(-1) / (3 * head_dim);
+  qkv = qkv.view({b, t, 3, heads, head_dim});
   // unbind, not three selects: autograd joins unbind's gradients with one stack, where each
   // select's backward fills a zeroed qkv-sized tensor and the three are then added (about
   // 2 GB of memory traffic per block at 1.3B, micro batch 16). The same values either way.
@@ -171,7 +178,7 @@ torch::Tensor BlockImpl::forward(torch::Tensor x) {
   auto v = parts[2].transpose(1, 2);
   auto y = (sparse_attention_ ? sparse_attention_->forward(q, k, v) : causal_attention(q, k, v))
                .transpose(1, 2)
-               .reshape({b, t, d});
+               .reshape({b, t, heads * head_dim});
   x = x + linear(attn_proj_, y);
   if (moe_) {
     auto [out, l_aux, counts] = moe_->forward(ln_2_->forward(x));

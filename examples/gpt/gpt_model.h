@@ -17,6 +17,7 @@
 #include <deepspeed/config.h>
 #include <deepspeed/moe.h>
 #include <deepspeed/sparse_attention.h>
+#include <deepspeed/tensor_parallel.h>
 
 namespace gpt {
 
@@ -86,7 +87,9 @@ class BlockImpl : public torch::nn::Module, public deepspeed::ops::sparse_attent
  private:
   int64_t n_head_;
   torch::nn::LayerNorm ln_1_{nullptr}, ln_2_{nullptr};
-  torch::nn::Linear c_attn_{nullptr}, attn_proj_{nullptr}, c_fc_{nullptr}, mlp_proj_{nullptr};
+  // AutoTP can split these ("tensor_parallel": {"autotp_size": N}): c_attn and c_fc column-parallel
+  // (c_attn's q, k and v each on its own), attn_proj and mlp_proj row-parallel.
+  deepspeed::tensor_parallel::Linear c_attn_{nullptr}, attn_proj_{nullptr}, c_fc_{nullptr}, mlp_proj_{nullptr};
   deepspeed::moe::MoE moe_{nullptr};
   deepspeed::ops::sparse_attention::SparseSelfAttention sparse_attention_{nullptr};
   torch::Tensor l_aux_;

@@ -46,6 +46,7 @@ struct Options {
   int64_t moe_num_experts = 0, moe_ep_size = 1, moe_top_k = 1;
   std::string sparse_attention;  // a sparse_attention mode; "": the config's section, if any
   int64_t pipeline_stages = 0;  // 0: no pipeline
+  int64_t tensor_parallel = 0;  // 0: the config's tensor_parallel.autotp_size
 };
 
 // The process count the launcher gives (WORLD_SIZE), for reading the config's batch sizes.
@@ -166,6 +167,10 @@ int main(int argc, char** argv) {
                  "cut the model into this many pipeline stages, the embedding and the head tied across the first and "
                  "the last (default: 0, no pipeline)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--tensor_parallel", o.tensor_parallel,
+                 "split the blocks' linear layers over this many ranks with AutoTP (the config's "
+                 "tensor_parallel.autotp_size; docs/tensor_parallel.md)")
+      ->check(CLI::PositiveNumber);
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
@@ -203,10 +208,16 @@ int main(int argc, char** argv) {
       config.sparse_attention = gpt::choose_sparse_attention(section, o.sparse_attention);
     }
 
+    if (o.tensor_parallel > 0 && (o.moe_num_experts > 0 || config.sparse_attention || o.transformer_kernel)) {
+      std::fprintf(stderr, "gpt_train: --tensor_parallel cannot be combined with --moe_num_experts, sparse attention or "
+                           "--transformer_kernel\n");
+      return 2;
+    }
     if (o.pipeline_stages > 0) {
-      if (o.transformer_kernel || o.moe_num_experts > 0 || o.profile_steps > 0 || config.sparse_attention) {
+      if (o.transformer_kernel || o.moe_num_experts > 0 || o.profile_steps > 0 || config.sparse_attention ||
+          o.tensor_parallel > 0) {
         std::fprintf(stderr, "gpt_train: --pipeline_stages cannot be combined with --transformer_kernel, "
-                             "--moe_num_experts, sparse attention or --profile\n");
+                             "--moe_num_experts, sparse attention, --tensor_parallel or --profile\n");
         return 2;
       }
       return train_pipeline(app, o, config);
@@ -217,17 +228,30 @@ int main(int argc, char** argv) {
     // MoE: the experts in optimizer groups of their own, as DeepSpeed's MoE examples make them
     // (ZeRO partitions them over their expert-data-parallel group).
     auto [engine, optimizer, loader, scheduler] = [&] {
-      if (config.moe_num_experts == 0) return deepspeed::initialize(app, model.ptr());
-      deepspeed::ParamGroup all;
-      all.params = model->parameters();
-      return deepspeed::initialize(app, model.ptr(),
-                                   deepspeed::moe::split_params_into_different_moe_groups_for_optimizer({all}, *model));
+      if (config.moe_num_experts > 0) {
+        deepspeed::ParamGroup all;
+        all.params = model->parameters();
+        return deepspeed::initialize(app, model.ptr(),
+                                     deepspeed::moe::split_params_into_different_moe_groups_for_optimizer({all}, *model));
+      }
+      if (!o.tensor_parallel) return deepspeed::initialize(app, model.ptr());
+      // --tensor_parallel N is the config's "tensor_parallel": {"autotp_size": N}.
+      const auto* path = app.get_option("--deepspeed_config");
+      if (path->count() == 0) throw std::invalid_argument("--tensor_parallel needs --deepspeed_config");
+      auto json = deepspeed::load_config_json(path->as<std::string>());
+      json["tensor_parallel"]["autotp_size"] = o.tensor_parallel;
+      deepspeed::InitializeOptions options;
+      options.config_json = json;
+      options.local_rank = app.get_option("--local_rank")->as<int64_t>();
+      return deepspeed::initialize(model.ptr(), options);
     }();
     const auto device = engine->device();
     const int64_t rank = engine->global_rank();
     const int64_t micro = engine->train_micro_batch_size_per_gpu();
     const int64_t accumulation = engine->gradient_accumulation_steps();
-    gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed + 1000003ULL * static_cast<uint64_t>(rank));
+    // Tensor-parallel peers train on the same tokens: the stream is the data-parallel rank's.
+    const auto data_rank = static_cast<uint64_t>(engine->groups()->data_parallel()->rank());
+    gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed + 1000003ULL * data_rank);
     const int64_t params = gpt::parameter_count(config);
     if (rank == 0) {
       std::printf("gpt: %s, %.1fM parameters, %lld layers, d_model %lld, %lld heads, seq_len %lld, "
@@ -281,7 +305,7 @@ int main(int argc, char** argv) {
     gpu_stats::synchronize(device);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double timed_tokens = static_cast<double>((o.steps - o.warmup_steps) * accumulation * micro *
-                                                    config.seq_len * engine->world_size());
+                                                    config.seq_len * engine->dp_world_size());
     const double tokens_per_s = timed_tokens / seconds;
     const double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : gpu_stats::peak_bf16_flops(device);
     const double mfu = peak > 0 ? tokens_per_s / static_cast<double>(engine->world_size()) *

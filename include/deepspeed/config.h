@@ -259,6 +259,33 @@ struct SparseAttentionConfig {
 SparseAttentionConfig read_sparse_attention_config(const nlohmann::json& section,
                                                    const std::string& path = "sparse_attention");
 
+// One rule of "tensor_parallel.partition_config.layer_specs": parameters whose name matches one
+// of `patterns` (regular expressions, matched from the start as Python's re.match) are split as
+// `partition_type` says. `shape` cuts a fused weight into sub-parameters before splitting: each
+// entry is one dimension, a size (-1: inferred) or, at partition_dim only, the sizes of unequal
+// sub-parameters; each sub-parameter is then split across the tensor-parallel ranks.
+struct TpLayerSpec {
+  std::vector<std::string> patterns;
+  std::string partition_type = "column";       // column | row | skip (lower-cased)
+  std::vector<std::vector<int64_t>> shape;     // empty: none; an entry of one size, or sub-parameter sizes
+  std::optional<int64_t> partition_dim;        // default: 0 for column, 1 for row
+  bool gather_output = false;                  // column: all-gather the output shards
+  bool grad_allreduce = false;                 // skip: a replicated parameter whose gradient is summed over the group
+  std::vector<std::string> model_types;        // the spec applies only to these preset_model names
+  int64_t effective_partition_dim() const { return partition_dim.value_or(partition_type == "row" ? 1 : 0); }
+};
+
+// "tensor_parallel": AutoTP training (DeepSpeed's TPTrainingConfig), docs/tensor_parallel.md.
+struct TensorParallelConfig {
+  int64_t autotp_size = 0;                     // 0 or 1: off
+  bool tp_overlap_comm = false;
+  std::optional<std::string> preset_model;     // llama, bloom, chatglm, mixtral, deepseek_v2, qwen2, phi3
+  bool has_partition_config = false;
+  bool use_default_specs = true;               // partition_config: merge with the preset's specs
+  bool strict_mode = false;                    // partition_config: a linear layer no spec matches is an error
+  std::vector<TpLayerSpec> layer_specs;
+};
+
 struct DeepSpeedConfig {
   // Batch sizes, resolved: train_batch_size == micro * gas * world_size.
   int64_t train_batch_size = 0;
@@ -314,6 +341,8 @@ struct DeepSpeedConfig {
   std::optional<SparseAttentionConfig> sparse_attention;  // absent: the model's dense attention
   PipelineConfig pipeline;
 
+  TensorParallelConfig tensor_parallel;
+
   nlohmann::json raw;                          // the config as read (comments stripped)
   std::vector<std::string> warnings;           // deprecations, unknown top-level keys, sections without effect
   // Where each key was written, for a config read from text (parse_config, load_config).
@@ -347,6 +376,10 @@ DeepSpeedConfig parse_config(const std::string& text, int64_t world_size,
 // Reads a file path, or, when `path_or_json` starts with '{' (after blanks), the JSON itself,
 // or, as DeepSpeed also accepts, a URL-safe base64 encoding of the JSON.
 DeepSpeedConfig load_config(const std::string& path_or_json, int64_t world_size);
+
+// The JSON a path, text or base64 config holds, unchecked (comments allowed): for what must be
+// known before the config can be read (initialize's tensor_parallel.autotp_size).
+nlohmann::json load_config_json(const std::string& path_or_json);
 
 // From an already-parsed JSON value (no duplicate-key check possible).
 DeepSpeedConfig config_from_json(const nlohmann::json& value, int64_t world_size);

@@ -49,24 +49,38 @@ std::optional<std::string> decode_base64(std::string_view text) {
   return out;
 }
 
-}  // namespace
-
-DeepSpeedConfig load_config(const std::string& path_or_json, int64_t world_size) {
-  if (starts_like_json_object(path_or_json)) return parse_config(path_or_json, world_size, "<string>");
-
+// The config's text and the name its messages give it.
+std::pair<std::string, std::string> config_text(const std::string& path_or_json) {
+  if (starts_like_json_object(path_or_json)) return {path_or_json, "<string>"};
   std::ifstream file(path_or_json, std::ios::binary);
   if (file) {
     std::ostringstream text;
     text << file.rdbuf();
     if (file.bad()) throw ConfigError("", fmt::format("{}: cannot read the file", path_or_json));
-    return parse_config(text.str(), world_size, path_or_json);
+    return {text.str(), path_or_json};
   }
   if (auto decoded = decode_base64(path_or_json); decoded && starts_like_json_object(*decoded)) {
-    return parse_config(*decoded, world_size, "<base64 config>");
+    return {*decoded, "<base64 config>"};
   }
   throw ConfigError("", fmt::format("Expected a string path to an existing deepspeed config, or a JSON object or "
                                     "a valid base64. Received: {}",
                                     path_or_json));
+}
+
+}  // namespace
+
+DeepSpeedConfig load_config(const std::string& path_or_json, int64_t world_size) {
+  const auto [text, source] = config_text(path_or_json);
+  return parse_config(text, world_size, source);
+}
+
+nlohmann::json load_config_json(const std::string& path_or_json) {
+  const auto [text, source] = config_text(path_or_json);
+  try {
+    return nlohmann::json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError("", fmt::format("{}: {}", source, e.what()));
+  }
 }
 
 }  // namespace deepspeed

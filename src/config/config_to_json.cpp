@@ -61,7 +61,7 @@ json to_json(const MonitorConfig& c) {
 // Sections deepspeed-cpp does not model are printed as written.
 constexpr const char* kPassedThrough[] = {
     "torch_autocast", "elasticity",
-    "progressive_layer_drop", "hybrid_engine", "compile", "tensor_parallel",
+    "progressive_layer_drop", "hybrid_engine", "compile",
     "expert_parallel", "autotuning", "compression_training", "quantize_training", "data_efficiency",
     "curriculum_learning", "nebula", "datastates", "weight_quantization", "graph_harvesting",
     "use_data_before_expert_parallelism", "data_parallel_size", "eigenvalue"};
@@ -206,6 +206,12 @@ nlohmann::json DeepSpeedConfig::to_json() const {
                    {"pipe_partitioned", pipeline.pipe_partitioned},
                    {"grad_partitioned", pipeline.grad_partitioned}};
   if (pipeline.use_reentrant) j["pipeline"]["use_reentrant"] = *pipeline.use_reentrant;
+  j["tensor_parallel"] = {{"autotp_size", tensor_parallel.autotp_size},
+                         {"tp_overlap_comm", tensor_parallel.tp_overlap_comm},
+                         {"preset_model", tensor_parallel.preset_model ? json(*tensor_parallel.preset_model) : json(nullptr)}};
+  if (tensor_parallel.has_partition_config && raw.is_object() && raw.contains("tensor_parallel")) {
+    j["tensor_parallel"]["partition_config"] = raw["tensor_parallel"]["partition_config"];
+  }
   j["dataloader_drop_last"] = dataloader_drop_last;
   j["vocabulary_size"] = vocabulary_size ? json(*vocabulary_size) : json(nullptr);
 

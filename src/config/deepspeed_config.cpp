@@ -206,6 +206,7 @@ DeepSpeedConfig build_config(const nlohmann::json& value, int64_t world_size, Wa
     c.sparse_attention = read_sparse_attention_config(sa);
   }
   c.pipeline = read_pipeline(section(value, "pipeline"));
+  c.tensor_parallel = read_tensor_parallel(section(value, "tensor_parallel"));
 
   read_scalars(top, c, warnings);
   // DeepSpeed times the phases whenever the flops profiler is on (its summary needs them).

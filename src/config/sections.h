@@ -49,6 +49,8 @@ ActivationCheckpointingConfig read_activation_checkpointing(const nlohmann::json
 
 // sections_pipeline.cpp
 PipelineConfig read_pipeline(const nlohmann::json& value);
+// sections_tensor_parallel.cpp
+TensorParallelConfig read_tensor_parallel(const nlohmann::json& value);
 
 // sections_aio.cpp
 AioConfig read_aio(const nlohmann::json& value, WarningLog& warnings);

@@ -5,7 +5,7 @@ namespace deepspeed::config_detail {
 const std::vector<std::string_view>& unimplemented_sections() {
   // elasticity has its own warning (deepspeed_config.cpp): it also says which batch sizes apply.
   static const std::vector<std::string_view> sections = {
-      "tensor_parallel", "expert_parallel",
+      "expert_parallel",
       "compression_training", "quantize_training", "weight_quantization", "data_efficiency",
       "curriculum_learning", "progressive_layer_drop", "autotuning", "hybrid_engine", "compile",
       "eigenvalue", "nebula", "datastates", "graph_harvesting"};

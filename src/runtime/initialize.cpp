@@ -1,13 +1,18 @@
 #include <deepspeed/initialize.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
+
+#include <fmt/format.h>
 
 #include <deepspeed/config.h>
 #include <deepspeed/errors.h>
 #include <deepspeed/onebit.h>
+#include <deepspeed/tensor_parallel.h>
 
 #include "runtime/activation_checkpointing/settings.h"
+#include "runtime/logger.h"
 #include "runtime/uncaught_exception_report.h"
 
 namespace deepspeed {
@@ -49,6 +54,24 @@ std::vector<ParamGroup> parameter_groups(const InitializeOptions& options, torch
     }
   }
   return {group};
+}
+
+// tensor_parallel.autotp_size, read before the config is (the batch sizes are per data-parallel
+// rank, and the data-parallel size depends on it); 0 and 1 are "off".
+int64_t autotp_size(const InitializeOptions& options) {
+  if (!options.config_json && !options.config) return 1;
+  nlohmann::json value;
+  try {
+    value = options.config_json ? *options.config_json : load_config_json(*options.config);
+  } catch (const ConfigError&) {
+    return 1;  // resolve_config says what is wrong with it, with the line
+  }
+  if (!value.is_object()) return 1;
+  const auto tp = value.find("tensor_parallel");
+  if (tp == value.end() || !tp->is_object()) return 1;
+  const auto size = tp->find("autotp_size");
+  if (size == tp->end() || !size->is_number_integer()) return 1;
+  return std::max<int64_t>(1, size->get<int64_t>());
 }
 
 void check_local_rank(const InitializeOptions& options, const comm::ProcessGroup& group) {
@@ -106,9 +129,13 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
   const auto existing = comm::world_group();
   // The batch arithmetic is per data-parallel rank: the mpu's, else the world's (which the
   // config divides by sequence_parallel_size itself).
-  const int64_t config_world = options.mpu ? options.mpu->get_data_parallel_world_size()
-                               : existing  ? existing->size()
-                                           : comm::discover_environment().world_size;
+  const int64_t processes = existing ? existing->size() : comm::discover_environment().world_size;
+  const int64_t autotp = autotp_size(options);
+  if (!options.mpu && processes % autotp != 0) {
+    throw ConfigError("tensor_parallel.autotp_size",
+                      "the world size " + std::to_string(processes) + " is not divisible by " + std::to_string(autotp));
+  }
+  const int64_t config_world = options.mpu ? options.mpu->get_data_parallel_world_size() : processes / autotp;
   auto config = resolve_config(options, config_world);
   if (options.mpu && config.sequence_parallel_size > 1) {
     throw EngineError("sequence_parallel_size " + std::to_string(config.sequence_parallel_size) +
@@ -125,7 +152,25 @@ InitializeResult initialize(torch::nn::AnyModule model, std::shared_ptr<torch::n
   } else {
     ParallelSizes sizes;
     sizes.sequence = config.sequence_parallel_size;
+    sizes.tensor = autotp;
     groups = Groups::create(group, sizes);
+  }
+  if (autotp > 1) {
+    // AutoTP: the model's linear layers split over the tensor group before anything (the
+    // optimizer, ZeRO's partitions, the first broadcast) sees their parameters.
+    if (groups->tensor_parallel()->size() != autotp) {
+      throw ConfigError("tensor_parallel.autotp_size",
+                        "is " + std::to_string(autotp) + " but the mpu's tensor-parallel group has " +
+                            std::to_string(groups->tensor_parallel()->size()) + " ranks");
+    }
+    auto split = tensor_parallel::apply_autotp(*module, config.tensor_parallel, groups->tensor_parallel());
+    const LogLevel level = config.log_level ? parse_log_level(*config.log_level) : LogLevel::Info;
+    Logger(group->rank(), level)
+        .info(fmt::format("AutoTP: {} column-parallel and {} row-parallel linear layers over {} tensor-parallel "
+                          "ranks, {} replicated",
+                          split.column.size(), split.row.size(), autotp, split.replicated.size()));
+    options.tensor_parallel_parameters.insert(options.tensor_parallel_parameters.end(), split.split_parameters.begin(),
+                                              split.split_parameters.end());
   }
 
   // A config with the section configures activation checkpointing for the model's forward,

@@ -200,6 +200,37 @@ TEST(GptExample, OneAndTwoRanksFollowTheSameLossCurveAtStages0And2) {
   EXPECT_LT(curves[1].back(), curves[1].front());
 }
 
+// --tensor_parallel 2: AutoTP splits every block's c_attn and c_fc (column) and attn_proj and
+// mlp_proj (row) over the two ranks, which then train on one data-parallel rank's tokens: the
+// same loss curve as the whole model on one rank, at stages 0 and 1.
+TEST(GptExample, TensorParallelTwoRanksFollowTheOneRankLossCurve) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
+  TempDir dir;
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  std::vector<std::vector<double>> curves;
+  for (const auto& [ranks, stage] : std::vector<std::pair<int, int>>{{1, 0}, {2, 0}, {2, 1}}) {
+    const auto cfg = dir.file("tp" + std::to_string(ranks) + std::to_string(stage) + ".json");
+    write_file(cfg, config(8, stage));
+    std::vector<std::string> args{"--steps", "8", "--warmup_steps", "1", "--data", dir.file("tokens.bin")};
+    if (ranks == 2) args.insert(args.end(), {"--tensor_parallel", "2"});
+    auto r = train(ranks, cfg, args);
+    for (const auto& rank : r) ASSERT_EQ(rank.exit_code, 0) << rank.output;
+    if (ranks == 2) {
+      EXPECT_NE(r[0].output.find("AutoTP: 4 column-parallel and 4 row-parallel linear layers over 2 tensor-parallel "
+                                 "ranks, 0 replicated"),
+                std::string::npos)
+          << r[0].output;
+    }
+    curves.push_back(losses(r[0].output));
+    ASSERT_EQ(curves.back().size(), 4u) << r[0].output;
+  }
+  for (size_t c = 1; c < curves.size(); ++c) {
+    for (size_t i = 0; i < curves[0].size(); ++i) {
+      EXPECT_NEAR(curves[c][i], curves[0][i], 2e-3) << "run " << c << ", step " << 2 * (i + 1);
+    }
+  }
+}
+
 // --activation_checkpointing (every block, or every other one, and the loss in checkpointed
 // slices) on 2 ranks at stages 0, 2 and 3: the same loss curve as without it, and the result
 // line says what the checkpoints held. (That a parameter used inside and outside checkpoints

@@ -13,6 +13,7 @@
 
 #include "gloo_ranks_test.h"
 #include "multiprocess.h"
+#include "rank_results.h"
 
 using deepspeed::testing::run_ranks;
 using deepspeed::testing::TempDir;
@@ -43,18 +44,10 @@ std::vector<Result> train(int world, int tp, const std::string& cfg, TempDir& di
   std::vector<std::string> args{"--deepspeed_config", cfg_path, "--tensor_parallel", std::to_string(tp), "--out",
                                 dir.file(name)};
   args.insert(args.end(), extra.begin(), extra.end());
-  const auto ranks = run_ranks(world, kTensorParallelWorker, args);
   std::vector<Result> out;
-  for (const auto& r : ranks) {
-    EXPECT_FALSE(r.timed_out) << name << " rank " << r.rank << " hung:\n" << r.output;
-    EXPECT_EQ(r.exit_code, 0) << name << " rank " << r.rank << ":\n" << r.output;
-  }
-  if (::testing::Test::HasFailure()) return out;
-  for (int k = 0; k < world; ++k) {
-    std::vector<torch::Tensor> saved;
-    torch::load(saved, dir.file(name) + ".rank" + std::to_string(k) + ".pt");
-    Result res{saved[0], saved[1], saved.back(), {saved.begin() + 2, saved.end() - 1}};
-    out.push_back(res);
+  if (!deepspeed::testing::expect_ranks_succeeded(run_ranks(world, kTensorParallelWorker, args), name)) return out;
+  for (const auto& saved : deepspeed::testing::load_rank_results(dir.file(name), world)) {
+    out.push_back(Result{saved[0], saved[1], saved.back(), {saved.begin() + 2, saved.end() - 1}});
   }
   return out;
 }

@@ -220,8 +220,7 @@ TEST(ConfigDefaults, OutOfCoreSectionsAreAcceptedKeptRawAndWarnedAboutUnlessDisa
                               1);
   std::vector<std::string> warned;
   for (const auto& w : c.warnings) warned.push_back(w.substr(0, w.find(':')));
-  EXPECT_EQ(warned, (std::vector<std::string>{
-                                              "tensor_parallel", "compression_training", "quantize_training",
+  EXPECT_EQ(warned, (std::vector<std::string>{"compression_training", "quantize_training",
                                               "data_efficiency", "curriculum_learning", "compile", "eigenvalue"}));
   EXPECT_EQ(c.raw["tensor_parallel"]["autotp_size"], 2);
 }

@@ -1,0 +1,157 @@
+// Tensor parallelism (Megatron's layers, DeepSpeed's AutoTP training): one layer's weights split
+// across the ranks of a tensor-parallel group, with the all-reduces Megatron places around them.
+//
+//   column-parallel   Y_r = X W_r^T: W's rows (the output features) split; forward needs no
+//                     communication, backward sums dX over the group (copy_to region)
+//   row-parallel      Y = sum_r X_r W_r^T: W's columns (the input features) split; forward sums
+//                     the partial outputs over the group, then adds the (replicated) bias
+//
+// A column-parallel layer followed by a row-parallel one (attention's q/k/v then out, an MLP's
+// up then down) costs one all-reduce forward and one backward, and gives every rank the same
+// output as the unsplit pair. Every rank of the group must run the same layers in the same order
+// (they are collectives); the group must outlive the autograd graphs the layers build.
+//
+// For C++ users who write their model for it: ColumnParallelLinear, RowParallelLinear,
+// VocabParallelEmbedding, vocab_parallel_cross_entropy. For plain models, AutoTP: the config's
+// "tensor_parallel" section makes initialize() split the model's tensor_parallel::Linear layers
+// by their names (docs/tensor_parallel.md says why a LibTorch torch::nn::Linear cannot be split
+// behind its back).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include <deepspeed/comm.h>
+#include <deepspeed/config.h>
+
+namespace deepspeed::tensor_parallel {
+
+// Megatron's mappings, autograd functions over `group` (a group of one is the identity).
+// copy_to: identity forward, all-reduce (sum) of the gradient backward.
+torch::Tensor copy_to_tensor_model_parallel_region(const torch::Tensor& input, comm::ProcessGroup& group);
+// reduce_from: all-reduce (sum) forward, identity backward.
+torch::Tensor reduce_from_tensor_model_parallel_region(const torch::Tensor& input, comm::ProcessGroup& group);
+// gather_from: all-gather along the last dimension forward, this rank's slice of the gradient backward.
+torch::Tensor gather_from_tensor_model_parallel_region(const torch::Tensor& input, comm::ProcessGroup& group);
+// scatter_to: this rank's slice of the last dimension forward, all-gather of the gradient backward.
+torch::Tensor scatter_to_tensor_model_parallel_region(const torch::Tensor& input, comm::ProcessGroup& group);
+
+// Part `index` of `parts` equal parts of `whole` along `dim` (a copy). Throws EngineError naming
+// `what` when the dimension does not divide.
+torch::Tensor shard(const torch::Tensor& whole, int64_t dim, int64_t parts, int64_t index, const std::string& what);
+
+// Megatron's ColumnParallelLinear: weight [out/tp, in], bias [out/tp] (this rank's rows).
+// gather_output: the output is all-gathered to [.., out] on every rank; otherwise [.., out/tp].
+class ColumnParallelLinearImpl : public torch::nn::Module {
+ public:
+  ColumnParallelLinearImpl(int64_t in_features, int64_t out_features, std::shared_ptr<comm::ProcessGroup> group,
+                           bool bias = true, bool gather_output = false);
+  torch::Tensor forward(const torch::Tensor& input);
+  // Takes this rank's rows of the unsplit layer's weight [out, in] and bias [out].
+  void load_unsplit(const torch::Tensor& weight, const torch::Tensor& bias = {});
+  torch::Tensor weight, bias;
+
+ private:
+  std::shared_ptr<comm::ProcessGroup> group_;
+  bool gather_output_;
+};
+TORCH_MODULE(ColumnParallelLinear);
+
+// Megatron's RowParallelLinear: weight [out, in/tp] (this rank's columns), bias [out]
+// (replicated, added once after the all-reduce). input_is_parallel: the input is already this
+// rank's slice of the features (a column-parallel layer's output); otherwise it is split here.
+class RowParallelLinearImpl : public torch::nn::Module {
+ public:
+  RowParallelLinearImpl(int64_t in_features, int64_t out_features, std::shared_ptr<comm::ProcessGroup> group,
+                        bool bias = true, bool input_is_parallel = true);
+  torch::Tensor forward(const torch::Tensor& input);
+  void load_unsplit(const torch::Tensor& weight, const torch::Tensor& bias = {});
+  torch::Tensor weight, bias;
+
+ private:
+  std::shared_ptr<comm::ProcessGroup> group_;
+  bool input_is_parallel_;
+};
+TORCH_MODULE(RowParallelLinear);
+
+// Megatron's VocabParallelEmbedding: this rank holds rows [rank*V/tp, (rank+1)*V/tp) of the
+// table; tokens outside its range look up zeros, and the lookups are summed over the group.
+class VocabParallelEmbeddingImpl : public torch::nn::Module {
+ public:
+  VocabParallelEmbeddingImpl(int64_t num_embeddings, int64_t embedding_dim, std::shared_ptr<comm::ProcessGroup> group);
+  torch::Tensor forward(const torch::Tensor& tokens);
+  void load_unsplit(const torch::Tensor& weight);
+  int64_t vocab_start() const { return vocab_start_; }
+  int64_t vocab_end() const { return vocab_end_; }
+  torch::Tensor weight;
+
+ private:
+  std::shared_ptr<comm::ProcessGroup> group_;
+  int64_t vocab_start_, vocab_end_;
+};
+TORCH_MODULE(VocabParallelEmbedding);
+
+// Megatron's vocab_parallel_cross_entropy: `logits` [.., V/tp] are this rank's vocabulary slice
+// (a column-parallel output layer without gather_output), `target` [..] the token ids over the
+// whole vocabulary. Returns the per-token loss [..], the same on every rank, equal to
+// cross_entropy over the gathered logits, without ever gathering them (a max, a sum of
+// exponentials and the target's logit are all-reduced).
+torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits, const torch::Tensor& target,
+                                           comm::ProcessGroup& group);
+
+// How AutoTP may split a Linear (DeepSpeed's PartitionType).
+enum class Partition { Replicated, Column, Row };
+
+// A drop-in torch::nn::Linear (same options, parameters "weight" and "bias", same results) that
+// AutoTP can split: until initialize() gives it a role it is an ordinary linear layer. A
+// torch::nn::Linear cannot be split by AutoTP because LibTorch has no forward hooks: its
+// forward cannot be made to run the all-reduces.
+class LinearImpl : public torch::nn::LinearImpl {
+ public:
+  using torch::nn::LinearImpl::LinearImpl;
+  torch::Tensor forward(const torch::Tensor& input);
+  // Splits this layer's weight (and bias, for column) for `group`'s rank: rows for Column,
+  // columns for Row. `sub_sizes`: the fused sub-parameters along the split dimension (each split
+  // on its own; empty: the whole dimension is one). Throws EngineError naming `name` when a size
+  // does not divide.
+  void partition(Partition how, std::shared_ptr<comm::ProcessGroup> group, const std::string& name,
+                 const std::vector<int64_t>& sub_sizes = {}, bool gather_output = false);
+  Partition partitioning() const { return partition_; }
+
+ private:
+  Partition partition_ = Partition::Replicated;
+  std::shared_ptr<comm::ProcessGroup> group_;
+  bool gather_output_ = false;
+};
+TORCH_MODULE(Linear);
+
+// What AutoTP did to a model.
+struct AutoTpResult {
+  std::vector<std::string> column, row, replicated;  // the linear layers, by module name
+  // The parameters that are now split (the engine's tensor_parallel_parameters).
+  std::vector<torch::Tensor> split_parameters;
+  // Replicated parameters whose gradient is summed over the group (grad_allreduce specs).
+  std::vector<torch::Tensor> summed_gradient_parameters;
+};
+
+// The layer specs AutoTP applies for `config`: the user's partition_config (then, with
+// use_default_specs, the preset's), or the preset's, or, without either, DeepSpeed's name lists
+// as specs (row: o_proj, down_proj, out_proj, c_proj, fc2, ...; column: q/k/v_proj, up/gate_proj,
+// c_attn as fused q/k/v, ...; lm_head, embed_out and MoE gates replicated). A layer no spec
+// matches stays replicated. docs/tensor_parallel.md lists them.
+std::vector<TpLayerSpec> autotp_layer_specs(const TensorParallelConfig& config);
+
+// DeepSpeed's AutoTP for training: splits `model`'s linear layers over `group` by their names
+// (module path + ".weight" matched against the specs). A torch::nn::Linear the specs select is
+// an error naming it (it cannot run the collectives); so is a size that does not divide, and,
+// in strict_mode, a linear layer no spec matches. Every rank of the group calls it on the same
+// model. Registers the gradient all-reduce of grad_allreduce parameters.
+AutoTpResult apply_autotp(torch::nn::Module& model, const TensorParallelConfig& config,
+                          std::shared_ptr<comm::ProcessGroup> group);
+
+}  // namespace deepspeed::tensor_parallel

@@ -1,0 +1,160 @@
+// AutoTP training on CPU ranks over Gloo: a plain model of tensor_parallel::Linear layers with
+// DeepSpeed's module names, split by "tensor_parallel": {"autotp_size": N} at initialize, trains
+// as the unsplit model on one rank: the same step losses (rtol 1e-5), the same gradient norms
+// (which sum every gradient element) and the same final weights, for tp 2, tp 2 x dp 2 and tp 4
+// at ZeRO stages 0-2. A model with names the default rules do not know trains the same through
+// partition_config; a torch::nn::Linear a spec selects and a size that does not divide are
+// errors naming the layer.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "gloo_ranks_test.h"
+#include "multiprocess.h"
+#include "rank_results.h"
+
+using deepspeed::testing::run_ranks;
+using deepspeed::testing::TempDir;
+using deepspeed::testing::write_file;
+
+namespace {
+
+const std::string kAutoTpWorker = DS_BINARY_DIR "/bin/ds_test_autotp_worker";
+
+std::string autotp_config(int stage, int tp, const std::string& partition_config = "") {
+  std::string tensor_parallel = R"("tensor_parallel": {"autotp_size": )" + std::to_string(tp);
+  if (!partition_config.empty()) tensor_parallel += R"(, "partition_config": )" + partition_config;
+  tensor_parallel += "}";
+  return R"({"train_batch_size": 8, "steps_per_print": 100, "gradient_clipping": 0.05,
+     "optimizer": {"type": "Adam", "params": {"lr": 0.01}}, "zero_optimization": {"stage": )" +
+         std::to_string(stage) + "}, " + tensor_parallel + "}";
+}
+
+struct AutoTpRun {
+  std::vector<deepspeed::testing::RankResult> ranks;
+  std::vector<std::vector<torch::Tensor>> saved;  // per rank: losses, norms, parameters..., sizes
+};
+
+AutoTpRun autotp_train(int world, const std::string& cfg, TempDir& dir, const std::string& name, const std::string& model = "llama") {
+  const std::string cfg_path = dir.file(name + ".json");
+  write_file(cfg_path, cfg);
+  AutoTpRun run;
+  run.ranks = run_ranks(world, kAutoTpWorker, {"--deepspeed_config", cfg_path, "--model", model, "--out", dir.file(name)});
+  for (const auto& r : run.ranks) {
+    if (r.exit_code != 0 || r.timed_out) return run;
+  }
+  run.saved = deepspeed::testing::load_rank_results(dir.file(name), world);
+  return run;
+}
+
+void expect_ok(const AutoTpRun& run, const std::string& what) {
+  deepspeed::testing::expect_ranks_succeeded(run.ranks, what);
+}
+
+void expect_same_autotp_training(const AutoTpRun& run, const AutoTpRun& reference, const std::string& what) {
+  ASSERT_EQ(reference.saved.size(), 1u);
+  const auto& ref = reference.saved[0];
+  for (size_t r = 0; r < run.saved.size(); ++r) {
+    const auto& got = run.saved[r];
+    ASSERT_EQ(got.size(), ref.size()) << what;
+    EXPECT_TRUE(torch::allclose(got[0], ref[0], 1e-5, 0)) << what << " rank " << r << " losses\n"
+                                                           << got[0] << "\n" << ref[0];
+    EXPECT_TRUE(torch::allclose(got[1], ref[1], 1e-5, 0)) << what << " rank " << r << " gradient norms\n"
+                                                           << got[1] << "\n" << ref[1];
+    for (size_t i = 2; i + 1 < got.size(); ++i) {
+      // fp32 sums in another order: within 1e-5 of the tensor's largest element.
+      const double atol = 1e-5 * ref[i].abs().max().item<double>() + 1e-6;
+      EXPECT_TRUE(torch::allclose(got[i], ref[i], 1e-5, atol)) << what << " rank " << r << " parameter " << i << ": largest difference "
+                                                             << (got[i] - ref[i]).abs().max().item<double>() << " of "
+                                                             << ref[i].abs().max().item<double>();
+    }
+  }
+}
+
+std::string all_output(const AutoTpRun& run) {
+  std::string out;
+  for (const auto& r : run.ranks) out += r.output;
+  return out;
+}
+
+}  // namespace
+
+class AutoTp : public deepspeed::testing::GlooRanksTest,
+               public ::testing::WithParamInterface<std::tuple<int, int, int>> {};
+
+TEST_P(AutoTp, SplitModelTrainsAsTheWholeModelOnOneRank) {
+  const auto [world, tp, stage] = GetParam();
+  TempDir dir;
+  const auto reference = autotp_train(1, autotp_config(0, 0), dir, "reference");
+  expect_ok(reference, "reference");
+  ASSERT_FALSE(HasFailure());
+  // Clipping acts on every step: the norm (over every gradient element) matters.
+  EXPECT_GT(reference.saved[0][1].min().item<double>(), 0.05);
+  const auto run = autotp_train(world, autotp_config(stage, tp), dir, "split");
+  expect_ok(run, "split");
+  ASSERT_FALSE(HasFailure());
+  expect_same_autotp_training(run, reference, "world " + std::to_string(world) + " tp " + std::to_string(tp));
+  for (const auto& saved : run.saved) {
+    EXPECT_EQ(saved.back()[0].item<int64_t>(), world / tp) << "dp_world_size";
+    EXPECT_EQ(saved.back()[1].item<int64_t>(), tp) << "mp_world_size";
+    // Per block q, k, v, up and gate column-parallel, o and down row-parallel; lm_head not.
+    EXPECT_EQ(saved.back()[2].item<int64_t>(), 10) << "column-parallel layers";
+    EXPECT_EQ(saved.back()[3].item<int64_t>(), 4) << "row-parallel layers";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, AutoTp,
+                         ::testing::Values(std::make_tuple(2, 2, 0), std::make_tuple(4, 2, 1),
+                                           std::make_tuple(4, 2, 2), std::make_tuple(4, 4, 0),
+                                           std::make_tuple(4, 2, 0)),
+                         [](const auto& info) {
+                           return "World" + std::to_string(std::get<0>(info.param)) + "Tp" +
+                                  std::to_string(std::get<1>(info.param)) + "Stage" +
+                                  std::to_string(std::get<2>(info.param));
+                         });
+
+using AutoTpPartitionConfig = deepspeed::testing::GlooRanksTest;
+
+TEST_F(AutoTpPartitionConfig, UnknownNamesSplitThroughTheUsersLayerSpecs) {
+  TempDir dir;
+  const auto reference = autotp_train(1, autotp_config(0, 0), dir, "reference", "custom");
+  expect_ok(reference, "reference");
+  const std::string specs = R"({"layer_specs": [
+      {"patterns": [".*\\.shrink\\.weight$", ".*\\.o_proj\\.weight$"], "partition_type": "row"},
+      {"patterns": [".*\\.(gate_)?expand\\.weight$", ".*\\.[qkv]_proj\\.weight$"], "partition_type": "column"}]})";
+  const auto run = autotp_train(2, autotp_config(1, 2, specs), dir, "split", "custom");
+  expect_ok(run, "split");
+  ASSERT_FALSE(HasFailure());
+  expect_same_autotp_training(run, reference, "partition_config");
+  for (const auto& saved : run.saved) {
+    EXPECT_EQ(saved.back()[2].item<int64_t>(), 10) << "column-parallel layers";
+    EXPECT_EQ(saved.back()[3].item<int64_t>(), 4) << "row-parallel layers";
+  }
+}
+
+TEST_F(AutoTpPartitionConfig, ATorchLinearASpecSelectsIsAnErrorNamingIt) {
+  TempDir dir;
+  const auto run = autotp_train(2, autotp_config(0, 2, R"({"layer_specs": [{"patterns": ["lm_head\\.weight$"], "partition_type": "column"}]})"),
+                         dir, "torch_linear");
+  for (const auto& r : run.ranks) EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(all_output(run).find("AutoTP layer lm_head is a torch::nn::Linear"), std::string::npos) << all_output(run);
+}
+
+TEST_F(AutoTpPartitionConfig, ASizeThatDoesNotDivideIsAnErrorNamingTheLayer) {
+  TempDir dir;
+  // 3 tensor ranks cannot split the 8 output features of q_proj.
+  const auto run = autotp_train(3, autotp_config(0, 3), dir, "indivisible");
+  for (const auto& r : run.ranks) EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(all_output(run).find("AutoTP layer layers_0.self_attn.q_proj weight: dimension 0 of size 8 is not "
+                                 "divisible by the tensor-parallel size 3"),
+            std::string::npos)
+      << all_output(run);
+}
+
+TEST_F(AutoTpPartitionConfig, StrictModeRefusesALinearLayerNoSpecMatches) {
+  TempDir dir;
+  const auto run = autotp_train(2, autotp_config(0, 2, R"({"strict_mode": true, "use_default_specs": false, "layer_specs": [
+      {"patterns": [".*_proj\\.weight$"], "partition_type": "column"}]})"),
+                         dir, "strict");
+  for (const auto& r : run.ranks) EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(all_output(run).find("No matching spec for lm_head.weight"), std::string::npos) << all_output(run);
+}
