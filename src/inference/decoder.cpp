@@ -14,6 +14,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/cuda.h>
 #endif
 
@@ -156,7 +157,7 @@ torch::Tensor Decoder::decode(const torch::Tensor& tokens) {
     torch::cuda::synchronize();
     torch::Tensor out;
     {
-      const c10::cuda::CUDAStreamGuard guard(at::cuda::getStreamFromPool());
+      const c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool());
       out = decode_step(graph_->tokens).clone();
       graph_->graph.capture_begin();
       graph_->logits = decode_step(graph_->tokens);
