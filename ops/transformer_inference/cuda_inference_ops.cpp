@@ -39,8 +39,9 @@ k::DecodeCache decode_cache(const torch::Tensor& cache_k, const torch::Tensor& c
   TORCH_CHECK(cache_k.is_contiguous() && cache_v.is_contiguous(), "transformer_inference: the KV cache must be contiguous");
   TORCH_CHECK(length.scalar_type() == torch::kLong && pads.scalar_type() == torch::kLong && pads.is_contiguous(),
               "transformer_inference: length and pads must be int64 device tensors");
-  TORCH_CHECK(cache_k.size(2) <= k::kMaxDecodeTokens, "transformer_inference: the decode kernel takes at most ",
-              k::kMaxDecodeTokens, " cache slots, the cache has ", cache_k.size(2));
+  TORCH_CHECK(cache_k.size(2) <= k::kMaxDecodeTokens && cache_k.size(3) <= k::kMaxHeadDim,
+              "transformer_inference: the decode kernels take at most ", k::kMaxDecodeTokens, " cache slots and heads of ",
+              k::kMaxHeadDim, "; the cache is ", cache_k.sizes());
   k::DecodeCache c;
   c.k = cache_k.data_ptr();
   c.v = cache_v.data_ptr();
@@ -90,7 +91,8 @@ torch::Tensor cuda_decode_attention(const torch::Tensor& q, const torch::Tensor&
   const int64_t b = q.size(0);
   const auto c = decode_cache(cache_k, cache_v, length, pads, b);
   auto out = torch::empty({b, c.heads * c.head_dim}, q.options());
-  k::decode_attention(kernel_dtype(q), q.data_ptr(), out.data_ptr(), c, stream());
+  auto workspace = torch::empty({k::decode_attention_workspace(c)}, q.options().dtype(torch::kFloat));
+  k::decode_attention(kernel_dtype(q), q.data_ptr(), out.data_ptr(), workspace.data_ptr<float>(), c, stream());
   return out;
 }
 

@@ -1,9 +1,11 @@
 // Decode-time kernels over the KV cache: the new token's q, k, v (rotary applied, k and v
 // appended at the cache length) and one query's attention over the cache. Both read the
 // cache length from device memory when they run (a captured CUDA graph replays them at every
-// step) and are launched with one block per (sequence, head).
+// step); decode_qkv runs one block per (sequence, head), attention one per (sequence, head,
+// split of the keys) and a combining kernel.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
 #include "cuda/transformer_inference/inference_kernels.h"
@@ -11,8 +13,6 @@
 
 namespace deepspeed::ops::cuda::transformer_inference {
 namespace {
-
-constexpr int kAttentionThreads = 256;
 
 // Grid (heads, batch); head_dim / 2 threads, each owning the pair (i, i + head_dim / 2) that
 // rotate-half rotates together.
@@ -49,59 +49,83 @@ __global__ void decode_qkv_kernel(const T* __restrict__ qkv, T* __restrict__ q, 
   }
 }
 
-// Grid (heads, batch). Shared memory: q (head_dim floats), then one score per cache slot,
-// then the partial outputs of the key groups (kAttentionThreads floats).
+// Keys per block of the split attention: one thread per key while scoring.
+constexpr int kKeysPerSplit = 128;
+
+// q . k over head_dim elements, k read 16 bytes at a time where the row allows.
 template <typename T>
-__global__ void decode_attention_kernel(const T* __restrict__ q, T* __restrict__ out, DecodeCache c) {
-  extern __shared__ float smem[];
+__device__ __forceinline__ float dot_row(const float* __restrict__ q, const T* __restrict__ k, int64_t d) {
+  constexpr int kPer = 16 / sizeof(T);
+  float acc = 0.0f;
+  if (d % kPer == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0) {
+    const uint4* k4 = reinterpret_cast<const uint4*>(k);
+    for (int64_t i = 0; i < d / kPer; ++i) {
+      const uint4 raw = k4[i];
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) acc += q[i * kPer + j] * to_float(e[j]);
+    }
+  } else {
+    for (int64_t i = 0; i < d; ++i) acc += q[i] * to_float(k[i]);
+  }
+  return acc;
+}
+
+// Grid (heads, batch, splits), kKeysPerSplit threads. Split s of a sequence's keys
+// [pads[b], *length] takes an equal share (at most kKeysPerSplit: the splits are enough for
+// max_tokens) and writes its unnormalised output (sum of exp(score - m) v), m and the sum of
+// exp(score - m) to workspace [batch, heads, splits, head_dim + 2].
+template <typename T>
+__global__ void decode_attention_split_kernel(const T* __restrict__ q, float* __restrict__ workspace, DecodeCache c) {
+  __shared__ float qf[kMaxHeadDim];
+  __shared__ float probs[kKeysPerSplit];
   __shared__ float reduce[33];
-  const int64_t h = blockIdx.x, b = blockIdx.y, d = c.head_dim;
-  const int64_t first = c.pads[b], last = *c.length;  // slots [first, last]
-  const int64_t keys = last - first + 1;
-  float* qf = smem;
-  float* scores = smem + d;
-  float* partial = scores + c.max_tokens;
+  const int64_t h = blockIdx.x, b = blockIdx.y, s = blockIdx.z, splits = gridDim.z, d = c.head_dim;
+  const int64_t first = c.pads[b], keys = *c.length - first + 1;
+  const int64_t per_split = (keys + splits - 1) / splits;
+  const int64_t begin = s * per_split, count = max(int64_t{0}, min(per_split, keys - begin));
+  float* out = workspace + ((b * c.heads + h) * splits + s) * (d + 2);
   const T* qh = q + (b * c.heads + h) * d;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) qf[i] = to_float(qh[i]);
   __syncthreads();
-
-  const int64_t head_base = (b * c.heads + h) * c.max_tokens;
+  const int64_t head_base = (b * c.heads + h) * c.max_tokens + first + begin;
   const T* kh = static_cast<const T*>(c.k) + head_base * d;
   const T* vh = static_cast<const T*>(c.v) + head_base * d;
-  const float scale = rsqrtf(static_cast<float>(d));
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  // Scores: one warp per key, the lanes across head_dim.
-  for (int64_t j = warp; j < keys; j += warps) {
-    const T* kj = kh + (first + j) * d;
-    float dot = 0.0f;
-    for (int64_t i = lane; i < d; i += 32) dot += qf[i] * to_float(kj[i]);
-    dot = warp_sum(dot);
-    if (lane == 0) scores[j] = dot * scale;
+  float score = -INFINITY;
+  if (threadIdx.x < count) score = dot_row(qf, kh + threadIdx.x * d, d) * rsqrtf(static_cast<float>(d));
+  const float m = block_reduce<true>(score, reduce);
+  const float p = threadIdx.x < count ? expf(score - m) : 0.0f;
+  probs[threadIdx.x] = p;
+  const float l = block_reduce<false>(p, reduce);  // its barriers publish probs
+  for (int64_t dim = threadIdx.x; dim < d; dim += blockDim.x) {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < count; ++j) acc += probs[j] * to_float(vh[j * d + dim]);
+    out[dim] = acc;
   }
-  __syncthreads();
-  float m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) m = fmaxf(m, scores[j]);
-  m = block_reduce<true>(m, reduce);
-  float sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < keys; j += blockDim.x) {
-    const float e = expf(scores[j] - m);
-    scores[j] = e;
-    sum += e;
+  if (threadIdx.x == 0) {
+    out[d] = count > 0 ? m : -INFINITY;
+    out[d + 1] = l;
   }
-  sum = block_reduce<false>(sum, reduce);  // its barriers also publish the exponentials
+}
 
-  // Output: thread t owns dimension t % d for the keys of group t / d.
-  const int64_t groups = blockDim.x / d, group = threadIdx.x / d, dim = threadIdx.x % d;
-  float acc = 0.0f;
-  if (group < groups) {
-    for (int64_t j = group; j < keys; j += groups) acc += scores[j] * to_float(vh[(first + j) * d + dim]);
-  }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  if (threadIdx.x < d) {
-    float total = 0.0f;
-    for (int64_t g = 0; g < groups; ++g) total += partial[g * d + threadIdx.x];
-    out[b * c.heads * d + h * d + threadIdx.x] = from_float<T>(total / sum);
+// Grid (heads, batch), head_dim threads: the splits' outputs rescaled to one maximum and summed.
+template <typename T>
+__global__ void decode_attention_combine_kernel(const float* __restrict__ workspace, T* __restrict__ out, DecodeCache c,
+                                                int64_t splits) {
+  const int64_t h = blockIdx.x, b = blockIdx.y, d = c.head_dim;
+  const float* parts = workspace + (b * c.heads + h) * splits * (d + 2);
+  float m = -INFINITY;
+  for (int64_t s = 0; s < splits; ++s) m = fmaxf(m, parts[s * (d + 2) + d]);
+  for (int64_t dim = threadIdx.x; dim < d; dim += blockDim.x) {
+    float acc = 0.0f, l = 0.0f;
+    for (int64_t s = 0; s < splits; ++s) {
+      const float* part = parts + s * (d + 2);
+      if (part[d] == -INFINITY) continue;  // an empty split
+      const float scale = expf(part[d] - m);
+      acc += part[dim] * scale;
+      l += part[d + 1] * scale;
+    }
+    out[(b * c.heads + h) * d + dim] = from_float<T>(acc / l);
   }
 }
 
@@ -118,20 +142,26 @@ void decode_qkv(DType dtype, const void* qkv, void* q, const DecodeCache& c, flo
   DS_CUDA_CHECK(cudaGetLastError());
 }
 
-void decode_attention(DType dtype, const void* q, void* out, const DecodeCache& c, cudaStream_t stream) {
+int64_t decode_attention_splits(int64_t max_tokens) { return std::max<int64_t>(1, (max_tokens + kKeysPerSplit - 1) / kKeysPerSplit); }
+
+int64_t decode_attention_workspace(const DecodeCache& c) {
+  return c.batch * c.heads * decode_attention_splits(c.max_tokens) * (c.head_dim + 2);
+}
+
+void decode_attention(DType dtype, const void* q, void* out, float* workspace, const DecodeCache& c,
+                      cudaStream_t stream) {
   if (c.batch == 0) return;
-  if (c.head_dim > kAttentionThreads || c.max_tokens > kMaxDecodeTokens) {
+  if (c.head_dim > kMaxHeadDim || c.max_tokens > kMaxDecodeTokens) {
     throw std::invalid_argument("decode_attention: head_dim above 256 or a cache above kMaxDecodeTokens slots");
   }
-  const dim3 grid(static_cast<unsigned>(c.heads), static_cast<unsigned>(c.batch));
-  const size_t shared = static_cast<size_t>(c.head_dim + c.max_tokens + kAttentionThreads) * sizeof(float);
+  const int64_t splits = decode_attention_splits(c.max_tokens);
+  const dim3 grid(static_cast<unsigned>(c.heads), static_cast<unsigned>(c.batch), static_cast<unsigned>(splits));
+  const dim3 combine_grid(static_cast<unsigned>(c.heads), static_cast<unsigned>(c.batch));
   with_element_type(dtype, [&](auto tag) {
     using T = decltype(tag);
-    auto kernel = decode_attention_kernel<T>;
-    if (shared > 48 * 1024) {
-      DS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)));
-    }
-    kernel<<<grid, kAttentionThreads, shared, stream>>>(static_cast<const T*>(q), static_cast<T*>(out), c);
+    decode_attention_split_kernel<T><<<grid, kKeysPerSplit, 0, stream>>>(static_cast<const T*>(q), workspace, c);
+    decode_attention_combine_kernel<T><<<combine_grid, static_cast<unsigned>(c.head_dim), 0, stream>>>(
+        workspace, static_cast<T*>(out), c, splits);
   });
   DS_CUDA_CHECK(cudaGetLastError());
 }

@@ -14,8 +14,9 @@
 
 namespace deepspeed::ops::cuda::transformer_inference {
 
-// The longest cache decode_attention takes (its scores live in shared memory).
-inline constexpr int64_t kMaxDecodeTokens = 8192;
+// The longest cache and the largest head the decode kernels take.
+inline constexpr int64_t kMaxDecodeTokens = 65536;
+inline constexpr int64_t kMaxHeadDim = 256;
 
 // residual[r] += x[r] + bias; y[r] = norm(residual[r]) * weight (+ norm_bias for LayerNorm).
 // bias and norm_bias may be null. rms: RMSNorm instead of LayerNorm.
@@ -42,7 +43,12 @@ void decode_qkv(DType dtype, const void* qkv, void* q, const DecodeCache& cache,
                 cudaStream_t stream);
 
 // out [batch, heads * head_dim] = softmax(q k^T / sqrt(head_dim)) v over slots
-// [pads[b], *length].
-void decode_attention(DType dtype, const void* q, void* out, const DecodeCache& cache, cudaStream_t stream);
+// [pads[b], *length]. The keys are split into decode_attention_splits(max_tokens) parts, each
+// one block (so that one sequence of few heads still spreads over the GPU), combined by a
+// second kernel; `workspace` holds decode_attention_workspace(cache) floats.
+int64_t decode_attention_splits(int64_t max_tokens);
+int64_t decode_attention_workspace(const DecodeCache& cache);
+void decode_attention(DType dtype, const void* q, void* out, float* workspace, const DecodeCache& cache,
+                      cudaStream_t stream);
 
 }  // namespace deepspeed::ops::cuda::transformer_inference
