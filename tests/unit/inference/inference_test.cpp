@@ -2,8 +2,9 @@
 // forward picks step by step without a cache (the GPT example's model and a LLaMA-style one,
 // batches of 1-8 prompts of mixed lengths), the engine's forward gives the model's logits,
 // sampling is reproducible for a seed, stop tokens end a sequence (not before
-// min_new_tokens), a model no policy fits and a bad config are refused naming what is wrong,
-// and a checkpoint written by training at ZeRO-2 and ZeRO-3 loads into the engine.
+// min_new_tokens), top-k and top-p keep only their tokens, a model no policy fits and a bad
+// config are refused naming what is wrong, and a checkpoint written by training at ZeRO-2 and
+// ZeRO-3 loads into the engine.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include <deepspeed/inference.h>
 
 #include "gpt_model.h"
+#include "inference/sampling.h"
 #include "llama_test_model.h"
 #include "multiprocess.h"
 
@@ -275,6 +277,36 @@ TEST(InferenceTest, AMissingCheckpointIsRefusedNamingTheFolder) {
   auto model = gpt::Gpt(tiny_gpt());
   const auto error = error_of([&] { init_inference(model.ptr(), fp32_config(4, {{"checkpoint", dir.path()}})); });
   EXPECT_NE(error.find(dir.path()), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace deepspeed::inference_test
+
+namespace deepspeed::inference_test {
+namespace {
+
+// Hugging Face's order and semantics: top-k keeps the k most likely, top-p the most likely
+// tokens until their probability reaches p (the first always).
+TEST(TokenSamplerTest, TopKAndTopPKeepOnlyTheirTokens) {
+  const auto logits = torch::tensor({0.5, 0.3, 0.1, 0.06, 0.04}, torch::kFloat).log().unsqueeze(0).repeat({400, 1});
+  auto counts = [&](const GenerationOptions& o) {
+    inference::TokenSampler sampler(o);
+    return torch::bincount(sampler.next(logits, false), {}, 5);
+  };
+  const auto nucleus = counts({.do_sample = true, .top_p = 0.7, .seed = 3});
+  EXPECT_EQ(nucleus[2].item<int64_t>() + nucleus[3].item<int64_t>() + nucleus[4].item<int64_t>(), 0) << nucleus;
+  EXPECT_GT(nucleus[1].item<int64_t>(), 100) << nucleus;  // 0.3 / 0.8 of 400 = 150 expected
+  const auto top2 = counts({.do_sample = true, .top_k = 2, .seed = 3});
+  EXPECT_EQ(top2[2].item<int64_t>() + top2[3].item<int64_t>() + top2[4].item<int64_t>(), 0) << top2;
+  const auto all = counts({.do_sample = true, .seed = 3});
+  EXPECT_GT(all[4].item<int64_t>(), 0) << all;  // 0.04 of 400 = 16 expected
+  // A low temperature sharpens towards the most likely token.
+  const auto cold = counts({.do_sample = true, .temperature = 0.05, .seed = 3});
+  EXPECT_EQ(cold[0].item<int64_t>(), 400) << cold;
+  // Greedy ignores the generator; suppressed stop tokens are never chosen.
+  inference::TokenSampler greedy({.stop_tokens = {0}});
+  EXPECT_EQ(greedy.next(logits, false)[0].item<int64_t>(), 0);
+  EXPECT_EQ(greedy.next(logits, true)[0].item<int64_t>(), 1);
 }
 
 }  // namespace
