@@ -125,6 +125,12 @@ TEST(InferenceTest, ForwardLogitsEqualTheModels) {
   auto llama_engine = cpu_engine(llama, fp32_config(c.heads));
   tokens = torch::randint(c.vocab, {2, 13}, torch::kLong);
   EXPECT_LT((llama_engine->forward(tokens) - llama->forward(tokens)).abs().max().item<double>(), 1e-5);
+
+  // bf16 on the CPU: the weights converted, within 5 % of the fp32 logits' range.
+  auto bf16 = cpu_engine(llama, fp32_config(c.heads, {{"dtype", "bf16"}}));
+  const auto ref = llama->forward(tokens);
+  const double range = (ref.max() - ref.min()).item<double>();
+  EXPECT_LT((bf16->forward(tokens) - ref).abs().max().item<double>(), 0.05 * range);
 }
 
 TEST(InferenceTest, SamplingIsReproducibleForASeedAndDiffersForAnother) {
@@ -266,7 +272,18 @@ void expect_checkpoint_loads(int stage) {
   }
   const auto prompts = mixed_prompts(3, 256, 21);
   auto from_reference = init_inference(reference.ptr(), fp32_config(4));
-  EXPECT_EQ(loaded->generate(prompts, {.max_new_tokens = 6}), from_reference->generate(prompts, {.max_new_tokens = 6}));
+  const auto want = from_reference->generate(prompts, {.max_new_tokens = 6});
+  EXPECT_EQ(loaded->generate(prompts, {.max_new_tokens = 6}), want);
+
+  // The tag named instead of `latest`; a tag that is not there is an error naming it.
+  auto other = gpt::Gpt(tiny_gpt());
+  auto tagged = init_inference(
+      other.ptr(), fp32_config(4, {{"checkpoint", {{"checkpoint_dir", dir.path()}, {"tag", "global_step3"}}}}));
+  EXPECT_EQ(tagged->generate(prompts, {.max_new_tokens = 6}), want);
+  const auto error = error_of([&] {
+    init_inference(other.ptr(), fp32_config(4, {{"checkpoint", {{"checkpoint_dir", dir.path()}, {"tag", "step9"}}}}));
+  });
+  EXPECT_NE(error.find("step9"), std::string::npos) << error;
 }
 
 TEST(InferenceTest, ACheckpointTrainedAtZero2Loads) { expect_checkpoint_loads(2); }
