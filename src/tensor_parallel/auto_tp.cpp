@@ -112,19 +112,29 @@ std::vector<int64_t> sub_sizes(const TpLayerSpec& s, int64_t size, const std::st
   return std::vector<int64_t>(static_cast<size_t>(n), size / n);
 }
 
+}  // namespace
+
 torch::Tensor shard_sub_params(const torch::Tensor& whole, int64_t dim, const std::vector<int64_t>& sizes,
-                               const comm::ProcessGroup& group, const std::string& what) {
-  if (sizes.empty()) return shard(whole, dim, group.size(), group.rank(), what);
-  std::vector<torch::Tensor> parts;
+                               int64_t parts, int64_t index, const std::string& what) {
+  if (sizes.empty()) return shard(whole, dim, parts, index, what);
+  std::vector<torch::Tensor> pieces;
   int64_t offset = 0;
   for (auto size : sizes) {
-    parts.push_back(shard(whole.narrow(dim, offset, size), dim, group.size(), group.rank(), what));
+    pieces.push_back(shard(whole.narrow(dim, offset, size), dim, parts, index, what));
     offset += size;
   }
-  return torch::cat(parts, dim);
+  return torch::cat(pieces, dim);
 }
 
-}  // namespace
+LayerSplit autotp_split(const std::string& param_name, const torch::Tensor& weight, const TensorParallelConfig& config) {
+  for (const auto& s : autotp_layer_specs(config)) {
+    if (!matches(s, param_name, config.preset_model)) continue;
+    if (s.partition_type == "skip") return {};
+    const bool column = s.partition_type == "column";
+    return {column ? Partition::Column : Partition::Row, sub_sizes(s, weight.size(column ? 0 : 1), param_name)};
+  }
+  return {};
+}
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& input) {
   switch (partition_) {
@@ -150,9 +160,11 @@ void LinearImpl::partition(Partition how, std::shared_ptr<comm::ProcessGroup> gr
   gather_output_ = gather_output;
   if (how == Partition::Replicated) return;
   const int64_t dim = how == Partition::Column ? 0 : 1;
-  weight.set_data(shard_sub_params(weight.detach(), dim, sizes, *group_, "AutoTP layer " + name + " weight"));
+  weight.set_data(shard_sub_params(weight.detach(), dim, sizes, group_->size(), group_->rank(),
+                                   "AutoTP layer " + name + " weight"));
   if (how == Partition::Column && bias.defined()) {
-    bias.set_data(shard_sub_params(bias.detach(), 0, sizes, *group_, "AutoTP layer " + name + " bias"));
+    bias.set_data(shard_sub_params(bias.detach(), 0, sizes, group_->size(), group_->rank(),
+                                   "AutoTP layer " + name + " bias"));
   }
 }
 
