@@ -335,8 +335,10 @@ TEST(GptExample, PipelineStagesLearnThePatternAndFollowOneStagesLossCurve) {
 
 // ZeRO++ (qwZ + hpZ 2 + qgZ) against plain stage 3 on 4 ranks described as 2 nodes of 2, 40
 // steps of a pattern whose next token is one of 4 (so the loss levels off near ln 4 rather
-// than at 0, where a relative comparison means nothing): the mean loss over the 40 steps and
-// over the last 10 within 1 %, each step's within 5 % (int4 gradients, docs/zero.md).
+// than at 0, where a relative comparison means nothing): every step's loss within 1 % (0.8 %
+// seen), and so the means. Parameters under 1000 elements (layer norms, biases) stay whole, as
+// DeepSpeed's persistence threshold keeps them: quantized together with the matrices in one
+// group of int8 they would lose most of their precision (2 % off then).
 // bench/gpt/zeropp_loss_curve.sh runs the same for 200 steps (docs/PERFORMANCE.md).
 TEST(GptExample, ZeroPlusPlusFollowsStage3sLossCurveWithinOnePercent) {
   TempDir dir;
@@ -351,7 +353,7 @@ TEST(GptExample, ZeroPlusPlusFollowsStage3sLossCurveWithinOnePercent) {
     std::ofstream(dir.file("tokens.bin"), std::ios::binary)
         .write(reinterpret_cast<const char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 2));
   }
-  const std::string stage3 = R"(, "reduce_bucket_size": 20000, "stage3_param_persistence_threshold": 0,
+  const std::string stage3 = R"(, "reduce_bucket_size": 20000, "stage3_param_persistence_threshold": 1000,
                                   "stage3_max_live_parameters": 40000)";
   std::vector<std::vector<double>> curves;
   for (const std::string& zeropp :
@@ -373,7 +375,7 @@ TEST(GptExample, ZeroPlusPlusFollowsStage3sLossCurveWithinOnePercent) {
     last[c] /= 10;
   }
   for (size_t i = 0; i < curves[0].size(); ++i) {
-    EXPECT_NEAR(curves[1][i], curves[0][i], 0.05 * curves[0][i]) << "step " << i + 1;
+    EXPECT_NEAR(curves[1][i], curves[0][i], 0.01 * curves[0][i]) << "step " << i + 1;
   }
   EXPECT_NEAR(all[1], all[0], 0.01 * all[0]);
   EXPECT_NEAR(last[1], last[0], 0.01 * last[0]);
