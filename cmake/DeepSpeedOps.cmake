@@ -34,7 +34,7 @@ set(DS_OPS_TABLE
   "spatial_inference|DS_BUILD_SPATIAL_INFERENCE|cuda/spatial_inference|cuda"
   "sparse_attn|DS_BUILD_SPARSE_ATTN|cuda/sparse_attn|cuda"
   "evoformer_attn|DS_BUILD_EVOFORMER_ATTN|cuda/evoformer_attn|cutlass"
-  "quantizer|DS_BUILD_QUANTIZER|cuda/quantizer|cuda"
+  "quantizer|DS_BUILD_QUANTIZER|cpu/quantizer|none"
   "fp_quantizer|DS_BUILD_FP_QUANTIZER|cuda/fp_quantizer|cuda"
   "random_ltd|DS_BUILD_RANDOM_LTD|cuda/random_ltd|cuda"
   "utils|DS_BUILD_UTILS|cpu/utils|none"
@@ -125,6 +125,13 @@ foreach(_row ${DS_OPS_TABLE})
 endforeach()
 message(STATUS "deepspeed-cpp: ops built: ${DS_OPS_BUILT}")
 
+# The quantizer op runs on the CPU everywhere; a CUDA build adds its kernels (ops/cuda/quantizer).
+if(DS_OP_QUANTIZER_BUILT AND DS_HAVE_CUDA)
+  string(APPEND _ds_ops_defines "#define DEEPSPEED_OP_QUANTIZER_CUDA_BUILT 1\n")
+else()
+  string(APPEND _ds_ops_defines "#define DEEPSPEED_OP_QUANTIZER_CUDA_BUILT 0\n")
+endif()
+
 if(DS_HAVE_AIO)
   set(_aio_int 1)
 else()
@@ -165,7 +172,7 @@ endif()
 
 # The CUDA ops are compiled by nvcc; CUDA is enabled only when one of them is built.
 if(DS_OP_FUSED_ADAM_BUILT OR DS_OP_FUSED_LAMB_BUILT OR DS_OP_TRANSFORMER_BUILT OR
-   DS_OP_STOCHASTIC_TRANSFORMER_BUILT OR DS_OP_SPARSE_ATTN_BUILT)
+   DS_OP_STOCHASTIC_TRANSFORMER_BUILT OR DS_OP_SPARSE_ATTN_BUILT OR (DS_OP_QUANTIZER_BUILT AND DS_HAVE_CUDA))
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
   endif()

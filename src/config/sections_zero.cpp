@@ -262,6 +262,18 @@ ZeroConfig read_zero(const nlohmann::json& value, int64_t allgather_size, Warnin
     warnings.add(s.path("offload_param"),
                  fmt::format("parameter offload is only done by ZeRO stage 3; ignored at stage {}", c.stage));
   }
+  // ZeRO++ extends stage 3; DeepSpeed's stage 1 and 2 optimizers take none of its switches.
+  if (c.stage != 3) {
+    for (std::string_view key : {"zero_quantized_weights", "zero_quantized_gradients"}) {
+      if (o[std::string(key)].get<bool>()) {
+        warnings.add(s.path(key), fmt::format("ZeRO++ is done by ZeRO stage 3 only; ignored at stage {}", c.stage));
+      }
+    }
+    if (o["zero_hpz_partition_size"].get<int64_t>() > 1) {
+      warnings.add(s.path("zero_hpz_partition_size"),
+                   fmt::format("ZeRO++ is done by ZeRO stage 3 only; ignored at stage {}", c.stage));
+    }
+  }
   return c;
 }
 

@@ -105,9 +105,10 @@ std::vector<RankResult> run_ranks(int world_size, const std::string& program,
       ::dup2(fd, 2);
       ::close(fd);
       ::setenv("RANK", std::to_string(r).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      const int local_size = options.local_size > 0 ? options.local_size : world_size;
+      ::setenv("LOCAL_RANK", std::to_string(r % local_size).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(world_size).c_str(), 1);
-      ::setenv("LOCAL_SIZE", std::to_string(world_size).c_str(), 1);
+      ::setenv("LOCAL_SIZE", std::to_string(local_size).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       ::setenv("OMP_NUM_THREADS", "1", 0);

@@ -22,6 +22,9 @@ struct RunOptions {
   // After a rank exits non-zero, how long the others may take before they are killed.
   std::chrono::seconds failure_grace{10};
   std::map<std::string, std::string> env;  // extra variables for every rank
+  // Ranks per node as the environment describes it (LOCAL_SIZE, LOCAL_RANK = rank mod it),
+  // for code that reads the node layout (ZeRO++'s qgZ); 0: every rank on one node.
+  int local_size = 0;
 };
 
 std::vector<RankResult> run_ranks(int world_size, const std::string& program,

@@ -125,7 +125,9 @@ void GradientReducer::launch(int64_t index) {
       st.buffer.mul_(1.0 / options_.predivide_factor);
     }
   }
-  if (group_->size() > 1) {
+  if (group_->size() > 1 && options_.mode == Mode::ReduceScatter && options_.reduce_scatter) {
+    options_.reduce_scatter(st.buffer);
+  } else if (group_->size() > 1) {
     st.work = options_.mode == Mode::AllReduce ? group_->all_reduce_async(st.buffer)
                                                : group_->reduce_scatter_async(st.buffer);
   }

@@ -50,6 +50,10 @@ class GradientReducer {
     // Buckets launched but not yet delivered, at most; -1: no bound, and buffers are kept
     // between backwards. 0 waits for each bucket as soon as it is launched.
     int64_t max_in_flight = -1;
+    // ReduceScatter mode: replaces the group's reduce-scatter (ZeRO++'s quantized reduction):
+    // called with the flat bucket, it must leave in this rank's slice the sum over ranks of
+    // that slice, before it returns.
+    std::function<void(torch::Tensor& flat)> reduce_scatter;
   };
   // ReduceScatter mode: receives, in plan order, bucket index and this rank's averaged slice
   // of it (comm dtype, valid during the call only).

@@ -123,6 +123,9 @@ PartitionedParameters::PartitionedParameters(std::vector<torch::Tensor> paramete
     }
   }
   peak_gathered_bytes_ = gathered_bytes_;
+  if (options_.secondary_group) {
+    secondary_ = std::make_unique<SecondaryPartition>(options_.secondary_group, static_cast<int64_t>(plan_.buckets.size()));
+  }
   observer_ = std::make_unique<ParameterUseObserver>(parameters_,
                                                      [this](const std::vector<int64_t>& p) { use(p); });
 }
@@ -149,12 +152,18 @@ int64_t PartitionedParameters::live_buckets() const {
 
 void PartitionedParameters::start_gather(int64_t bucket) {
   if (live_[bucket] || pending_[bucket]) return;
-  const auto& b = plan_.buckets[bucket];
-  auto buffer = torch::empty({b.size}, torch::TensorOptions().dtype(gather_dtype_).device(group_->device()));
-  buffer.narrow(0, group_->rank() * b.slice, b.slice).copy_(shard_of(bucket), /*non_blocking=*/options_.pin_shards);
-  compat::WorkPtr work;
-  if (group_->size() > 1) work = group_->all_gather_async(buffer);
-  pending_[bucket] = Pending{std::move(buffer), std::move(work)};
+  // qwZ quantizes the fetches of forward and backward only: gather_all() (checkpoints, reading
+  // the weights) and the refresh after a step deliver the masters' own values, as DeepSpeed's
+  // gathers outside its fetch path are not quantized.
+  const bool quantize = options_.quantize_weights && phase_ != Phase::None;
+  if (secondary_ && phase_ == Phase::Backward && secondary_->has(bucket)) {
+    pending_[bucket] = Pending{
+        std::make_unique<ShardGather>(secondary_->group(), secondary_->shard(bucket), gather_dtype_, quantize), true};
+    ++secondary_gathers_;
+  } else {
+    pending_[bucket] = Pending{
+        std::make_unique<ShardGather>(*group_, shard_of(bucket), gather_dtype_, quantize, options_.pin_shards), false};
+  }
   ++gathers_;
 }
 
@@ -162,12 +171,13 @@ void PartitionedParameters::finish_gather(int64_t bucket) {
   if (!pending_[bucket]) return;
   Pending p = std::move(*pending_[bucket]);
   pending_[bucket].reset();
-  if (p.work) group_->wait(p.work, "all_gather (ZeRO-3 parameters)");
+  const torch::Tensor buffer = p.gather->finish(p.secondary ? secondary_->group() : *group_);
+  if (secondary_ && phase_ == Phase::Forward && !persistent_bucket_[bucket]) secondary_->keep(bucket, buffer);
   for (const auto& e : plan_.buckets[bucket].entries) {
     const auto& param = parameters_[e.param];
     gathered_bytes_ += allocate_storage(param);
     peak_gathered_bytes_ = std::max(peak_gathered_bytes_, gathered_bytes_);
-    untracked_flat(param).narrow(0, e.param_offset, e.length).copy_(p.buffer.narrow(0, e.bucket_offset, e.length));
+    untracked_flat(param).narrow(0, e.param_offset, e.length).copy_(buffer.narrow(0, e.bucket_offset, e.length));
     ++delivered_[e.param];
   }
   live_[bucket] = true;
@@ -222,16 +232,27 @@ void PartitionedParameters::use(const std::vector<int64_t>& parameters) {
 
 void PartitionedParameters::begin_forward() {
   schedule_.begin(FetchSchedule::Phase::Forward);
+  phase_ = Phase::Forward;
   peak_gathered_bytes_ = gathered_bytes_;
 }
 
 void PartitionedParameters::end_forward(bool backward_follows) {
-  if (!backward_follows) release_all();
+  if (backward_follows) return;
+  release_all();
+  if (secondary_) secondary_->release_all();
+  phase_ = Phase::None;
 }
 
-void PartitionedParameters::begin_backward() { schedule_.begin(FetchSchedule::Phase::Backward); }
+void PartitionedParameters::begin_backward() {
+  schedule_.begin(FetchSchedule::Phase::Backward);
+  phase_ = Phase::Backward;
+}
 
-void PartitionedParameters::end_backward() { release_all(); }
+void PartitionedParameters::end_backward() {
+  release_all();
+  if (secondary_) secondary_->release_all();
+  phase_ = Phase::None;
+}
 
 void PartitionedParameters::gather_all() {
   torch::NoGradGuard no_grad;

@@ -29,6 +29,8 @@
 
 #include "partitioning/bucket_plan.h"
 #include "runtime/zero/fetch_schedule.h"
+#include "runtime/zero/quantized_gather.h"
+#include "runtime/zero/secondary_partition.h"
 
 namespace deepspeed {
 
@@ -57,6 +59,10 @@ class PartitionedParameters {
     // offload_param {device: nvme}: the shards live in files under this folder.
     std::optional<std::string> nvme_path;
     AioConfig aio;
+    // ZeRO++: gathers move int8 and scales (qwZ, quantized_gather.h); with a secondary group
+    // (hpZ, secondary_partition.h) backward gathers come from the secondary shards inside it.
+    bool quantize_weights = false;
+    std::shared_ptr<comm::ProcessGroup> secondary_group;
   };
   // `parameters` in the plan's indexing, as partition_whole_parameters left them (or whole and
   // equal on every rank); `persistent[i]`: keep parameter i whole. `masters`: this rank's fp32 partition of each group (the shards' values).
@@ -90,19 +96,22 @@ class PartitionedParameters {
   // Bytes of parameter data this rank holds now: the gathered parameters' storages, plus the
   // shards unless they are the fp32 masters themselves; and the most it held since the
   // last begin_forward() (during the last forward and backward).
-  int64_t held_bytes() const { return gathered_bytes_ + shard_bytes(); }
+  int64_t held_bytes() const { return gathered_bytes_ + shard_bytes() + secondary_bytes(); }
   int64_t peak_held_bytes() const { return peak_gathered_bytes_ + shard_bytes(); }
   bool shards_are_masters() const { return shards_are_masters_; }
   // Bucket gathers so far (prefetches included), and buckets gathered now.
   int64_t gathers() const { return gathers_; }
+  // Of those, gathers from the hpZ secondary shards (inside the secondary group).
+  int64_t secondary_gathers() const { return secondary_gathers_; }
   int64_t live_buckets() const;
   bool is_persistent_bucket(int64_t bucket) const { return persistent_bucket_[bucket]; }
 
  private:
   struct Pending {
-    torch::Tensor buffer;
-    compat::WorkPtr work;
+    std::unique_ptr<ShardGather> gather;
+    bool secondary = false;  // over the hpZ group
   };
+  enum class Phase { None, Forward, Backward };
   void start_gather(int64_t bucket);
   void finish_gather(int64_t bucket);
   void release(int64_t bucket);
@@ -110,6 +119,7 @@ class PartitionedParameters {
   torch::Tensor shard_of(int64_t bucket) const;
   std::vector<bool> live_or_pending() const;
   int64_t shard_bytes() const;
+  int64_t secondary_bytes() const { return secondary_ ? secondary_->bytes() : 0; }
 
   std::vector<torch::Tensor> parameters_;
   BucketPlan plan_;
@@ -125,7 +135,10 @@ class PartitionedParameters {
   std::vector<int64_t> delivered_;              // per parameter: live buckets holding part of it
   FetchSchedule schedule_;
   std::unique_ptr<ParameterUseObserver> observer_;
+  std::unique_ptr<SecondaryPartition> secondary_;  // hpZ
+  Phase phase_ = Phase::None;
   int64_t gathers_ = 0;
+  int64_t secondary_gathers_ = 0;
   int64_t gathered_bytes_ = 0;
   int64_t peak_gathered_bytes_ = 0;
 };

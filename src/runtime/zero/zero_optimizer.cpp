@@ -11,6 +11,7 @@
 
 #include "runtime/step/pinned_host_memory.h"
 #include "runtime/step/precision.h"
+#include "runtime/zero/zeropp_settings.h"
 
 namespace deepspeed {
 namespace {
@@ -179,6 +180,15 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   // overlap_comm: keep one bucket in flight while backward goes on; off: wait for each.
   options.max_in_flight = config.zero_optimization.overlap_comm_enabled() ? 2 : 0;
   const int64_t n = group_->size();
+  // ZeRO++ (stage 3): qgZ's groups first, then hpZ's, in the same order on every rank.
+  ZeroPlusPlusSettings zeropp;
+  if (stage_ == 3) zeropp = zeropp_settings(config.zero_optimization, *group_);
+  if (zeropp.quantized_gradients) {
+    quantized_reduce_ = std::make_shared<QuantizedReduceScatter>(group_, zeropp.node_size);
+    options.reduce_scatter = [q = quantized_reduce_](torch::Tensor& flat) { (*q)(flat); };
+  }
+  std::shared_ptr<comm::ProcessGroup> hpz_group;
+  if (zeropp.hpz_partition_size > 1) hpz_group = secondary_partition_group(*group_, zeropp.hpz_partition_size);
   groups_ = groups;
   bucket_elements_ = deepspeed::bucket_elements(config, options.comm_dtype);
   if (stage_ == 3 && config.zero_optimization.stage3_prefetch_bucket_size > 0) {
@@ -231,8 +241,10 @@ ZeroOptimizer::ZeroOptimizer(std::vector<torch::Tensor> parameters, std::shared_
   if (model_parallel_.filters()) counted_runs_ = counted_partition_runs(reducer_->plan(), group_->rank(), parameters_, model_parallel_);
   if (stage_ != 3) refresh_partitions_from_parameters();
   if (stage_ == 3) {
-    partitioned_ = std::make_unique<PartitionedParameters>(parameters_, reducer_->plan(), persistent, group_,
-                                                           stage3_options(config, model_dtype_, device), masters_);
+    auto po = stage3_options(config, model_dtype_, device);
+    po.quantize_weights = zeropp.quantized_weights;
+    po.secondary_group = hpz_group;
+    partitioned_ = std::make_unique<PartitionedParameters>(parameters_, reducer_->plan(), persistent, group_, po, masters_);
   }
 }
 

@@ -38,6 +38,7 @@
 #include "runtime/step/optimizer_wrapper.h"
 #include "runtime/zero/gradient_partitions.h"
 #include "runtime/zero/partitioned_parameters.h"
+#include "runtime/zero/quantized_reduce.h"
 
 namespace deepspeed {
 
@@ -115,6 +116,8 @@ class ZeroOptimizer final : public OptimizerWrapper {
   void release_all_parameters() override;
   // Stage 3's partitioned parameters; null below stage 3.
   const PartitionedParameters* partitioned_parameters() const { return partitioned_.get(); }
+  // ZeRO++'s quantized gradient reduction (qgZ); null when off.
+  const QuantizedReduceScatter* quantized_reduce_scatter() const { return quantized_reduce_.get(); }
 
  private:
   void begin_step() override;
@@ -145,6 +148,7 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::shared_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<PartitionedParameters> partitioned_;  // stage 3
+  std::shared_ptr<QuantizedReduceScatter> quantized_reduce_;  // stage 3 with qgZ
   std::vector<torch::Tensor> masters_;       // per group, flat fp32
   std::unique_ptr<GradientPartitions> gradients_;
   torch::ScalarType grad_partition_dtype_ = torch::kFloat32;

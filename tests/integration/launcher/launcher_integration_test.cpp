@@ -410,6 +410,10 @@ TEST(DsReport, PlainWhenPipedWithOpTableAndEnvironment) {
 #else
   EXPECT_NE(r.out.find("cpu_adam ............... [NO] ....... [OKAY]\n"), std::string::npos) << r.out;
 #endif
+#if DEEPSPEED_OP_QUANTIZER_BUILT
+  // The quantizer op has CPU kernels: installed and compatible without a GPU.
+  EXPECT_NE(r.out.find("quantizer .............. [YES] ...... [OKAY]\n"), std::string::npos) << r.out;
+#endif
 #if DEEPSPEED_OP_ASYNC_IO_BUILT
   // [OKAY] where io_uring works here; else [NO] and why (handles then fall back to threads).
   EXPECT_TRUE(r.out.find("async_io ............... [YES] ...... [OKAY]\n") != std::string::npos ||
