@@ -112,18 +112,6 @@ std::vector<int64_t> sub_sizes(const TpLayerSpec& s, int64_t size, const std::st
   return std::vector<int64_t>(static_cast<size_t>(n), size / n);
 }
 
-torch::Tensor shard_sub_params(const torch::Tensor& whole, int64_t dim, const std::vector<int64_t>& sizes,
-                               const comm::ProcessGroup& group, const std::string& what) {
-  if (sizes.empty()) return shard(whole, dim, group.size(), group.rank(), what);
-  std::vector<torch::Tensor> parts;
-  int64_t offset = 0;
-  for (auto size : sizes) {
-    parts.push_back(shard(whole.narrow(dim, offset, size), dim, group.size(), group.rank(), what));
-    offset += size;
-  }
-  return torch::cat(parts, dim);
-}
-
 }  // namespace
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& input) {
@@ -149,10 +137,12 @@ void LinearImpl::partition(Partition how, std::shared_ptr<comm::ProcessGroup> gr
   group_ = std::move(group);
   gather_output_ = gather_output;
   if (how == Partition::Replicated) return;
-  const int64_t dim = how == Partition::Column ? 0 : 1;
-  weight.set_data(shard_sub_params(weight.detach(), dim, sizes, *group_, "AutoTP layer " + name + " weight"));
+  sub_sizes_ = sizes;
+  const SplitParameter split{name, how == Partition::Column ? 0 : 1, sizes};
+  const int64_t parts = group_->size(), index = group_->rank();
+  weight.set_data(shard(weight.detach(), split, parts, index, "AutoTP layer " + name + " weight"));
   if (how == Partition::Column && bias.defined()) {
-    bias.set_data(shard_sub_params(bias.detach(), 0, sizes, *group_, "AutoTP layer " + name + " bias"));
+    bias.set_data(shard(bias.detach(), split, parts, index, "AutoTP layer " + name + " bias"));
   }
 }
 
