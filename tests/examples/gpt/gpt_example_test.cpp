@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
-#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -17,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "comms_summary.h"
 #include "gpu_per_rank.h"
 #include "multiprocess.h"
 
@@ -266,30 +266,6 @@ TEST(GptExample, SequenceParallelGivesTheOneRankLosses) {
   }
 }
 
-// The comms logger's table (rank 0's): op -> message size ("64.0 KB") -> count.
-std::map<std::string, std::map<std::string, int64_t>> comms_counts(const std::string& out) {
-  std::map<std::string, std::map<std::string, int64_t>> counts;
-  std::istringstream lines(out);
-  std::string op;
-  bool table = false;
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("Comm. Op", 0) == 0) {
-      table = true;
-      continue;
-    }
-    if (!table || line.empty()) continue;
-    if (line[0] != ' ') {
-      op = line;
-      continue;
-    }
-    std::istringstream cols(line);
-    std::string number, unit;
-    int64_t count = 0;
-    if (cols >> number >> unit >> count) counts[op][number + " " + unit] += count;
-  }
-  return counts;
-}
-
 // The comms logger over a run counts exactly the collectives Megatron's and Ulysses' layouts
 // need: with --tensor_parallel 2, per block one all-reduce of the activations [micro, seq, d]
 // after each row-parallel layer in forward (attn_proj, mlp_proj) and one of their gradient
@@ -304,7 +280,7 @@ TEST(GptExample, CommsLoggerCountsTheAnalyticTensorAndSequenceParallelCollective
   for (const char* flag : {"--tensor_parallel", "--sequence_parallel"}) {
     auto r = train(2, dir.file("ds.json"), {"--steps", std::to_string(steps), "--warmup_steps", "1", flag, "2"});
     for (const auto& rank : r) ASSERT_EQ(rank.exit_code, 0) << rank.output;
-    const auto counts = comms_counts(r[0].output);
+    const auto counts = deepspeed::testing::comms_counts(r[0].output);
     if (std::string(flag) == "--tensor_parallel") {
       ASSERT_TRUE(counts.count("all_reduce")) << r[0].output;
       EXPECT_EQ(micro * seq * d * 4, 64 * 1024);

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "comms_summary.h"
 #include "gloo_ranks_test.h"
 #include "multiprocess.h"
 #include "rank_results.h"
@@ -278,4 +279,21 @@ TEST_F(AutoTpWith, Bf16TrainsAsTheOneRankBf16Run) {
       }
     }
   }
+}
+
+// The comms logger over an AutoTP run on 2 tensor ranks: per block and step one all-reduce of the
+// activations [micro, seq, dim] after each row-parallel layer in forward (o_proj, down_proj) and
+// one of the input gradient before each column-parallel layer in backward (q, k, v, up and gate
+// each: separate layers, as DeepSpeed's AutoTP all-reduces them): 2 + 5.
+TEST_F(AutoTpWith, TheCommsLoggerCountsTheAnalyticAllReduces) {
+  TempDir dir;
+  const auto run = autotp_train(2, autotp_config(0, 2, "", R"("comms_logger": {"enabled": true, "prof_all": true}, )"),
+                                dir, "logged");
+  expect_ok(run, "logged");
+  ASSERT_FALSE(HasFailure());
+  const int64_t micro = 8, seq = 4, dim = 8, blocks = 2, steps = 4;
+  EXPECT_EQ(micro * seq * dim * 4, 1024);
+  const auto counts = deepspeed::testing::comms_counts(run.ranks[0].output);
+  ASSERT_TRUE(counts.count("all_reduce")) << run.ranks[0].output;
+  EXPECT_EQ(counts.at("all_reduce").at("1.0 KB"), steps * blocks * (2 + 5)) << run.ranks[0].output;
 }
