@@ -281,6 +281,27 @@ TEST_F(AutoTpWith, Bf16TrainsAsTheOneRankBf16Run) {
   }
 }
 
+// bf16 at stage 0 keeps its fp32 masters flattened per group in the checkpoint
+// (fp32_groups_flat): cut and put together per parameter when tp 2 x dp 2 continues on tp 1 x
+// dp 4, within bf16's rounding of the uninterrupted one-rank run.
+TEST_F(AutoTpWith, Bf16CheckpointContinuesOnOneTensorRank) {
+  TempDir dir;
+  const std::string bf16 = R"("bf16": {"enabled": true}, )";
+  const auto reference = autotp_train(1, autotp_config(0, 0, "", bf16), dir, "reference");
+  expect_ok(reference, "reference");
+  const std::string ckpt = dir.file("ckpt");
+  expect_ok(autotp_train(4, autotp_config(0, 2, "", bf16), dir, "saved", "llama", {"--last_step", "2", "--save", ckpt}),
+            "saving");
+  const auto run = autotp_train(4, autotp_config(0, 1, "", bf16), dir, "loaded", "llama", {"--first_step", "2", "--load", ckpt});
+  expect_ok(run, "loading");
+  ASSERT_FALSE(HasFailure());
+  const auto& ref = reference.saved[0];
+  EXPECT_TRUE(torch::allclose(run.saved[0][0], ref[0].narrow(0, 2, 2), 2e-2, 0)) << run.saved[0][0] << "\n" << ref[0];
+  for (size_t i = 2; i + 1 < ref.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(run.saved[0][i], ref[i], 2e-2, 3e-2)) << "bf16 parameter " << i;
+  }
+}
+
 // The comms logger over an AutoTP run on 2 tensor ranks: per block and step one all-reduce of the
 // activations [micro, seq, dim] after each row-parallel layer in forward (o_proj, down_proj) and
 // one of the input gradient before each column-parallel layer in backward (q, k, v, up and gate
