@@ -50,6 +50,7 @@ struct Options {
   int64_t tensor_parallel = 0;  // 0: the config's tensor_parallel.autotp_size
   int64_t sequence_parallel = 0;  // 0: the config's sequence_parallel_size
   int loss_digits = 4;
+  std::string save_dir;  // "": no checkpoint
 };
 
 // The process count the launcher gives (WORLD_SIZE), for reading the config's batch sizes.
@@ -179,6 +180,8 @@ int main(int argc, char** argv) {
                  "docs/tensor_parallel.md)")
       ->check(CLI::PositiveNumber);
   app.add_option("--loss_digits", o.loss_digits, "decimals of the printed loss (default: 4)")->check(CLI::Range(1, 12));
+  app.add_option("--save_dir", o.save_dir,
+                 "after training, save a checkpoint there (engine save_checkpoint; ds_generate reads it)");
   deepspeed::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
   // CLI11 reads a flag's "=0" (or "=false") as the flag switched off, which it stores as -1.
@@ -233,6 +236,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "gpt_train: --pipeline_stages cannot be combined with --transformer_kernel, "
                              "--moe_num_experts, sparse attention, --tensor_parallel, --sequence_parallel or "
                              "--profile\n");
+        return 2;
+      }
+      if (!o.save_dir.empty()) {
+        std::fprintf(stderr, "gpt_train: --save_dir is not supported with --pipeline_stages\n");
         return 2;
       }
       return train_pipeline(app, o, config);
@@ -390,6 +397,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     if (o.profile_steps > 0) gpt::profile_kernels(o.profile_steps, train_step);
+    if (!o.save_dir.empty()) engine->save_checkpoint(o.save_dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gpt_train: %s\n", e.what());
     return 1;

@@ -119,7 +119,8 @@ class ProcessGroup {
   void recv(torch::Tensor& tensor, int64_t src, std::source_location where = std::source_location::current());
   // Equal splits along dim 0: split i of `input` goes to rank i, and split j of `output`
   // comes from rank j (torch.distributed.all_to_all_single without split sizes). Both
-  // contiguous, of the same shape, dim 0 a multiple of size().
+  // contiguous, of the same shape and dtype, dim 0 a multiple of size(); bf16 also on Gloo
+  // (moved bit for bit).
   void all_to_all_single(torch::Tensor& output, const torch::Tensor& input,
                          std::source_location where = std::source_location::current());
 

@@ -173,6 +173,19 @@ struct AutoTpResult {
 // matches stays replicated. docs/tensor_parallel.md lists them.
 std::vector<TpLayerSpec> autotp_layer_specs(const TensorParallelConfig& config);
 
+// How AutoTP's specs for `config` split the linear layer whose weight (`param_name`, [out, in])
+// is given, for inference, which splits weights it holds itself rather than
+// tensor_parallel::Linear layers: Replicated when no spec splits it.
+struct LayerSplit {
+  Partition how = Partition::Replicated;
+  std::vector<int64_t> sub_sizes;  // fused sub-parameters along the split dimension; empty: one
+};
+LayerSplit autotp_split(const std::string& param_name, const torch::Tensor& weight, const TensorParallelConfig& config);
+// Part `index` of `parts` of `whole` along `dim`, each sub-parameter of `sub_sizes` split on its
+// own (empty: the whole dimension is one). Throws EngineError naming `what` when a size does not divide.
+torch::Tensor shard_sub_params(const torch::Tensor& whole, int64_t dim, const std::vector<int64_t>& sub_sizes,
+                               int64_t parts, int64_t index, const std::string& what);
+
 // DeepSpeed's AutoTP for training: splits `model`'s linear layers over `group` by their names
 // (module path + ".weight" matched against the specs). A torch::nn::Linear the specs select is
 // an error naming it (it cannot run the collectives); so is a size that does not divide, and,

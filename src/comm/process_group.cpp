@@ -216,11 +216,19 @@ void ProcessGroup::all_to_all_single(torch::Tensor& output, const torch::Tensor&
     output.copy_(input);
     return;
   }
+  if (input.scalar_type() != output.scalar_type()) {
+    throw CommError(std::string("all_to_all_single: input and output dtypes differ (") +
+                    c10::toString(input.scalar_type()) + " and " + c10::toString(output.scalar_type()) + ")");
+  }
   LoggedOp logged(comms_logger_.get(), "all_to_all_single");
   guarded("all_to_all_single", *this, [&] {
-    auto in = input;
+    // An all-to-all only moves elements: where the backend has no such dtype (bf16 on Gloo) the
+    // bits travel as fp16, a type of the same width that Gloo's all-to-all knows.
+    const bool as_half = !supports(input.scalar_type());
+    auto in = as_half ? input.view(torch::kHalf) : input;
+    auto out = as_half ? output.view(torch::kHalf) : output;
     std::vector<int64_t> equal_splits;  // empty: equal splits
-    return backend_->alltoall_base(output, in, equal_splits, equal_splits)->wait();
+    return backend_->alltoall_base(out, in, equal_splits, equal_splits)->wait();
   });
   logged.finish(compat::WorkPtr(), bytes_of(input), where, *this, device_);
 }

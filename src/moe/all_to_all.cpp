@@ -5,14 +5,11 @@
 namespace deepspeed::moe {
 namespace {
 
-// Gloo has no bf16: such tensors travel as fp32, which holds them
-// exactly, and come back in their own dtype.
 torch::Tensor exchange(const torch::Tensor& input, comm::ProcessGroup& group) {
-  const bool widen = !group.supports(input.scalar_type());
-  auto in = widen ? input.to(torch::kFloat32).contiguous() : input.contiguous();
+  auto in = input.contiguous();
   auto out = torch::empty_like(in);
   group.all_to_all_single(out, in);
-  return widen ? out.to(input.scalar_type()) : out;
+  return out;
 }
 
 struct AllToAll : torch::autograd::Function<AllToAll> {

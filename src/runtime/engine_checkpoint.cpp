@@ -138,11 +138,6 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   const auto path = std::filesystem::path(save_dir) / tag;
   // MoE layers: the experts go to files of their own (runtime/moe_checkpoint.h).
   const auto moe_layers = moe_layer_placements(*module_, *groups_);
-  if (!moe_layers.empty() && config_.zero_stage() > 0) {
-    throw CheckpointError(fmt::format("save_checkpoint: ZeRO stage {} with MoE layers cannot be saved yet "
-                                      "(docs/moe.md); nothing was written",
-                                      config_.zero_stage()));
-  }
   logger.info(fmt::format("[Torch] Checkpoint {} is about to be saved!", tag));
 
   auto make_files = [&] {
@@ -222,6 +217,14 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
       const auto t = optimizer_tensor_names(*wrapper_, *optimizer_, *module_, moe_layers);
       files.push_back(expert_optimizer_file(own.optimizer, t.names, t.numels, largest.ep_rank, mp_rank));
     }
+    // Under ZeRO every rank gathers its experts' partitions; the same first rank writes them.
+    if (optimizer_ && config_.zero_stage() > 0) {
+      const auto own = wrapper_->expert_optimizer_state(
+          *module_, [&](const std::string& name) { return global_expert_name(name, moe_layers); });
+      if (own && largest.edp_rank == 0) {
+        files.push_back(expert_optimizer_file(own->optimizer, own->names, own->numels, largest.ep_rank, mp_rank));
+      }
+    }
   }
   return files;
   };
@@ -286,6 +289,7 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
   std::string file;
   std::vector<c10::impl::GenericDict> zero_files;
   std::vector<std::string> zero_names;
+  std::optional<c10::IValue> expert_optimizer;  // MoE under ZeRO
   const auto moe_layers = moe_layer_placements(*module_, *groups_);
   run_phase(*group_, "reading the checkpoint " + (std::filesystem::path(load_dir) / *tag).string(), [&] {
     reader.emplace(storage, load_dir, *tag);
@@ -358,6 +362,14 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
                                                                     largest_expert_parallel_layer(moe_layers).ep_rank,
                                                                     mp_rank));
       }
+      if (optimizer_ && config_.zero_stage() > 0 && !load_module_only) {
+        const auto names = wrapper_->expert_optimizer_names(
+            *module_, [&](const std::string& name) { return global_expert_name(name, moe_layers); });
+        if (!names.empty()) {
+          expert_optimizer = expert_optimizer_state(*reader, names, largest_expert_parallel_layer(moe_layers).ep_rank,
+                                                    mp_rank);
+        }
+      }
       states = merged;
     }
     // ZeRO-3 keeps the weights only in the masters, so even load_module_only reads them.
@@ -380,7 +392,7 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
   std::optional<std::string> data_note;
   run_phase(*group_, "restoring the checkpoint " + file, [&] {
     wrapper_->load_checkpoint({*module_, sd, file, zero_files, zero_names, load_module_strict, load_optimizer_states,
-                               load_module_only});
+                               load_module_only, expert_optimizer ? &*expert_optimizer : nullptr});
     if (load_module_only) return;
     if (load_lr_scheduler_states && lr_scheduler_) {
       const auto lr = dict_at(sd, "lr_scheduler", file);

@@ -210,7 +210,7 @@ c10::IValue expert_optimizer_state(const checkpoint::CheckpointReader& reader,
     }
   }
   if (files.empty()) {
-    throw CheckpointError(fmt::format("{}: no {} (a checkpoint saved without MoE layers, or with ZeRO?)",
+    throw CheckpointError(fmt::format("{}: no {} (a checkpoint saved without MoE layers?)",
                                       reader.dir().string(), own));
   }
   std::map<std::string, SavedTensor> where;

@@ -1,8 +1,9 @@
 // DeepSpeed's checkpoint layout for models with MoE layers (docs/moe.md, "Checkpoints"): the
 // experts are not in the model states but one file per expert,
 // layer_<L>_expert_<E>_mp_rank_XX_model_states.pt, with the expert's global number E in its
-// keys; below ZeRO each expert-parallel rank's optimizer goes to
-// expp_rank_<r>_mp_rank_XX_optim_states.pt. Because experts are saved by their global number,
+// keys; each expert-parallel rank's optimizer goes to expp_rank_<r>_mp_rank_XX_optim_states.pt
+// (below ZeRO all of it; under ZeRO the experts' groups, whole, the rest in DeepSpeed's ZeRO
+// files). Because experts are saved by their global number,
 // a checkpoint loads with any expert-parallel size that divides the number of experts; the
 // optimizer files also carry each tensor's name (ours, beside DeepSpeed's keys), so that the
 // optimizer state follows its expert to whichever rank holds it now.
@@ -64,7 +65,7 @@ checkpoint::FileToWrite expert_optimizer_file(const c10::IValue& optimizer_state
 void add_local_experts(c10::impl::GenericDict& module_state, const checkpoint::CheckpointReader& reader,
                        const std::vector<MoeLayerPlacement>& layers, int64_t mp_rank);
 
-// The optimizer state for this rank (stage 0): its expert-parallel rank's file when that was
+// The optimizer state for this rank (under ZeRO: of its experts): its expert-parallel rank's file when that was
 // saved with the same tensors, else assembled by name from every saved rank's file (another
 // expert-parallel size). `names`: this rank's optimizer tensors, per group, as global names.
 c10::IValue expert_optimizer_state(const checkpoint::CheckpointReader& reader,

@@ -5,7 +5,6 @@
 namespace deepspeed::sequence {
 namespace {
 
-// Gloo has no bf16: such tensors travel as fp32 and come back in their own dtype.
 torch::Tensor exchange(const torch::Tensor& input, comm::ProcessGroup& group, int64_t scatter, int64_t gather) {
   const int64_t n = group.size();
   const int64_t size = input.size(scatter);
@@ -13,14 +12,11 @@ torch::Tensor exchange(const torch::Tensor& input, comm::ProcessGroup& group, in
     throw EngineError("sequence parallel all-to-all: dimension " + std::to_string(scatter) + " (" +
                       std::to_string(size) + ") is not divisible by the sequence parallel size " + std::to_string(n));
   }
-  const bool widen = !group.supports(input.scalar_type());
-  auto x = widen ? input.to(torch::kFloat32) : input;
   // [n, ...]: part i (of the scatter dimension) first, for rank i.
-  auto send = torch::stack(x.chunk(n, scatter), 0).contiguous();
+  auto send = torch::stack(input.chunk(n, scatter), 0).contiguous();
   auto received = torch::empty_like(send);
   group.all_to_all_single(received, send);
-  auto out = torch::cat(received.unbind(0), gather);
-  return widen ? out.to(input.scalar_type()) : out;
+  return torch::cat(received.unbind(0), gather);
 }
 
 struct SeqAllToAll : torch::autograd::Function<SeqAllToAll> {

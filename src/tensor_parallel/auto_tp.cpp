@@ -114,6 +114,28 @@ std::vector<int64_t> sub_sizes(const TpLayerSpec& s, int64_t size, const std::st
 
 }  // namespace
 
+torch::Tensor shard_sub_params(const torch::Tensor& whole, int64_t dim, const std::vector<int64_t>& sizes,
+                               int64_t parts, int64_t index, const std::string& what) {
+  if (sizes.empty()) return shard(whole, dim, parts, index, what);
+  std::vector<torch::Tensor> pieces;
+  int64_t offset = 0;
+  for (auto size : sizes) {
+    pieces.push_back(shard(whole.narrow(dim, offset, size), dim, parts, index, what));
+    offset += size;
+  }
+  return torch::cat(pieces, dim);
+}
+
+LayerSplit autotp_split(const std::string& param_name, const torch::Tensor& weight, const TensorParallelConfig& config) {
+  for (const auto& s : autotp_layer_specs(config)) {
+    if (!matches(s, param_name, config.preset_model)) continue;
+    if (s.partition_type == "skip") return {};
+    const bool column = s.partition_type == "column";
+    return {column ? Partition::Column : Partition::Row, sub_sizes(s, weight.size(column ? 0 : 1), param_name)};
+  }
+  return {};
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& input) {
   switch (partition_) {
     case Partition::Column: {

@@ -10,20 +10,13 @@ namespace deepspeed::tensor_parallel {
 torch::Tensor shard(const torch::Tensor& whole, const SplitParameter& split, int64_t parts, int64_t index,
                     const std::string& what) {
   const std::string& name = what.empty() ? split.name : what;
-  if (split.sub_sizes.empty()) return shard(whole, split.dim, parts, index, name);
   int64_t total = 0;
   for (auto size : split.sub_sizes) total += size;
-  if (whole.dim() <= split.dim || whole.size(split.dim) != total) {
+  if (!split.sub_sizes.empty() && (whole.dim() <= split.dim || whole.size(split.dim) != total)) {
     throw EngineError(fmt::format("{}: its fused sub-parameters hold {} along dimension {}; the tensor has shape {}",
                                   name, total, split.dim, c10::str(whole.sizes())));
   }
-  std::vector<torch::Tensor> pieces;
-  int64_t offset = 0;
-  for (auto size : split.sub_sizes) {
-    pieces.push_back(shard(whole.narrow(split.dim, offset, size), split.dim, parts, index, name));
-    offset += size;
-  }
-  return torch::cat(pieces, split.dim);
+  return shard_sub_params(whole, split.dim, split.sub_sizes, parts, index, name);
 }
 
 torch::Tensor unshard(const std::vector<torch::Tensor>& parts, const SplitParameter& split) {

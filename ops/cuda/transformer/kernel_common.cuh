@@ -1,5 +1,6 @@
-// Device helpers shared by the transformer op's kernels: warp and block sums, the dtype
-// switch, and the dropout decision for four consecutive elements.
+// Device helpers shared by the transformer op's kernels: block sums (the warp sums are
+// cuda/common/warp_reduce.cuh's), the dtype switch, and the dropout decision for four
+// consecutive elements.
 #pragma once
 
 #include <cstdint>
@@ -13,21 +14,10 @@
 #include "cuda/common/dtype.h"
 #include "cuda/common/philox.h"
 #include "cuda/common/vector_io.cuh"
+#include "cuda/common/warp_reduce.cuh"
 #include "cuda/transformer/transformer_kernels.h"
 
 namespace deepspeed::ops::cuda::transformer {
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);
-  return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int d = 16; d > 0; d >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
-  return v;
-}
 
 // The sums of a and b over the block, returned to every thread. shared: 66 floats. Safe to
 // call again at once: a thread writes slots 0-63 only after every thread has read slots

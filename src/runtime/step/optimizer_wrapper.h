@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +90,25 @@ class OptimizerWrapper {
   // where there is none), when the optimizer steps whole parameters (stage 0): what names the
   // optimizer state when a checkpoint moves it between ranks (MoE experts). Empty otherwise.
   virtual std::vector<torch::Tensor> optimizer_tensor_parameters() const { return {}; }
+  // MoE under ZeRO: the experts' optimizer state for the expp_rank files, every tensor whole,
+  // named per optimizer group by `global_name(module name)` (empty lists for groups without
+  // experts; "names" lists them, "numels" their sizes, "optimizer" the state). Collective over the
+  // data-parallel group. Nothing from the other wrappers.
+  using GlobalName = std::function<std::string(const std::string&)>;
+  struct ExpertOptimizerState {
+    c10::IValue optimizer;
+    std::vector<std::vector<std::string>> names;
+    std::vector<std::vector<int64_t>> numels;
+  };
+  virtual std::optional<ExpertOptimizerState> expert_optimizer_state(const torch::nn::Module& /*module*/,
+                                                                     const GlobalName& /*global_name*/) const {
+    return std::nullopt;
+  }
+  // ... and the names this rank's experts' state is loaded by, in that order (empty: none).
+  virtual std::vector<std::vector<std::string>> expert_optimizer_names(const torch::nn::Module& /*module*/,
+                                                                       const GlobalName& /*global_name*/) const {
+    return {};
+  }
   struct CheckpointLoad {
     torch::nn::Module& module;
     const c10::impl::GenericDict& model_states;  // the model-states file's dict ...
@@ -99,6 +119,9 @@ class OptimizerWrapper {
     bool strict = true;                 // every module entry must match
     bool load_optimizer_states = true;
     bool module_only = false;           // the weights alone; the optimizer starts from them
+    // MoE under ZeRO: the experts' state in expert_optimizer_names()' order (the "optimizer" of
+    // an ExpertOptimizerState, reassembled for this rank); null otherwise.
+    const c10::IValue* expert_optimizer = nullptr;
   };
   // Puts the module's weights where this wrapper keeps them (the model, the fp32 masters, the
   // partitions) and, unless module_only, its optimizer state, resharded to this run's

@@ -8,6 +8,9 @@
 
 #include <deepspeed/errors.h>
 
+#include "checkpoint/ivalue_conversion.h"
+#include "checkpoint/optimizer_state.h"
+
 namespace deepspeed {
 namespace {
 
@@ -120,13 +123,132 @@ double MoeZeroOptimizer::last_communication_wait() const {
   return wait;
 }
 
-void MoeZeroOptimizer::add_to_model_states(checkpoint::ModelStates& /*states*/, const torch::nn::Module& /*module*/,
-                                           const DeepSpeedConfig& /*config*/) const {
-  throw CheckpointError("save_checkpoint: ZeRO with MoE layers cannot be saved yet (docs/moe.md); nothing was written");
+void MoeZeroOptimizer::add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
+                                           const DeepSpeedConfig& config) const {
+  dense_->add_to_model_states(states, module, config);
 }
 
-void MoeZeroOptimizer::load_checkpoint(const CheckpointLoad& /*load*/) {
-  throw CheckpointError("load_checkpoint: ZeRO with MoE layers cannot load checkpoints yet (docs/moe.md)");
+std::optional<c10::impl::GenericDict> MoeZeroOptimizer::optim_states_file(const torch::nn::Module& module,
+                                                                          const DeepSpeedConfig& config) const {
+  // The dense part's file carries the loss scaler: the one this wrapper steps with.
+  dense_->loss_scaler() = loss_scaler();
+  return dense_->optim_states_file(module, config);
+}
+
+std::vector<MoeZeroOptimizer::ExpertTensor> MoeZeroOptimizer::expert_tensors() const {
+  std::vector<ExpertTensor> out;
+  for (size_t g = 0; g < optimizer_->param_groups().size(); ++g) {
+    for (size_t e = 0; e < experts_.size(); ++e) {
+      const auto& groups = experts_[e].zero->parameter_groups();
+      for (size_t i = 0; i < groups.size(); ++i) {
+        if (groups[i] == static_cast<int64_t>(g)) out.push_back({g, e, i});
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> MoeZeroOptimizer::expert_optimizer_names(const torch::nn::Module& module,
+                                                                               const GlobalName& global_name) const {
+  std::unordered_map<const void*, std::string> name_of;
+  for (const auto& p : module.named_parameters()) name_of.emplace(p.value().unsafeGetTensorImpl(), p.key());
+  std::vector<std::vector<std::string>> names(optimizer_->param_groups().size());
+  for (const auto& t : expert_tensors()) {
+    const auto& p = experts_[t.part].zero->parameters()[t.index];
+    names[t.group].push_back(global_name(name_of.at(p.unsafeGetTensorImpl())));
+  }
+  return names;
+}
+
+std::optional<OptimizerWrapper::ExpertOptimizerState> MoeZeroOptimizer::expert_optimizer_state(
+    const torch::nn::Module& module, const GlobalName& global_name) const {
+  std::vector<ZeroOptimizer::WholeParameterStates> whole;
+  for (const auto& e : experts_) whole.push_back(e.zero->whole_parameter_states());
+  const size_t group_count = optimizer_->param_groups().size();
+  ExpertOptimizerState out;
+  out.names = expert_optimizer_names(module, global_name);
+  out.numels.resize(group_count);
+  std::vector<std::vector<torch::Tensor>> masters(group_count);
+  std::vector<c10::List<int64_t>> indices(group_count);
+  c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
+  int64_t index = 0;
+  for (const auto& t : expert_tensors()) {
+    const auto& w = whole[t.part];
+    masters[t.group].push_back(w.masters[t.index].reshape(-1));
+    out.numels[t.group].push_back(w.masters[t.index].numel());
+    if (!w.state[t.index].empty()) {
+      auto entry = checkpoint::make_string_dict();
+      for (const auto& [key, value] : w.state[t.index]) entry.insert(key, value);
+      state.insert(index, entry);
+    }
+    indices[t.group].push_back(index++);
+  }
+  auto param_groups = checkpoint::make_list();
+  const auto optimizer_dict = checkpoint::optimizer_state_dict(*optimizer_).toGenericDict();
+  const auto saved_groups = optimizer_dict.at("param_groups");
+  const auto saved = saved_groups.toListRef();
+  for (size_t g = 0; g < group_count; ++g) {
+    auto group = saved[g].toGenericDict().copy();
+    group.insert_or_assign("params", indices[g]);
+    param_groups.push_back(group);
+  }
+  auto torch_dict = checkpoint::make_string_dict();
+  torch_dict.insert("state", state);
+  torch_dict.insert("param_groups", param_groups);
+  // FP16_Optimizer's shape (as stage 0's bf16 files): the fp32 masters beside the state.
+  auto flat = checkpoint::make_list();
+  for (const auto& m : masters) flat.push_back(m.empty() ? torch::zeros({0}) : torch::cat(m));
+  auto dict = checkpoint::make_string_dict();
+  dict.insert("optimizer_state_dict", torch_dict);
+  dict.insert("fp32_groups_flat", flat);
+  out.optimizer = dict;
+  return out;
+}
+
+void MoeZeroOptimizer::load_checkpoint(const CheckpointLoad& load) {
+  // The module (experts included), the dense partitions and their state; the optimizer's state
+  // is replaced, so the experts' comes after.
+  dense_->load_checkpoint(load);
+  loss_scaler() = dense_->loss_scaler();
+  if (load.module_only) {
+    for (auto& e : experts_) e.zero->refresh_partitions_from_parameters();
+    return;
+  }
+  if (load.expert_optimizer == nullptr || !load.expert_optimizer->isGenericDict()) {
+    throw CheckpointError(load.file + ": no optimizer state for the experts (their expp_rank files)");
+  }
+  const auto where = load.file + ": the experts' optimizer state";
+  const auto dict = load.expert_optimizer->toGenericDict();
+  const auto torch_dict = checkpoint::dict_at(dict, "optimizer_state_dict", where).toGenericDict();
+  const auto state = checkpoint::dict_at(torch_dict, "state", where).toGenericDict();
+  const auto flat = checkpoint::dict_at(dict, "fp32_groups_flat", where).toListRef();
+  std::vector<ZeroOptimizer::WholeParameterStates> whole(experts_.size());
+  for (size_t e = 0; e < experts_.size(); ++e) {
+    whole[e].masters.resize(experts_[e].zero->parameters().size());
+    whole[e].state.resize(experts_[e].zero->parameters().size());
+  }
+  std::vector<int64_t> offset(flat.size(), 0);
+  int64_t index = 0;
+  for (const auto& t : expert_tensors()) {
+    const auto& p = experts_[t.part].zero->parameters()[t.index];
+    if (t.group >= flat.size() || offset[t.group] + p.numel() > flat[t.group].toTensor().numel()) {
+      throw CheckpointError(fmt::format("{}: fp32_groups_flat[{}] is shorter than the experts of this group", where,
+                                        t.group));
+    }
+    whole[t.part].masters[t.index] = flat[t.group].toTensor().narrow(0, offset[t.group], p.numel());
+    offset[t.group] += p.numel();
+    if (state.contains(index)) {
+      for (const auto& kv : state.at(index).toGenericDict()) {
+        const auto& v = kv.value();
+        whole[t.part].state[t.index][kv.key().toStringRef()] =
+            v.isTensor() ? v.toTensor() : torch::full({}, v.isInt() ? static_cast<double>(v.toInt()) : v.toDouble());
+      }
+    }
+    ++index;
+  }
+  for (size_t e = 0; e < experts_.size(); ++e) {
+    experts_[e].zero->load_whole_parameter_states(whole[e], load.load_optimizer_states);
+  }
 }
 
 void MoeZeroOptimizer::begin_step() {

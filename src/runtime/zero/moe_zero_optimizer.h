@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/step/expert_parameters.h"
@@ -30,9 +31,17 @@ class MoeZeroOptimizer final : public OptimizerWrapper {
   void zero_grad() override;
   MemoryReport memory_report() const override;
   double last_communication_wait() const override;
-  // Checkpoints of ZeRO with MoE layers are not written yet: refused before anything is.
+  // Checkpoints (docs/moe.md, "Checkpoints"): the dense groups in DeepSpeed's ZeRO files, the
+  // experts' groups whole in the expp_rank files, so that they load with another
+  // expert-parallel or data-parallel size.
   void add_to_model_states(checkpoint::ModelStates& states, const torch::nn::Module& module,
                            const DeepSpeedConfig& config) const override;
+  std::optional<c10::impl::GenericDict> optim_states_file(const torch::nn::Module& module,
+                                                          const DeepSpeedConfig& config) const override;
+  std::optional<ExpertOptimizerState> expert_optimizer_state(const torch::nn::Module& module,
+                                                             const GlobalName& global_name) const override;
+  std::vector<std::vector<std::string>> expert_optimizer_names(const torch::nn::Module& module,
+                                                               const GlobalName& global_name) const override;
   void load_checkpoint(const CheckpointLoad& load) override;
 
  private:
@@ -41,6 +50,13 @@ class MoeZeroOptimizer final : public OptimizerWrapper {
   torch::Tensor global_squared_norm() override;
   void update(const torch::Tensor& grad_scale) override;
   void write_model_copies() override;
+
+  // Every expert tensor as (optimizer group, expert part, index in the part's parameters()),
+  // by group, then in registration order: the order of the expp_rank files' state.
+  struct ExpertTensor {
+    size_t group, part, index;
+  };
+  std::vector<ExpertTensor> expert_tensors() const;
 
   struct ExpertPart {
     std::unique_ptr<ZeroOptimizer> zero;  // over the expert-data-parallel group

@@ -4,6 +4,7 @@
 // this run's buckets do, so that DeepSpeed's zero_to_fp32.py and loader read them. The ranks
 // exchange their partitions to write them, and read every rank's file to load them on any
 // data-parallel size.
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -223,6 +224,29 @@ torch::Tensor deepspeed_piece(const ZeroOptimizer& wrapper, const ZeroParameterO
   return checkpoint::zero12_partition(flat, world, rank);
 }
 
+// This rank's partition of group `g` under this run's plan, from whole flat tensors of the
+// group's parameters (`pick(i)` for parameter i of wrapper.parameters()).
+torch::Tensor rank_partition(const ZeroOptimizer& wrapper, int64_t g, const std::function<torch::Tensor(size_t)>& pick) {
+  const auto& plan = wrapper.plan();
+  const auto offsets = dense_offsets(plan, g);
+  torch::Tensor dense;
+  for (size_t i = 0; i < wrapper.parameters().size(); ++i) {
+    if (wrapper.parameter_groups()[i] != g || wrapper.parameters()[i].numel() == 0) continue;
+    const auto t = pick(i);
+    if (!dense.defined()) dense = torch::zeros({dense_group_size(plan, g)}, t.options());
+    dense.narrow(0, offsets[i], t.numel()).copy_(t.reshape(-1));
+  }
+  if (!dense.defined()) dense = torch::zeros({dense_group_size(plan, g)});
+  return take_partition(plan, g, wrapper.rank(), dense);
+}
+
+// Whether any of the optimizer's group `g` is this ZeroOptimizer's (MoE splits the groups
+// between several, each over its own process group).
+bool manages_group(const ZeroOptimizer& wrapper, int64_t g) {
+  const auto& groups = wrapper.parameter_groups();
+  return std::find(groups.begin(), groups.end(), g) != groups.end();
+}
+
 c10::impl::GenericDict zero_optim_states_dict(const ZeroOptimizer& wrapper, const Optimizer& optimizer,
                                          const DeepSpeedConfig& config, const ZeroParameterOrder& order,
                                          comm::ProcessGroup& group, torch::Device device) {
@@ -238,6 +262,11 @@ c10::impl::GenericDict zero_optim_states_dict(const ZeroOptimizer& wrapper, cons
   auto partitions = make_list();
   c10::List<int64_t> paddings;
   for (int64_t g = 0; g < group_count; ++g) {
+    if (!manages_group(wrapper, g)) {  // another ZeroOptimizer's (MoE experts): saved by it
+      partitions.push_back(torch::zeros({0}));
+      if (!stage3) paddings.push_back(0);
+      continue;
+    }
     auto piece = deepspeed_piece(wrapper, order, g, wrapper.partitions()[g], group, device);
     if (!stage3) {
       // Stage 1/2 files keep the masters without their padding (the optimizer state keeps it).
@@ -249,6 +278,12 @@ c10::impl::GenericDict zero_optim_states_dict(const ZeroOptimizer& wrapper, cons
   }
   auto base = checkpoint::optimizer_state_dict(optimizer).toGenericDict();
   auto state = base.at("state").toGenericDict();
+  // The state of groups another ZeroOptimizer partitions is not this file's.
+  std::vector<c10::IValue> others;
+  for (const auto& kv : state) {
+    if (!manages_group(wrapper, kv.key().toInt())) others.push_back(kv.key());
+  }
+  for (const auto& key : others) (void)state.erase(key);
   for (int64_t g = 0; g < group_count; ++g) {
     const c10::IValue key(g);
     if (!state.contains(key)) continue;
@@ -356,24 +391,15 @@ void load_zero_optim_states_dict(ZeroOptimizer& wrapper, Optimizer& optimizer,
   for (size_t i = 0; i < where.size(); ++i) {
     if (where[i].first == SIZE_MAX) throw CheckpointError(f0 + ": the checkpoint has no fp32 weights for '" + order.names[i] + "'");
   }
-  const int64_t rank = wrapper.rank();
-  // This run's partition of group g from per-parameter tensors (`pick(i)`).
   auto partition = [&](int64_t g, const std::function<torch::Tensor(size_t)>& pick) {
-    const auto offsets = dense_offsets(plan, g);
-    torch::Tensor dense;
-    for (size_t i = 0; i < where.size(); ++i) {
-      if (wrapper.parameter_groups()[i] != g || wrapper.parameters()[i].numel() == 0) continue;
-      const auto t = pick(i);
-      if (!dense.defined()) dense = torch::zeros({dense_group_size(plan, g)}, t.options());
-      dense.narrow(0, offsets[i], t.numel()).copy_(t);
-    }
-    if (!dense.defined()) dense = torch::zeros({dense_group_size(plan, g)});
-    return take_partition(plan, g, rank, dense);
+    return rank_partition(wrapper, g, pick);
   };
   std::vector<torch::Tensor> masters;
   for (size_t g = 0; g < group_count; ++g) {
     masters.push_back(partition(static_cast<int64_t>(g), [&](size_t i) { return groups[where[i].first].masters[where[i].second]; }));
   }
+  // The optimizer's later groups, past this plan's, are another ZeroOptimizer's (MoE experts).
+  for (size_t g = group_count; g < wrapper.partitions().size(); ++g) masters.push_back(wrapper.partitions()[g]);
   if (load_optimizer_states) {
     c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
     for (size_t g = 0; g < group_count; ++g) {
@@ -416,6 +442,61 @@ std::optional<c10::impl::GenericDict> ZeroOptimizer::optim_states_file(const tor
                                                                       const DeepSpeedConfig& config) const {
   return zero_optim_states_dict(*this, *optimizer_, config, zero_parameter_order(*this, module), *group_,
                                 group_->device());
+}
+
+ZeroOptimizer::WholeParameterStates ZeroOptimizer::whole_parameter_states() const {
+  WholeParameterStates out;
+  out.masters.resize(parameters_.size());
+  out.state.resize(parameters_.size());
+  const auto device = group_->device();
+  for (int64_t g = 0; g < static_cast<int64_t>(plan().group_size.size()); ++g) {
+    if (!manages_group(*this, g)) continue;
+    for (auto& [i, t] : gather_group(*this, g, masters_[g], *group_, device)) out.masters[i] = t.clone();
+    if (static_cast<size_t>(g) >= optimizer_->state().size()) continue;  // never stepped
+    // std::map: every rank gathers the same keys in the same order.
+    for (const auto& [key, t] : optimizer_->state()[g]) {
+      if (t.dim() == 1 && t.numel() == plan().partition_size(g)) {
+        for (auto& [i, whole] : gather_group(*this, g, t, *group_, device)) out.state[i][key] = whole.clone();
+      } else {
+        for (size_t i = 0; i < parameters_.size(); ++i) {
+          if (groups_[i] == g) out.state[i][key] = t.detach().cpu().clone();
+        }
+      }
+    }
+  }
+  return out;
+}
+
+void ZeroOptimizer::load_whole_parameter_states(const WholeParameterStates& whole, bool with_state) {
+  if (whole.masters.size() != parameters_.size() || whole.state.size() != parameters_.size()) {
+    throw CheckpointError("load_whole_parameter_states: " + std::to_string(whole.masters.size()) + " parameters given; " +
+                          std::to_string(parameters_.size()) + " managed");
+  }
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (whole.masters[i].numel() != parameters_[i].numel()) {
+      throw CheckpointError("load_whole_parameter_states: parameter " + std::to_string(i) + " has " +
+                            std::to_string(parameters_[i].numel()) + " elements; the saved master " +
+                            std::to_string(whole.masters[i].numel()));
+    }
+  }
+  std::vector<torch::Tensor> masters = masters_;
+  for (int64_t g = 0; g < static_cast<int64_t>(plan().group_size.size()); ++g) {
+    if (!manages_group(*this, g)) continue;
+    masters[g] = rank_partition(*this, g, [&](size_t i) { return whole.masters[i].to(torch::kFloat32); });
+    if (!with_state) continue;
+    const auto first = static_cast<size_t>(std::find(groups_.begin(), groups_.end(), g) - groups_.begin());
+    auto& states = optimizer_->state();
+    if (states.size() <= static_cast<size_t>(g)) states.resize(g + 1);
+    auto& state = states[g];
+    state.clear();
+    for (const auto& [key, t] : whole.state[first]) {
+      const bool per_element = t.dim() == 1 && t.numel() == parameters_[first].numel();
+      state[key] = (per_element ? rank_partition(*this, g, [&](size_t i) { return whole.state[i].at(key); }) : t.clone())
+                       .to(masters_[g].device());
+    }
+  }
+  zero_grad();
+  load_partitions(masters);
 }
 
 void ZeroOptimizer::load_checkpoint(const CheckpointLoad& load) {

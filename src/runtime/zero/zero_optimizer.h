@@ -26,6 +26,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -75,6 +76,18 @@ class ZeroOptimizer final : public OptimizerWrapper {
   std::optional<c10::impl::GenericDict> optim_states_file(const torch::nn::Module& module,
                                                           const DeepSpeedConfig& config) const override;
   void load_checkpoint(const CheckpointLoad& load) override;
+  // Each managed parameter's fp32 master and optimizer state, whole (per-element state flat,
+  // scalars such as "step" as they are), indexed like parameters(): for checkpoints that move
+  // parameters to ranks of another group (MoE experts under another expert-parallel size).
+  struct WholeParameterStates {
+    std::vector<torch::Tensor> masters;
+    std::vector<std::map<std::string, torch::Tensor>> state;  // empty where a group never stepped
+  };
+  // Gathered over the group (collective); out-of-scope groups are left out.
+  WholeParameterStates whole_parameter_states() const;
+  // Cuts this rank's partitions from whole states (the state too where `with_state`) and
+  // writes the weights into the model (collective).
+  void load_whole_parameter_states(const WholeParameterStates& whole, bool with_state);
 
   int stage() const { return stage_; }
   int64_t rank() const { return group_->rank(); }

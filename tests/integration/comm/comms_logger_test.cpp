@@ -36,15 +36,15 @@ TEST_F(CommsLoggerGloo, CountsAndSizesOfEachCollectiveOnTwoRanks) {
   ASSERT_EQ(r.size(), 2u);
   for (const auto& rank : r) {
     const std::string& out = rank.output;
-    EXPECT_TRUE(contains(out, "ops 9\n")) << out;
+    EXPECT_TRUE(contains(out, "ops 10\n")) << out;
     // In the order first logged; Gloo has no reduce-scatter: it runs (and logs) an all_reduce.
     EXPECT_TRUE(contains(out, "record all_reduce|32|1\nrecord all_reduce|4000|3\n"
                               "record broadcast|40|2\n"
                               "record all_gather|16|1\nrecord all_gather|20|1\n"
-                              "record barrier|0|1\n"))
+                              "record all_to_all_single|16|1\nrecord barrier|0|1\n"))
         << out;
     // log_summary's own barriers are not logged.
-    EXPECT_TRUE(contains(out, "ops after summary 9\n")) << out;
+    EXPECT_TRUE(contains(out, "ops after summary 10\n")) << out;
   }
   const std::string& out0 = r[0].output;
   EXPECT_TRUE(contains(out0, "Comm. Op            Message Size        Count               Total Latency(ms)   "

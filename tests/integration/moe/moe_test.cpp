@@ -120,10 +120,11 @@ std::vector<double> train_losses(const std::vector<std::string>& args, const std
 // expert-parallel rank. A run saved with experts split over 2 ranks goes on from its checkpoint
 // with them whole (ep 1), split the same way, or over 4 ranks, with the losses of the run that
 // never stopped: the experts and their Adam state reach whichever rank holds them now.
-void check_resume(const std::string& precision, double rtol) {
+void check_resume(const std::string& precision, double rtol, const std::string& zero_stage = "0",
+                  const std::string& resume_stage = "0") {
   deepspeed::testing::TempDir dir;
   const auto full = train_losses({"--ep_size", "2", "--steps", "4", "--save_after", "2", "--save_dir", dir.path(),
-                                  "--precision", precision},
+                                  "--precision", precision, "--zero_stage", zero_stage},
                                  "uninterrupted run");
   ASSERT_EQ(full.size(), 4u);
   const auto tag = dir.path() + "/global_step2/";
@@ -135,7 +136,7 @@ void check_resume(const std::string& precision, double rtol) {
   EXPECT_FALSE(std::filesystem::exists(tag + "expp_rank_2_mp_rank_00_optim_states.pt"));
   for (int64_t ep : {1, 2, 4}) {
     const auto resumed = train_losses({"--ep_size", std::to_string(ep), "--steps", "4", "--load_dir", dir.path(),
-                                       "--precision", precision},
+                                       "--precision", precision, "--zero_stage", resume_stage},
                                       "ep " + std::to_string(ep));
     ASSERT_EQ(resumed.size(), 2u) << "ep " << ep;
     for (size_t i = 0; i < 2; ++i) {
@@ -148,6 +149,15 @@ TEST(ExpertParallel, CheckpointSavedWithTwoExpertGroupsResumesWithOneTwoAndFour)
 
 // bf16: the fp32 masters of the experts (FP16_Optimizer's fp32_groups_flat) move with them.
 TEST(ExpertParallel, Bf16CheckpointResumesWithAnotherExpertParallelSize) { check_resume("bf16", 2e-2); }
+
+// Under ZeRO the dense groups go to DeepSpeed's zero_pp_rank files and the experts' groups,
+// whole, to the expp_rank files: the experts' fp32 masters and Adam state follow them to any
+// expert-parallel size, and ZeRO-1 resumes what ZeRO-2 saved.
+TEST(ExpertParallel, ZeroStage2CheckpointResumesWithOneTwoAndFour) { check_resume("fp32", 1e-5, "2", "2"); }
+TEST(ExpertParallel, ZeroStage1ResumesAZeroStage2Checkpoint) { check_resume("fp32", 1e-5, "2", "1"); }
+TEST(ExpertParallel, Bf16ZeroStage2CheckpointResumesWithAnotherExpertParallelSize) {
+  check_resume("bf16", 2e-2, "2", "2");
+}
 
 TEST(ExpertParallel, MissingExpertFileIsNamedOnEveryRank) {
   deepspeed::testing::TempDir dir;
