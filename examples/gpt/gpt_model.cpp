@@ -173,12 +173,18 @@ torch::Tensor BlockImpl::forward(torch::Tensor x) {
   // select's backward fills a zeroed qkv-sized tensor and the three are then added (about
   // 2 GB of memory traffic per block at 1.3B, micro batch 16). The same values either way.
   const auto parts = qkv.unbind(2);
-  auto q = parts[0].transpose(1, 2);
-  auto k = parts[1].transpose(1, 2);
-  auto v = parts[2].transpose(1, 2);
-  auto y = (sparse_attention_ ? sparse_attention_->forward(q, k, v) : causal_attention(q, k, v))
-               .transpose(1, 2)
-               .reshape({b, t, heads * head_dim});
+  torch::Tensor y;
+  if (ulysses_) {
+    // [batch, seq / sp, heads, head_dim] in and out; inside, the whole sequence for heads / sp.
+    y = (*ulysses_)(parts[0], parts[1], parts[2]).reshape({b, t, heads * head_dim});
+  } else {
+    auto q = parts[0].transpose(1, 2);
+    auto k = parts[1].transpose(1, 2);
+    auto v = parts[2].transpose(1, 2);
+    y = (sparse_attention_ ? sparse_attention_->forward(q, k, v) : causal_attention(q, k, v))
+            .transpose(1, 2)
+            .reshape({b, t, heads * head_dim});
+  }
   x = x + linear(attn_proj_, y);
   if (moe_) {
     auto [out, l_aux, counts] = moe_->forward(ln_2_->forward(x));
@@ -195,6 +201,17 @@ void BlockImpl::use_sparse_self_attention(
       "sparse_attention",
       sa::SparseSelfAttention(std::move(config), sa::SparseSelfAttentionOptions{.max_seq_length = max_position,
                                                                                 .causal = true}));
+}
+
+void BlockImpl::use_sequence_parallel(std::shared_ptr<deepspeed::comm::ProcessGroup> group) {
+  if (n_head_ % group->size() != 0) {
+    throw std::invalid_argument("--sequence_parallel " + std::to_string(group->size()) + " does not divide n_head " +
+                                std::to_string(n_head_));
+  }
+  const auto local = [](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    return causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2);
+  };
+  ulysses_.emplace(local, std::move(group));
 }
 
 GptImpl::GptImpl(const GptConfig& c) : config_(c) {
@@ -228,13 +245,25 @@ void GptImpl::set_activation_checkpointing(int64_t every, int64_t loss_chunks) {
   loss_chunks_ = loss_chunks;
 }
 
+void GptImpl::set_sequence_parallel(std::shared_ptr<deepspeed::comm::ProcessGroup> group) {
+  if (config_.transformer_kernel || config_.moe_num_experts > 0 || config_.sparse_attention) {
+    throw std::invalid_argument("sequence parallelism needs dense attention in the model's own blocks (not the "
+                                "transformer op's, MoE blocks or sparse attention)");
+  }
+  for (const auto& block : *blocks_) block->as<BlockImpl>()->use_sequence_parallel(group);
+  sequence_group_ = std::move(group);
+}
+
 torch::Tensor GptImpl::hidden(torch::Tensor tokens) {
   const int64_t t = tokens.size(1);
-  if (t > config_.seq_len) {
-    throw std::invalid_argument("sequence of " + std::to_string(t) + " tokens is longer than seq_len " +
-                                std::to_string(config_.seq_len));
+  // This rank's slice of the sequence starts at its rank's share.
+  const int64_t first = sequence_group_ ? sequence_group_->rank() * t : 0;
+  if (first + t > config_.seq_len) {
+    throw std::invalid_argument("sequence of " + std::to_string((sequence_group_ ? sequence_group_->size() : 1) * t) +
+                                " tokens is longer than seq_len " + std::to_string(config_.seq_len));
   }
-  auto positions = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(tokens.device()));
+  auto positions =
+      torch::arange(first, first + t, torch::TensorOptions().dtype(torch::kLong).device(tokens.device()));
   auto x = wte_->forward(tokens) + wpe_->forward(positions);
   if (config_.transformer_kernel) {
     // Causal: key k > query q is masked (added -inf before the softmax).

@@ -14,9 +14,11 @@
 
 #include <torch/torch.h>
 
+#include <deepspeed/comm.h>
 #include <deepspeed/config.h>
 #include <deepspeed/moe.h>
 #include <deepspeed/sparse_attention.h>
+#include <deepspeed/sequence.h>
 #include <deepspeed/tensor_parallel.h>
 
 namespace gpt {
@@ -78,6 +80,9 @@ class BlockImpl : public torch::nn::Module, public deepspeed::ops::sparse_attent
   // Causal block-sparse attention from now on.
   void use_sparse_self_attention(std::shared_ptr<const deepspeed::ops::sparse_attention::SparsityConfig> config,
                                  int64_t max_position) override;
+  // Ulysses from now on: the block sees its rank's slice of the sequence, and its attention runs
+  // through DistributedAttention over `group` (n_head must be divisible by the group's size).
+  void use_sequence_parallel(std::shared_ptr<deepspeed::comm::ProcessGroup> group);
   // The MoE layer's load-balancing loss from the last forward (undefined for a dense block).
   const torch::Tensor& l_aux() const { return l_aux_; }
   bool is_moe() const { return !moe_.is_empty(); }
@@ -92,6 +97,7 @@ class BlockImpl : public torch::nn::Module, public deepspeed::ops::sparse_attent
   deepspeed::tensor_parallel::Linear c_attn_{nullptr}, attn_proj_{nullptr}, c_fc_{nullptr}, mlp_proj_{nullptr};
   deepspeed::moe::MoE moe_{nullptr};
   deepspeed::ops::sparse_attention::SparseSelfAttention sparse_attention_{nullptr};
+  std::optional<deepspeed::sequence::DistributedAttention> ulysses_;
   torch::Tensor l_aux_;
 };
 TORCH_MODULE(Block);
@@ -111,11 +117,19 @@ class GptImpl : public torch::nn::Module {
   // that the fp32 logits of the whole batch are never alive at once.
   void set_activation_checkpointing(int64_t every, int64_t loss_chunks);
 
+  // Ulysses sequence parallelism over `group` (the engine's groups()->sequence_parallel()):
+  // forward() then takes this rank's slice of each sequence (tokens and targets [batch,
+  // seq / group size], the slices in rank order), places it at its positions, runs every
+  // block's attention through DistributedAttention and returns the mean loss over the rank's own
+  // tokens. Not with the transformer op's blocks, MoE blocks or sparse attention.
+  void set_sequence_parallel(std::shared_ptr<deepspeed::comm::ProcessGroup> group);
+
  private:
   torch::Tensor hidden(torch::Tensor tokens);
   GptConfig config_;
   int64_t checkpoint_every_ = 0;
   int64_t loss_chunks_ = 0;
+  std::shared_ptr<deepspeed::comm::ProcessGroup> sequence_group_;
   torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_f_{nullptr};

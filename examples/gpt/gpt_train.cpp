@@ -5,7 +5,8 @@
 //       --deepspeed_config examples/gpt/ds_config_bf16.json
 //
 // The batch is the config's: train_micro_batch_size_per_gpu sequences of --seq_len tokens per
-// rank and micro step. The first --warmup_steps steps are not timed. Rank 0 prints the loss
+// rank and micro step (with --sequence_parallel N, each rank holds 1/N of each sequence). The
+// first --warmup_steps steps are not timed. Rank 0 prints the loss (the mean over all ranks)
 // every --log_interval steps and, at the end, one line of JSON (`{"tokens_per_s": ...}`) that
 // bench/gpt/run_gpt_bench.py reads: tokens/s over all ranks, MFU, peak GPU memory.
 #include <algorithm>
@@ -47,6 +48,8 @@ struct Options {
   std::string sparse_attention;  // a sparse_attention mode; "": the config's section, if any
   int64_t pipeline_stages = 0;  // 0: no pipeline
   int64_t tensor_parallel = 0;  // 0: the config's tensor_parallel.autotp_size
+  int64_t sequence_parallel = 0;  // 0: the config's sequence_parallel_size
+  int loss_digits = 4;
   std::string save_dir;  // "": no checkpoint
 };
 
@@ -172,6 +175,11 @@ int main(int argc, char** argv) {
                  "split the blocks' linear layers over this many ranks with AutoTP (the config's "
                  "tensor_parallel.autotp_size; docs/tensor_parallel.md)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--sequence_parallel", o.sequence_parallel,
+                 "split every sequence over this many ranks with Ulysses (the config's sequence_parallel_size; "
+                 "docs/tensor_parallel.md)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--loss_digits", o.loss_digits, "decimals of the printed loss (default: 4)")->check(CLI::Range(1, 12));
   app.add_option("--save_dir", o.save_dir,
                  "after training, save a checkpoint there (engine save_checkpoint; ds_generate reads it)");
   deepspeed::add_config_arguments(app);
@@ -216,11 +224,18 @@ int main(int argc, char** argv) {
                            "--transformer_kernel\n");
       return 2;
     }
+    if (o.sequence_parallel > 0 && (o.moe_num_experts > 0 || config.sparse_attention || o.transformer_kernel ||
+                                    o.tensor_parallel > 0)) {
+      std::fprintf(stderr, "gpt_train: --sequence_parallel cannot be combined with --moe_num_experts, sparse attention, "
+                           "--transformer_kernel or --tensor_parallel\n");
+      return 2;
+    }
     if (o.pipeline_stages > 0) {
       if (o.transformer_kernel || o.moe_num_experts > 0 || o.profile_steps > 0 || config.sparse_attention ||
-          o.tensor_parallel > 0) {
+          o.tensor_parallel > 0 || o.sequence_parallel > 0) {
         std::fprintf(stderr, "gpt_train: --pipeline_stages cannot be combined with --transformer_kernel, "
-                             "--moe_num_experts, sparse attention, --tensor_parallel or --profile\n");
+                             "--moe_num_experts, sparse attention, --tensor_parallel, --sequence_parallel or "
+                             "--profile\n");
         return 2;
       }
       if (!o.save_dir.empty()) {
@@ -241,12 +256,14 @@ int main(int argc, char** argv) {
         return deepspeed::initialize(app, model.ptr(),
                                      deepspeed::moe::split_params_into_different_moe_groups_for_optimizer({all}, *model));
       }
-      if (!o.tensor_parallel) return deepspeed::initialize(app, model.ptr());
-      // --tensor_parallel N is the config's "tensor_parallel": {"autotp_size": N}.
+      if (!o.tensor_parallel && !o.sequence_parallel) return deepspeed::initialize(app, model.ptr());
+      // --tensor_parallel N is the config's "tensor_parallel": {"autotp_size": N};
+      // --sequence_parallel N its "sequence_parallel_size": N.
       const auto* path = app.get_option("--deepspeed_config");
-      if (path->count() == 0) throw std::invalid_argument("--tensor_parallel needs --deepspeed_config");
+      if (path->count() == 0) throw std::invalid_argument("--tensor_parallel and --sequence_parallel need --deepspeed_config");
       auto json = deepspeed::load_config_json(path->as<std::string>());
-      json["tensor_parallel"]["autotp_size"] = o.tensor_parallel;
+      if (o.tensor_parallel) json["tensor_parallel"]["autotp_size"] = o.tensor_parallel;
+      if (o.sequence_parallel) json["sequence_parallel_size"] = o.sequence_parallel;
       deepspeed::InitializeOptions options;
       options.config_json = json;
       options.local_rank = app.get_option("--local_rank")->as<int64_t>();
@@ -256,17 +273,34 @@ int main(int argc, char** argv) {
     const int64_t rank = engine->global_rank();
     const int64_t micro = engine->train_micro_batch_size_per_gpu();
     const int64_t accumulation = engine->gradient_accumulation_steps();
-    // Tensor-parallel peers train on the same tokens: the stream is the data-parallel rank's.
-    const auto data_rank = static_cast<uint64_t>(engine->groups()->data_parallel()->rank());
-    gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed + 1000003ULL * data_rank);
+    // Every rank draws the global batch of each micro step from one stream and keeps its data-parallel
+    // rank's sequences (tensor- and sequence-parallel peers the same ones), so that any layout
+    // trains on what one rank would; a sequence-parallel rank then keeps its slice of each sequence.
+    const auto& data_group = *engine->groups()->data_parallel();
+    const auto sequence_group = engine->groups()->sequence_parallel();
+    const bool sequence_parallel = sequence_group && sequence_group->size() > 1;
+    if (sequence_parallel) model->set_sequence_parallel(sequence_group);
+    gpt::TokenSource tokens(o.data, config.vocab_size, config.seq_len, o.seed);
+    const auto next_batch = [&] {
+      auto [x, y] = tokens.next(micro * data_group.size(), device);
+      x = x.narrow(0, data_group.rank() * micro, micro);
+      y = y.narrow(0, data_group.rank() * micro, micro);
+      if (!sequence_parallel) return std::make_pair(x, y);
+      return std::make_pair(deepspeed::sequence::sequence_shard(x, 1, *sequence_group).contiguous(),
+                            deepspeed::sequence::sequence_shard(y, 1, *sequence_group).contiguous());
+    };
     const int64_t params = gpt::parameter_count(config);
     if (rank == 0) {
       std::printf("gpt: %s, %.1fM parameters, %lld layers, d_model %lld, %lld heads, seq_len %lld, "
-                  "micro batch %lld x %lld accumulation x %lld ranks\n",
+                  "micro batch %lld x %lld accumulation x %lld ranks%s\n",
                   o.model.c_str(), static_cast<double>(params) / 1e6, static_cast<long long>(config.n_layer),
                   static_cast<long long>(config.d_model), static_cast<long long>(config.n_head),
                   static_cast<long long>(config.seq_len), static_cast<long long>(micro),
-                  static_cast<long long>(accumulation), static_cast<long long>(engine->world_size()));
+                  static_cast<long long>(accumulation), static_cast<long long>(engine->world_size()),
+                  sequence_parallel ? (", sequences split over " + std::to_string(sequence_group->size()) +
+                                       " sequence-parallel ranks")
+                                          .c_str()
+                                    : "");
       std::fflush(stdout);
     }
 
@@ -280,7 +314,7 @@ int main(int argc, char** argv) {
     deepspeed::checkpointing::SavedBytes checkpoint_bytes;
     auto train_step = [&] {
       for (int64_t m = 0; m < accumulation; ++m) {
-        auto [x, y] = tokens.next(micro, device);
+        auto [x, y] = next_batch();
         if (measure) {
           gpu_stats::synchronize(device);
           gpu_stats::reset_peak(device);
@@ -304,9 +338,15 @@ int main(int argc, char** argv) {
         start = std::chrono::steady_clock::now();
       }
       train_step();
-      if (rank == 0 && ((step + 1) % o.log_interval == 0 || step + 1 == o.steps)) {
-        std::printf("step %lld loss %.4f\n", static_cast<long long>(step + 1), loss.item<double>());
-        std::fflush(stdout);
+      if ((step + 1) % o.log_interval == 0 || step + 1 == o.steps) {
+        // The mean over every rank's tokens (each rank's loss is the mean over its own).
+        auto shown = loss.detach().to(torch::kFloat32).reshape({1}).clone();
+        engine->process_group()->all_reduce(shown);
+        loss = shown / static_cast<double>(engine->world_size());
+        if (rank == 0) {
+          std::printf("step %lld loss %.*f\n", static_cast<long long>(step + 1), o.loss_digits, loss.item<double>());
+          std::fflush(stdout);
+        }
       }
     }
     gpu_stats::synchronize(device);

@@ -1,7 +1,8 @@
 // Where the GPT example's tokens come from: random tokens (the benchmark default: the data
 // does not change the speed), or a file of uint16 token ids as nanoGPT and llm.c write them
 // (a raw array, or llm.c's 1024-byte header with magic 20240520 followed by the tokens).
-// Each rank draws its own windows of seq_len + 1 tokens.
+// Windows of seq_len + 1 tokens, drawn from the seed (gpt_train gives every rank one seed and
+// lets each keep its share of the global batch; the pipeline seeds by data-parallel rank).
 #pragma once
 
 #include <cstdint>

@@ -45,6 +45,30 @@ torch::Tensor scatter_to_tensor_model_parallel_region(const torch::Tensor& input
 // `what` when the dimension does not divide.
 torch::Tensor shard(const torch::Tensor& whole, int64_t dim, int64_t parts, int64_t index, const std::string& what);
 
+// How one parameter is split over the tensor-parallel group: along `dim`, each of the fused
+// sub-parameters `sub_sizes` (their whole sizes along `dim`; empty: the dimension is one) on its
+// own, so part r is [sub_0's r-th piece, sub_1's r-th piece, ...]. Column-parallel weights and
+// biases split dim 0, row-parallel weights dim 1, vocabulary-parallel tables dim 0 (their rows).
+// The same rule cuts a parameter for any number of parts: what lets a checkpoint saved on one
+// tensor-parallel degree load on another.
+struct SplitParameter {
+  std::string name;  // as the model's named_parameters() calls it
+  int64_t dim = 0;
+  std::vector<int64_t> sub_sizes;
+};
+
+// Part `index` of `parts` of `whole` as `split` cuts it (a copy). Throws EngineError naming
+// `what` (default: the parameter) when a size does not divide.
+torch::Tensor shard(const torch::Tensor& whole, const SplitParameter& split, int64_t parts, int64_t index,
+                    const std::string& what = {});
+// The whole parameter from all its parts, in rank order (shard's inverse). Throws EngineError
+// naming the parameter when the parts do not fit together.
+torch::Tensor unshard(const std::vector<torch::Tensor>& parts, const SplitParameter& split);
+
+// The split parameters of `model`: those of its ColumnParallelLinear, RowParallelLinear and
+// VocabParallelEmbedding layers and of the Linear layers AutoTP split, in module order.
+std::vector<SplitParameter> split_parameters(const torch::nn::Module& model);
+
 // Megatron's ColumnParallelLinear: weight [out/tp, in], bias [out/tp] (this rank's rows).
 // gather_output: the output is all-gathered to [.., out] on every rank; otherwise [.., out/tp].
 class ColumnParallelLinearImpl : public torch::nn::Module {
@@ -122,9 +146,12 @@ class LinearImpl : public torch::nn::LinearImpl {
   void partition(Partition how, std::shared_ptr<comm::ProcessGroup> group, const std::string& name,
                  const std::vector<int64_t>& sub_sizes = {}, bool gather_output = false);
   Partition partitioning() const { return partition_; }
+  // The fused sub-parameters' whole sizes along the split dimension (empty: one).
+  const std::vector<int64_t>& sub_sizes() const { return sub_sizes_; }
 
  private:
   Partition partition_ = Partition::Replicated;
+  std::vector<int64_t> sub_sizes_;
   std::shared_ptr<comm::ProcessGroup> group_;
   bool gather_output_ = false;
 };

@@ -17,7 +17,8 @@ const std::set<std::string>& engine_keys() {
       "data_sampler",   "random_ltd",    "sparse_tensor_module_names", "skipped_steps",
       "global_steps",   "global_samples", "micro_steps",  "dp_world_size",
       "mp_world_size",  "checkpoint_parallel_dimensions", "ds_config", "ds_version",
-      "rng_states",     "ds_cpp_data_position", "num_experts", "ds_cpp_pipe_layout"};
+      "rng_states",     "ds_cpp_data_position", "num_experts", "ds_cpp_pipe_layout",
+      "ds_cpp_tensor_parallel"};
   return keys;
 }
 

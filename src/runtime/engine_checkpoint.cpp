@@ -31,6 +31,7 @@
 #include "runtime/moe_checkpoint.h"
 #include "runtime/step/precision.h"
 #include "runtime/step/optimizer_wrapper.h"
+#include "runtime/tensor_parallel_checkpoint.h"
 
 namespace deepspeed {
 namespace {
@@ -200,6 +201,10 @@ bool Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
       states.insert("num_experts", num_experts);
     }
     add_checkpoint_entries(states);
+    // Which parameters this tensor rank holds parts of: what loads it on another degree.
+    if (const auto splits = tensor_parallel::split_parameters(*module_); !splits.empty()) {
+      states.insert("ds_cpp_tensor_parallel", tensor_parallel_entry(splits));
+    }
     files.push_back({name, to_pickle_bytes(states)});
   }
   if (!moe_layers.empty()) {
@@ -300,8 +305,32 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
                                         reader->dir().string(), m.zero_stage, config_.zero_stage()));
     }
     if (m.mp_world_size != mp_world_size() && !loads_other_model_parallel_size()) {
-      throw CheckpointError(fmt::format("checkpoint count {} is different from saved mp_world_size {}",
-                                        mp_world_size(), m.mp_world_size));
+      // Another tensor-parallel degree: split parameters put together and cut again.
+      if (!moe_layers.empty() || groups_->pipe_parallel()->size() > 1 || config_.zero_stage() == 3) {
+        throw CheckpointError(fmt::format("checkpoint count {} is different from saved mp_world_size {}",
+                                          mp_world_size(), m.mp_world_size));
+      }
+      TensorParallelCheckpointLoad tp_load;
+      tp_load.read = [&](const std::string& n) { return reader->read_dict(n); };
+      tp_load.has = [&](const std::string& n) { return reader->manifest().files.count(n) > 0; };
+      tp_load.dir = reader->dir().string();
+      tp_load.saved_tp = m.mp_world_size;
+      tp_load.saved_dp = m.dp_world_size;
+      tp_load.saved_zero_stage = m.zero_stage;
+      tp_load.load_optimizer_states = load_optimizer_states && !load_module_only;
+      tp_load.tp = groups_->tensor_parallel()->size();
+      tp_load.tp_rank = groups_->tensor_parallel()->rank();
+      tp_load.splits = tensor_parallel::split_parameters(*module_);
+      tp_load.module = module_.get();
+      if (optimizer_) tp_load.optimizer_names = optimizer_tensor_names(*wrapper_, *optimizer_, *module_, {}).names;
+      auto resplit = resplit_tensor_parallel_checkpoint(tp_load);
+      logger.info(fmt::format("Loading a checkpoint saved on {} tensor-parallel ranks onto {}", m.mp_world_size,
+                              tp_load.tp));
+      file = resplit.file;
+      states = std::move(resplit.model_states);
+      zero_files = std::move(resplit.zero_files);
+      zero_names = std::move(resplit.zero_names);
+      return;
     }
     const int64_t dp_rank = dp_group_->rank();
     // A pipeline saved with fewer stages: the counters, LR schedule and RNG of its first file

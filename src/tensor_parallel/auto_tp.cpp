@@ -159,12 +159,12 @@ void LinearImpl::partition(Partition how, std::shared_ptr<comm::ProcessGroup> gr
   group_ = std::move(group);
   gather_output_ = gather_output;
   if (how == Partition::Replicated) return;
-  const int64_t dim = how == Partition::Column ? 0 : 1;
-  weight.set_data(shard_sub_params(weight.detach(), dim, sizes, group_->size(), group_->rank(),
-                                   "AutoTP layer " + name + " weight"));
+  sub_sizes_ = sizes;
+  const SplitParameter split{name, how == Partition::Column ? 0 : 1, sizes};
+  const int64_t parts = group_->size(), index = group_->rank();
+  weight.set_data(shard(weight.detach(), split, parts, index, "AutoTP layer " + name + " weight"));
   if (how == Partition::Column && bias.defined()) {
-    bias.set_data(shard_sub_params(bias.detach(), 0, sizes, group_->size(), group_->rank(),
-                                   "AutoTP layer " + name + " bias"));
+    bias.set_data(shard(bias.detach(), split, parts, index, "AutoTP layer " + name + " bias"));
   }
 }
 

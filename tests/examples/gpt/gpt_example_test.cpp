@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "comms_summary.h"
 #include "gpu_per_rank.h"
 #include "multiprocess.h"
 
@@ -229,6 +230,80 @@ TEST(GptExample, TensorParallelTwoRanksFollowTheOneRankLossCurve) {
       EXPECT_NEAR(curves[c][i], curves[0][i], 2e-3) << "run " << c << ", step " << 2 * (i + 1);
     }
   }
+}
+
+// --sequence_parallel 2 (Ulysses: every block's attention through DistributedAttention, each
+// rank a half of every sequence) on 2 ranks, and on 4 ranks as sequence 2 x data 2, at ZeRO
+// stages 0-3: the printed losses (the mean over every rank's tokens) are the one-rank run's
+// (ZeRO stage 0), within 1e-5.
+TEST(GptExample, SequenceParallelGivesTheOneRankLosses) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(4);
+  TempDir dir;
+  write_pattern_tokens(dir.file("tokens.bin"), 4096);
+  const std::vector<std::string> args{"--steps", "4", "--warmup_steps", "1", "--data", dir.file("tokens.bin"),
+                                      "--loss_digits", "8"};
+  write_file(dir.file("reference.json"), config(8, 0));
+  auto one = train(1, dir.file("reference.json"), args);
+  ASSERT_EQ(one[0].exit_code, 0) << one[0].output;
+  const auto reference = losses(one[0].output);
+  ASSERT_EQ(reference.size(), 2u) << one[0].output;
+  for (int stage : {0, 1, 2, 3}) {
+    const auto cfg = dir.file("sp" + std::to_string(stage) + ".json");
+    write_file(cfg, config(8, stage));
+    for (int ranks : {2, 4}) {
+      auto sp_args = args;
+      sp_args.insert(sp_args.end(), {"--sequence_parallel", "2"});
+      auto r = train(ranks, cfg, sp_args);
+      for (const auto& rank : r) ASSERT_EQ(rank.exit_code, 0) << rank.output;
+      EXPECT_NE(r[0].output.find("sequences split over 2 sequence-parallel ranks"), std::string::npos) << r[0].output;
+      const auto curve = losses(r[0].output);
+      ASSERT_EQ(curve.size(), reference.size()) << r[0].output;
+      for (size_t i = 0; i < curve.size(); ++i) {
+        EXPECT_NEAR(curve[i], reference[i], 1e-5 * reference[i])
+            << "stage " << stage << ", " << (ranks == 2 ? "sp 2" : "sp 2 x dp 2") << ", step " << 2 * (i + 1);
+      }
+    }
+  }
+}
+
+// The comms logger over a run counts exactly the collectives Megatron's and Ulysses' layouts
+// need: with --tensor_parallel 2, per block one all-reduce of the activations [micro, seq, d]
+// after each row-parallel layer in forward (attn_proj, mlp_proj) and one of their gradient
+// before each column-parallel layer in backward (c_attn, c_fc): 4 per block and step; with
+// --sequence_parallel 2, per block 4 all-to-alls of q's slice [micro, seq / 2, heads, head_dim]
+// forward and 4 backward.
+TEST(GptExample, CommsLoggerCountsTheAnalyticTensorAndSequenceParallelCollectives) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(2);
+  TempDir dir;
+  write_file(dir.file("ds.json"), config(8, 0, "", R"("comms_logger": {"enabled": true, "prof_all": true}, )"));
+  const int64_t steps = 3, layers = 2, micro = 8, seq = 32, d = 64;
+  for (const char* flag : {"--tensor_parallel", "--sequence_parallel"}) {
+    auto r = train(2, dir.file("ds.json"), {"--steps", std::to_string(steps), "--warmup_steps", "1", flag, "2"});
+    for (const auto& rank : r) ASSERT_EQ(rank.exit_code, 0) << rank.output;
+    const auto counts = deepspeed::testing::comms_counts(r[0].output);
+    if (std::string(flag) == "--tensor_parallel") {
+      ASSERT_TRUE(counts.count("all_reduce")) << r[0].output;
+      EXPECT_EQ(micro * seq * d * 4, 64 * 1024);
+      EXPECT_EQ(counts.at("all_reduce").at("64.0 KB"), steps * layers * 4) << r[0].output;
+      EXPECT_FALSE(counts.count("all_to_all_single")) << r[0].output;
+    } else {
+      ASSERT_TRUE(counts.count("all_to_all_single")) << r[0].output;
+      EXPECT_EQ(micro * (seq / 2) * d * 4, 32 * 1024);
+      EXPECT_EQ(counts.at("all_to_all_single").size(), 1u) << r[0].output;
+      EXPECT_EQ(counts.at("all_to_all_single").at("32.0 KB"), steps * layers * 8) << r[0].output;
+    }
+  }
+}
+
+// A sequence the sequence-parallel ranks cannot share, and heads they cannot split, are errors.
+TEST(GptExample, SequenceParallelSizesThatDoNotDivideAreErrors) {
+  DS_SKIP_WITHOUT_A_GPU_PER_RANK(3);
+  TempDir dir;
+  write_file(dir.file("ds.json"), config(3, 0));
+  // tiny has 4 heads; 3 ranks cannot split them (nor the 32 tokens).
+  auto r = train(3, dir.file("ds.json"), {"--steps", "2", "--warmup_steps", "1", "--sequence_parallel", "3"});
+  for (const auto& rank : r) EXPECT_NE(rank.exit_code, 0);
+  EXPECT_NE(r[0].output.find("--sequence_parallel 3 does not divide n_head 4"), std::string::npos) << r[0].output;
 }
 
 // --activation_checkpointing (every block, or every other one, and the loss in checkpointed

@@ -8,8 +8,12 @@
 // rule knows, split only through the config's partition_config. Every rank draws the whole model
 // from one seed, so every layout starts from the same weights.
 //
-// Step s trains on samples [8s, 8s + 8), split over the data-parallel ranks. Writes
-// <--out>.rank<R>.pt: the step losses (averaged over the data group), the gradient norms, every
+// Step s trains on samples [8s, 8s + 8), split over the data-parallel ranks. --first_step F and
+// --last_step L run steps F..L-1 (default 0 and 4); --load DIR loads the checkpoint in DIR
+// first, --save DIR saves one after the last step; --mlp_hidden changes the MLP's width (a
+// model the checkpoint does not fit); --checkpoint_blocks runs every block through
+// deepspeed::checkpointing::checkpoint (the config's activation_checkpointing section decides
+// how). Inputs are cast to the model's dtype (bf16 configs) and the output back to fp32. Writes <--out>.rank<R>.pt: the step losses (averaged over the data group), the gradient norms, every
 // parameter whole (split ones gathered over the tensor group), the sizes and how many layers
 // are column- and row-parallel.
 #include <iostream>
@@ -23,7 +27,8 @@ namespace {
 namespace ds = deepspeed;
 namespace tp = deepspeed::tensor_parallel;
 
-constexpr int64_t kDim = 8, kHeads = 4, kSeq = 4, kHidden = 16, kOut = 5, kGlobalBatch = 8, kSteps = 4;
+constexpr int64_t kDim = 8, kHeads = 4, kSeq = 4, kOut = 5, kGlobalBatch = 8, kSteps = 4;
+int64_t kHidden = 16;
 
 struct Attention : torch::nn::Module {
   Attention() {
@@ -72,24 +77,29 @@ struct Block : torch::nn::Module {
 };
 
 struct Model : torch::nn::Module {
-  explicit Model(bool custom) {
+  Model(bool custom, bool checkpoint_blocks) : checkpoint_blocks(checkpoint_blocks) {
     torch::manual_seed(42);
     for (int i = 0; i < 2; ++i) blocks.push_back(register_module("layers_" + std::to_string(i), std::make_shared<Block>(custom)));
     lm_head = register_module("lm_head", torch::nn::Linear(kDim, kOut));
   }
   torch::Tensor forward(torch::Tensor x) {
-    for (auto& b : blocks) x = b->forward(x);
+    for (auto& b : blocks) {
+      x = checkpoint_blocks ? ds::checkpointing::checkpoint([b](const torch::Tensor& h) { return b->forward(h); }, x)
+                            : b->forward(x);
+    }
     return lm_head(x).mean(1);
   }
   std::vector<std::shared_ptr<Block>> blocks;
   torch::nn::Linear lm_head{nullptr};
+  bool checkpoint_blocks;
 };
 
 torch::Tensor gathered(const torch::Tensor& part, int64_t dim, ds::comm::ProcessGroup& group) {
-  if (group.size() == 1) return part.detach().clone();
+  const auto mine = part.detach().to(torch::kFloat32).contiguous();  // Gloo has no bf16
+  if (group.size() == 1) return mine.clone();
   std::vector<torch::Tensor> parts(static_cast<size_t>(group.size()));
-  for (auto& p : parts) p = torch::empty_like(part);
-  group.all_gather(parts, part.detach().contiguous());
+  for (auto& p : parts) p = torch::empty_like(mine);
+  group.all_gather(parts, mine);
   return torch::cat(parts, dim);
 }
 
@@ -97,14 +107,22 @@ torch::Tensor gathered(const torch::Tensor& part, int64_t dim, ds::comm::Process
 
 int main(int argc, char** argv) {
   CLI::App app{"deepspeed-cpp AutoTP test worker"};
-  std::string out, model_kind = "llama";
+  std::string out, model_kind = "llama", save_dir, load_dir;
+  int64_t first_step = 0, last_step = kSteps;
   app.add_option("--out", out)->required();
+  app.add_option("--save", save_dir);
+  app.add_option("--load", load_dir);
+  app.add_option("--first_step", first_step);
+  app.add_option("--last_step", last_step);
+  app.add_option("--mlp_hidden", kHidden);
+  bool checkpoint_blocks = false;
+  app.add_flag("--checkpoint_blocks", checkpoint_blocks);
   app.add_option("--model", model_kind, "llama (DeepSpeed's names) or custom");
   ds::add_config_arguments(app);
   CLI11_PARSE(app, argc, argv);
 
   try {
-    auto model = std::make_shared<Model>(model_kind == "custom");
+    auto model = std::make_shared<Model>(model_kind == "custom", checkpoint_blocks);
     auto [engine, optimizer, loader, scheduler] = ds::initialize(app, torch::nn::AnyModule(model), model, {});
     auto& tensor_group = *engine->groups()->tensor_parallel();
     auto& data_group = *engine->groups()->data_parallel();
@@ -114,9 +132,12 @@ int main(int argc, char** argv) {
     const auto y = torch::randn({kGlobalBatch * kSteps, kOut}, gen);
     const int64_t dp = data_group.size(), micro = kGlobalBatch / dp;
     std::vector<double> losses, norms;
-    for (int64_t s = 0; s < kSteps; ++s) {
+    if (!load_dir.empty()) engine->load_checkpoint(load_dir);
+    for (int64_t s = first_step; s < last_step; ++s) {
       const int64_t first = s * kGlobalBatch + data_group.rank() * micro;
-      auto loss = torch::mse_loss(engine->forward(x.narrow(0, first, micro)), y.narrow(0, first, micro));
+      const auto dtype = model->lm_head->weight.scalar_type();
+      auto out = engine->forward(x.narrow(0, first, micro).to(dtype)).to(torch::kFloat32);
+      auto loss = torch::mse_loss(out, y.narrow(0, first, micro));
       auto step_loss = engine->backward(loss).detach().reshape({1}).clone();
       engine->step();
       data_group.all_reduce(step_loss);
@@ -124,6 +145,7 @@ int main(int argc, char** argv) {
       norms.push_back(engine->get_global_grad_norm().value_or(-1.0));
     }
 
+    if (!save_dir.empty()) engine->save_checkpoint(save_dir);
     std::vector<torch::Tensor> result{torch::tensor(losses, torch::kFloat64), torch::tensor(norms, torch::kFloat64)};
     {
       const auto whole = engine->gathered_parameters();
@@ -133,7 +155,7 @@ int main(int argc, char** argv) {
           int64_t dim = -1;
           if (linear && linear->partitioning() == tp::Partition::Column) dim = 0;
           if (linear && linear->partitioning() == tp::Partition::Row && p.key() == "weight") dim = 1;
-          result.push_back(dim < 0 ? p.value().detach().clone() : gathered(p.value(), dim, tensor_group));
+          result.push_back(dim < 0 ? p.value().detach().to(torch::kFloat32).clone() : gathered(p.value(), dim, tensor_group));
         }
       }
     }
