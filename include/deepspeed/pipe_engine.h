@@ -37,9 +37,11 @@ using PipeDataIterator = std::function<PipeBatch()>;
 // A loader's batches forever, epoch after epoch (DeepSpeed's RepeatingLoader).
 PipeDataIterator repeating_iterator(std::shared_ptr<DataLoader> loader);
 
+// What eval_batch returns (DeepSpeed's eval_output, and its logits with return_logits).
 struct EvalBatchOutput {
-  // reduce_output "avg": the mean over micro batches and data-parallel ranks of the losses
-  // (or of the outputs, without compute_loss); with compute_loss, on every stage.
+  // reduce_output "avg": the mean over micro batches and data-parallel ranks of the losses (or,
+  // without compute_loss, of the outputs) on the last stage; with compute_loss and bcast_loss,
+  // the last stage's value on every stage. Undefined where a stage has none.
   torch::Tensor loss;
   // reduce_output "none": each micro batch's loss (or output), on the last stage.
   std::vector<torch::Tensor> outputs;
@@ -58,10 +60,14 @@ class PipelineEngine : public Engine {
   // from the training data given to initialize), one optimizer step. Returns the mean loss.
   torch::Tensor train_batch(const PipeDataIterator& data_iter);
   torch::Tensor train_batch();
-  // Forward passes only (InferenceSchedule), under NoGradGuard. `num_micro_batches` 0:
-  // gradient_accumulation_steps. reduce_output: "avg" or "none".
+  // Forward passes only (InferenceSchedule), under NoGradGuard; DeepSpeed's arguments in its
+  // order. compute_loss: the loss_fn on the last stage (else its outputs are what is reduced);
+  // reduce_output: "avg" (any case) or "none"; bcast_loss: the last stage's "avg" loss
+  // broadcast over the pipe group (also done whenever a monitor is on, for rank 0's event);
+  // num_micro_batches 0: gradient_accumulation_steps.
   EvalBatchOutput eval_batch(const PipeDataIterator& data_iter, bool return_logits = false, bool compute_loss = true,
-                             const std::string& reduce_output = "avg", int64_t num_micro_batches = 0);
+                             const std::string& reduce_output = "avg", bool bcast_loss = true,
+                             int64_t num_micro_batches = 0);
 
   bool is_first_stage() const { return stage_id_ == 0; }
   bool is_last_stage() const { return stage_id_ == num_stages_ - 1; }
@@ -91,7 +97,11 @@ class PipelineEngine : public Engine {
   void add_checkpoint_entries(c10::impl::GenericDict& states) const override;
   c10::impl::GenericDict prepare_loaded_states(const c10::impl::GenericDict& states,
                                                const CheckpointFileAccess& files) const override;
+  std::optional<ZeroStateFiles> restaged_zero_state_files(c10::impl::GenericDict& states,
+                                                         const CheckpointFileAccess& files) const override;
   bool loads_other_model_parallel_size() const override { return true; }
+  // Whether the checkpoint was saved with this run's stages and partition.
+  bool saved_with_this_layout(const c10::impl::GenericDict& states, const CheckpointFileAccess& files) const;
 
   struct Buffers {
     std::vector<torch::Tensor> inputs, labels, outputs;

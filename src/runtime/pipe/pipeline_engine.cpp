@@ -5,6 +5,8 @@
 // schedule, counters, progress lines).
 #include <deepspeed/pipe_engine.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -183,8 +185,11 @@ torch::Tensor PipelineEngine::train_batch(const PipeDataIterator& data_iter) {
 }
 
 EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bool return_logits, bool compute_loss,
-                                           const std::string& reduce_output, int64_t num_micro_batches) {
-  if (reduce_output != "avg" && reduce_output != "none") {
+                                           const std::string& reduce_output, bool bcast_loss,
+                                           int64_t num_micro_batches) {
+  std::string reduce = reduce_output;
+  std::transform(reduce.begin(), reduce.end(), reduce.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (reduce != "avg" && reduce != "none") {
     throw EngineError("eval_batch: reduction type " + reduce_output + " not supported (\"avg\" or \"none\")");
   }
   if ((is_first_stage() || is_last_stage()) && !data_iter) throw EngineError("eval_batch: the data iterator is empty");
@@ -204,12 +209,14 @@ EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bo
   data_iter_ = nullptr;
   EvalBatchOutput out;
   if (is_last_stage()) {
-    if (reduce_output == "none") {
+    if (reduce == "none") {
       out.outputs = fwd_outputs_;
     } else {
-      auto sum = fwd_outputs_.front().to(torch::kFloat32).clone();
-      for (size_t i = 1; i < fwd_outputs_.size(); ++i) sum += fwd_outputs_[i].to(torch::kFloat32);
-      sum /= static_cast<double>(micro_batches);
+      // DeepSpeed's _reduce_outputs: summed over the micro batches in their own dtype, divided
+      // by their number, averaged over the data-parallel group.
+      auto sum = fwd_outputs_.front().clone();
+      for (size_t i = 1; i < fwd_outputs_.size(); ++i) sum += fwd_outputs_[i];
+      if (micro_batches > 1) sum /= static_cast<double>(micro_batches);
       if (dp_world_size() > 1) {
         groups()->data_parallel()->all_reduce(sum);
         sum /= static_cast<double>(dp_world_size());
@@ -218,8 +225,9 @@ EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bo
     }
     if (return_logits) out.logits = logits_;
   }
-  if (compute_loss && reduce_output == "avg") {
-    // The last stage's mean, on every stage.
+  // DeepSpeed's _bcast_pipe_scalar: one float from the last stage (a list of losses, with
+  // reduce_output "none", stays on the last stage: docs/compatibility.md).
+  if (compute_loss && reduce == "avg" && (bcast_loss || monitor().enabled())) {
     auto value = is_last_stage() ? out.loss.reshape({1}).to(device(), torch::kFloat32).clone()
                                  : torch::zeros({1}, torch::TensorOptions().device(device()));
     pipe_group_->broadcast(value, num_stages_ - 1);
