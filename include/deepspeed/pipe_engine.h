@@ -4,9 +4,11 @@
 // step; forward(), backward() and step() are not for pipeline models.
 //
 // Promises: every rank of the job calls train_batch() / eval_batch() together. Only the first
-// and the last stage read data (inputs on the first, labels on the last); activations go
-// forward and gradients backward point to point over the pipe group, their shape and dtype
-// sent once and reused (reset_activation_shape() when they change). Gradients are averaged
+// and the last stage read data (inputs on the first, labels on the last); activations (a
+// tensor or a tuple, pipe::Activation) go forward and the gradients of their floating-point
+// tensors backward, point to point over the pipe group, their shapes and dtypes sent once and
+// reused (reset_activation_shape() when they change), or before every send with the module's
+// dynamic_shape. Gradients are averaged
 // over the data-parallel group (ZeRO stage 0 or 1), tied weights' gradients summed over the
 // stages that hold them, and the clipping norm is the whole model's (pipe and data groups,
 // tied weights once). The loss returned is the mean over the micro batches and the
@@ -28,9 +30,12 @@
 namespace deepspeed {
 
 // One micro batch: `inputs` feed the first stage, `labels` the last stage's loss_fn.
+// `input_tuple`, where not empty, feeds the first stage a tuple instead (DeepSpeed's batch[0]
+// as a tuple; its first layer takes tuples).
 struct PipeBatch {
   torch::Tensor inputs;
   torch::Tensor labels;
+  std::vector<torch::Tensor> input_tuple = {};
 };
 // Called once per micro batch on the first and the last stage (DeepSpeed's data_iter).
 using PipeDataIterator = std::function<PipeBatch()>;
@@ -104,7 +109,8 @@ class PipelineEngine : public Engine {
   bool saved_with_this_layout(const c10::impl::GenericDict& states, const CheckpointFileAccess& files) const;
 
   struct Buffers {
-    std::vector<torch::Tensor> inputs, labels, outputs;
+    std::vector<pipe::Activation> inputs, outputs;
+    std::vector<torch::Tensor> labels;
   };
   void run_schedule(const pipe::Schedule& schedule);
   void load_micro_batch(int64_t buffer);
@@ -119,6 +125,9 @@ class PipelineEngine : public Engine {
   // Point to point over the pipe group, whole or split over the tensor-parallel group.
   void send_tensor(const torch::Tensor& t, int64_t stage, bool partitioned);
   void recv_tensor(torch::Tensor& t, int64_t stage, bool partitioned);
+  // DeepSpeed's shape message for `a` (_send_tensor_meta), and the buffers one describes.
+  std::vector<int32_t> tensor_meta(const pipe::Activation& a) const;
+  pipe::Activation buffers_for_meta(const torch::Tensor& meta) const;
 
   pipe::PipelineModule* pipe_module_;
   std::shared_ptr<comm::ProcessGroup> pipe_group_;
@@ -135,10 +144,11 @@ class PipelineEngine : public Engine {
   torch::Tensor total_loss_;  // their sum over the batch
   std::vector<torch::Tensor> fwd_outputs_;
   torch::Tensor logits_;
-  // Shapes exchanged once: what this stage sends forward, and what it receives.
-  std::optional<std::pair<std::vector<int64_t>, torch::ScalarType>> sent_meta_;
-  torch::Tensor recv_buffer_;
-  torch::Tensor grad_buffer_;
+  // Shapes exchanged once (or every time with dynamic_shape): the shape message this stage
+  // sent forward, the buffers it receives activations into, and gradients.
+  std::optional<std::vector<int32_t>> sent_meta_;
+  std::optional<pipe::Activation> recv_buffers_;
+  std::vector<torch::Tensor> grad_buffers_;
   torch::Tensor agg_train_loss_;
   std::chrono::steady_clock::time_point batch_start_;
   double elapsed_since_print_ = 0.0;

@@ -75,6 +75,14 @@ void expect_equivalent(const std::vector<RankResult>& ranks, const std::string& 
   }
 }
 
+// A run on `world` ranks that must match the model without pipelining.
+void run_equivalent(int world, const std::vector<std::string>& args, const TempDir& dir, const std::string& name,
+                    const std::string& what) {
+  const auto ranks = run(world, args, dir, name);
+  ASSERT_EQ(ranks.size(), static_cast<size_t>(world)) << what;
+  expect_equivalent(ranks, what);
+}
+
 using PipeEquivalence = deepspeed::testing::GlooRanksTest;
 
 struct Shape {
@@ -205,9 +213,8 @@ TEST_F(PipeEquivalence, TensorParallelRanksSendPartitionedActivationsAndGradient
 
 TEST_F(PipeEquivalence, ActivationCheckpointingFromTheConfigKeepsTheNumbers) {
   TempDir dir;
-  const auto ranks = run(2, {"--stages", "2", "--gas", "4", "--tied", "--checkpoint_interval", "2"}, dir, "ckpt");
-  ASSERT_EQ(ranks.size(), 2u);
-  expect_equivalent(ranks, "activation_checkpoint_interval 2");
+  run_equivalent(2, {"--stages", "2", "--gas", "4", "--tied", "--checkpoint_interval", "2"}, dir, "ckpt",
+                 "activation_checkpoint_interval 2");
 }
 
 TEST_F(PipeEquivalence, Bf16TrainsWithinItsPrecision) {
@@ -261,6 +268,37 @@ TEST_F(PipeEquivalence, Fp16OverflowOnOneStageSkipsTheStepOnEveryStage) {
       EXPECT_TRUE(torch::equal(ranks[k].losses, ranks[0].losses)) << rank;
     }
   }
+}
+
+// Tuples between stages (DeepSpeed's hidden states with masks): a float tensor with a
+// gradient, an int mask and bool flags that travel forward only, and a float tensor that no
+// parameter produced (its gradient goes back and stops there); the first stage reads a tuple.
+TEST_F(PipeEquivalence, TupleActivationsWithIntAndBoolTensorsEqualTheModelWithoutPipelining) {
+  TempDir dir;
+  for (const Shape s : {Shape{2, 2, 4}, Shape{4, 4, 2}, Shape{4, 2, 2}}) {
+    run_equivalent(s.world, {"--stages", std::to_string(s.stages), "--gas", std::to_string(s.gas), "--tuple"}, dir,
+                   "tuple" + std::to_string(s.world) + std::to_string(s.stages),
+                   "tuples, pipe " + std::to_string(s.stages) + " x data " + std::to_string(s.world / s.stages));
+  }
+  // Tuples through activation checkpointing's blocks.
+  run_equivalent(2, {"--stages", "2", "--gas", "4", "--tuple", "--checkpoint_interval", "2"}, dir, "tuplec",
+                 "tuples, activation_checkpoint_interval 2");
+}
+
+// Micro batches of two sizes: with the module's dynamic_shape the shape message goes before
+// every send, tuples included; without it the sending stage stops with an error saying why.
+TEST_F(PipeEquivalence, DynamicShapeSendsTheShapesWithEveryMicroBatch) {
+  TempDir dir;
+  run_equivalent(2, {"--stages", "2", "--gas", "4", "--vary_rows", "--dynamic_shape"}, dir, "dyn2",
+                 "dynamic_shape, one tensor");
+  run_equivalent(4, {"--stages", "4", "--gas", "3", "--vary_rows", "--dynamic_shape", "--tuple"}, dir, "dyn4",
+                 "dynamic_shape, tuples");
+
+  const auto fixed = run_ranks(2, kWorker, {"--stages", "2", "--gas", "4", "--vary_rows", "--out", dir.file("fixed")});
+  ASSERT_EQ(fixed.size(), 2u);
+  for (const auto& r : fixed) EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_NE(fixed[0].exit_code, 0);
+  EXPECT_NE(fixed[0].output.find("changed shape or dtype between micro batches"), std::string::npos) << fixed[0].output;
 }
 
 TEST_F(PipeEquivalence, ZeroStageTwoIsRefused) {

@@ -35,10 +35,17 @@ constexpr int64_t kWidth = 8, kMicroBatch = 2, kBaseSeed = 4321;
 // numbers: the pipelined run and the reference see the same samples. It depends on the micro
 // batch's place in the global batch (dp_rank x gas + micro), so that runs with another
 // data-parallel size and the same global batch see the same samples.
+// With --vary_rows, odd micro batches have one row more (activations change shape). With
+// --tuple, the inputs are a tuple: the features and an int mask.
+bool vary_rows = false, tuple_inputs = false;
+
 ds::PipeBatch sample(int64_t step, int64_t dp_rank, int64_t micro, int64_t gas) {
   const double s = static_cast<double>(step * 1000 + dp_rank * gas + micro);
-  auto grid = torch::arange(kMicroBatch * kWidth, torch::kFloat32).reshape({kMicroBatch, kWidth});
-  return {torch::sin(grid * 0.37 + s * 1.3), torch::cos(grid * 0.21 - s * 0.7)};
+  const int64_t rows = kMicroBatch + (vary_rows ? micro % 2 : 0);
+  auto grid = torch::arange(rows * kWidth, torch::kFloat32).reshape({rows, kWidth});
+  ds::PipeBatch b{torch::sin(grid * 0.37 + s * 1.3), torch::cos(grid * 0.21 - s * 0.7), {}};
+  if (tuple_inputs) b.input_tuple = {b.inputs, (torch::cos(grid * 0.53 + s) > 0).to(torch::kLong)};
+  return b;
 }
 
 torch::Tensor tied_head(torch::nn::Module& embed, torch::Tensor x) {
@@ -54,6 +61,35 @@ struct ScaleImpl : torch::nn::Module {
   torch::Tensor w, b;
 };
 TORCH_MODULE(Scale);
+
+// A layer on tuples: (features, int mask[, bool flags, float scale]) in, (features, the
+// mask, bool flags, a float scale that depends on no parameter) out. The features are gated
+// by the mask, raised where the flags are set and scaled by the scale, so every tensor of the
+// tuple matters; only the features carry a gradient back to a parameter.
+struct GatedLinearImpl : torch::nn::Module {
+  explicit GatedLinearImpl(int64_t width) : linear(register_module("linear", torch::nn::Linear(width, width))) {}
+  std::vector<torch::Tensor> forward(std::vector<torch::Tensor> in) {
+    auto h = in.at(0);
+    const auto& mask = in.at(1);
+    if (in.size() > 2) h = h + 0.1 * in[2].to(h.scalar_type()) * in[3];
+    auto out = torch::tanh(linear(h)) * (mask.to(h.scalar_type()) * 0.5 + 0.5);
+    auto scale = torch::full({out.size(0), 1}, 0.75, out.options());
+    return {out, mask, out > 0, scale};
+  }
+  torch::nn::Linear linear;
+};
+TORCH_MODULE(GatedLinear);
+
+// --tuple: tuples between the layers (and so between stages), then one tensor for the loss.
+std::vector<pipe::Layer> tuple_layers(int64_t depth) {
+  std::vector<pipe::Layer> out;
+  for (int64_t i = 0; i < depth + 1; ++i) out.push_back(pipe::LayerSpec::of_tuple<GatedLinear>(kWidth));
+  out.push_back(pipe::LayerSpec::activation_function("features", [](pipe::Activation x) {
+    return pipe::Activation(x.tensors.at(0) * x.tensors.at(3));
+  }));
+  out.push_back(pipe::LayerSpec::of<torch::nn::Linear>(kWidth, kWidth));
+  return out;
+}
 
 // --elementwise: element-wise layers only.
 std::vector<pipe::Layer> elementwise_layers(int64_t depth) {
@@ -96,9 +132,8 @@ torch::Tensor mse(const torch::Tensor& out, const torch::Tensor& y) {
 // The same model without pipelining: every layer, seeded as PipelineModule seeds it, named as
 // it names its parameters ("<layer>.<name>", "tied_modules.<key>.<name>").
 struct Reference {
-  std::vector<std::function<torch::Tensor(torch::Tensor)>> forward;
+  std::vector<pipe::LayerSpec::ActivationFunction> forward;
   std::vector<std::pair<std::string, torch::Tensor>> parameters;
-  std::vector<torch::nn::AnyModule> keep;
 
   explicit Reference(const std::vector<pipe::Layer>& specs) {
     std::map<std::string, torch::nn::AnyModule> tied;
@@ -113,9 +148,9 @@ struct Reference {
         }
         auto m = tied.at(t->key);
         if (t->forward_fn) {
-          forward.push_back([fn = t->forward_fn, m](torch::Tensor x) { return fn(*m.ptr(), x); });
+          forward.push_back([fn = t->forward_fn, m](pipe::Activation x) { return pipe::Activation(fn(*m.ptr(), x.tensor())); });
         } else {
-          forward.push_back([m](torch::Tensor x) mutable { return m.forward<torch::Tensor>(x); });
+          forward.push_back(t->spec.module_forward(m));
         }
         continue;
       }
@@ -125,14 +160,14 @@ struct Reference {
         continue;
       }
       auto m = spec.build();
-      keep.push_back(m);
       for (const auto& p : m.ptr()->named_parameters()) parameters.emplace_back(std::to_string(i) + "." + p.key(), p.value());
-      forward.push_back([m](torch::Tensor x) mutable { return m.forward<torch::Tensor>(x); });
+      forward.push_back(spec.module_forward(m));
     }
   }
-  torch::Tensor operator()(torch::Tensor x) {
-    for (auto& f : forward) x = f(x);
-    return x;
+  torch::Tensor operator()(const ds::PipeBatch& b) {
+    pipe::Activation x = b.input_tuple.empty() ? pipe::Activation(b.inputs) : pipe::Activation::tuple(b.input_tuple);
+    for (auto& f : forward) x = f(std::move(x));
+    return x.tensor();
   }
   std::vector<torch::Tensor> tensors() const {
     std::vector<torch::Tensor> out;
@@ -147,7 +182,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pipeline worker"};
   int64_t stages = 2, gas = 1, steps = 3, zero = 0, depth = 3, save_after = 0, die_at = -1, die_rank = -1;
   double clip = 0.0;
-  bool tied = false, bf16 = false, fp16 = false, elementwise = false, eval_variants = false;
+  bool tied = false, bf16 = false, fp16 = false, elementwise = false, eval_variants = false, dynamic_shape = false;
   int64_t overflow_at = -1;
   int64_t tensor = 1, checkpoint_interval = 0;
   std::string out, save, load, optimizer = "Adam", partition = "parameters", config_extra = "{}", monitor_dir;
@@ -161,6 +196,9 @@ int main(int argc, char** argv) {
   app.add_flag("--bf16", bf16);
   app.add_flag("--fp16", fp16, "fp16 with a dynamic loss scale from 2^8 (needs --elementwise on a CPU)");
   app.add_flag("--elementwise", elementwise, "element-wise layers (Scale) instead of Linear ones");
+  app.add_flag("--tuple", tuple_inputs, "tuples of tensors between layers and stages (GatedLinear)");
+  app.add_flag("--vary_rows", vary_rows, "odd micro batches have one more row");
+  app.add_flag("--dynamic_shape", dynamic_shape, "the PipelineModule's dynamic_shape");
   app.add_option("--overflow_at", overflow_at, "at this step, an inf gradient on data-parallel rank 0's first stage");
   app.add_flag("--eval_variants", eval_variants, "eval_batch without bcast_loss, with reduce_output none and "
                                                  "return_logits, and without compute_loss");
@@ -180,7 +218,7 @@ int main(int argc, char** argv) {
   app.add_option("--monitor", monitor_dir, "csv_monitor's output_path (job_name \"pipe\")");
   CLI11_PARSE(app, argc, argv);
 
-  const auto specs = elementwise ? elementwise_layers(depth) : layers(tied, depth);
+  const auto specs = elementwise ? elementwise_layers(depth) : tuple_inputs ? tuple_layers(depth) : layers(tied, depth);
   pipe::PipelineOptions options;
   if (tensor > 1) {
     const int64_t world = std::stoll(std::getenv("WORLD_SIZE"));
@@ -192,6 +230,7 @@ int main(int argc, char** argv) {
   options.seed_layers = true;
   options.base_seed = kBaseSeed;
   options.partition_method = partition;
+  options.dynamic_shape = dynamic_shape;
   auto net = std::make_shared<pipe::PipelineModule>(specs, options);
 
   nlohmann::json config = {
@@ -292,7 +331,7 @@ int main(int argc, char** argv) {
     for (int64_t d = 0; d < dp; ++d) {
       for (int64_t m = 0; m < gas; ++m) {
         const auto b = sample(s, d, m, gas);
-        auto l = mse(reference(b.inputs), b.labels) / static_cast<double>(gas * dp);
+        auto l = mse(reference(b), b.labels) / static_cast<double>(gas * dp);
         l.backward();
         total = total + l.detach();
       }
@@ -311,7 +350,7 @@ int main(int argc, char** argv) {
     for (int64_t d = 0; d < dp; ++d) {
       for (int64_t m = 0; m < gas; ++m) {
         const auto b = sample(eval_step, d, m, gas);
-        ref_eval += mse(reference(b.inputs), b.labels).item<double>() / static_cast<double>(gas * dp);
+        ref_eval += mse(reference(b), b.labels).item<double>() / static_cast<double>(gas * dp);
       }
     }
   }
@@ -336,7 +375,7 @@ int main(int argc, char** argv) {
     for (int64_t d = 0; d < dp; ++d) {
       for (int64_t m = 0; m < gas; ++m) {
         const auto b = sample(eval_step, d, m, gas);
-        const auto out = reference(b.inputs);
+        const auto out = reference(b);
         mean_output = mean_output.defined() ? mean_output + out : out.clone();
         if (!last || d != dp_rank) continue;
         none_error = std::max(none_error, static_cast<size_t>(m) < none.outputs.size()
