@@ -168,10 +168,14 @@ std::vector<std::pair<int64_t, double>> csv_rows(const std::string& path) {
 }
 
 // DeepSpeed's pipeline events through the monitor, written by rank 0 (a first stage: the loss
-// comes from the last): Train/Samples/train_loss per batch, lr after each step, eval_loss.
+// comes from the last): Train/Samples/train_loss per batch, lr after each step (here under a
+// warm-up schedule), eval_loss.
 TEST_F(PipeEquivalence, MonitorsGetDeepSpeedsTrainSamplesEvents) {
   TempDir dir;
-  const auto ranks = run(2, {"--stages", "2", "--gas", "2", "--steps", "3", "--monitor", dir.path()}, dir, "monitor");
+  const std::string warmup =
+      R"({"scheduler": {"type": "WarmupLR", "params": {"warmup_min_lr": 0, "warmup_max_lr": 0.01, "warmup_num_steps": 10}}})";
+  const auto ranks = run(2, {"--stages", "2", "--gas", "2", "--steps", "3", "--monitor", dir.path(), "--config", warmup},
+                         dir, "monitor");
   ASSERT_EQ(ranks.size(), 2u);
   const auto loss = csv_rows(dir.file("pipe/Train_Samples_train_loss.csv"));
   const auto lr = csv_rows(dir.file("pipe/Train_Samples_lr.csv"));
@@ -184,7 +188,11 @@ TEST_F(PipeEquivalence, MonitorsGetDeepSpeedsTrainSamplesEvents) {
     EXPECT_EQ(loss[s].first, (s + 1) * batch);
     EXPECT_NEAR(loss[s].second, ranks[0].losses[s].item<double>(), 1e-6 * std::abs(loss[s].second));
     EXPECT_EQ(lr[s].first, (s + 1) * batch);
-    EXPECT_DOUBLE_EQ(lr[s].second, 0.01);
+    // DeepSpeed's log warm-up: 0 after the first step, then rising.
+    if (s > 0) {
+      EXPECT_GT(lr[s].second, lr[s - 1].second) << "the warm-up raises the lr every step";
+    }
+    EXPECT_LT(lr[s].second, 0.01);
   }
   EXPECT_NEAR(eval[0].second, ranks[0].eval[0].item<double>(), 1e-6 * std::abs(eval[0].second));
   // No fp16: no loss scale.
@@ -248,8 +256,17 @@ TEST_F(PipeEquivalence, Fp16OverflowOnOneStageSkipsTheStepOnEveryStage) {
     // Element-wise layers: LibTorch 1.13 has their fp16 kernels on the CPU.
     const auto ranks = run(s.world,
                            {"--stages", std::to_string(s.stages), "--gas", std::to_string(s.gas), "--fp16",
-                            "--elementwise", "--overflow_at", "1", "--steps", "3"},
+                            "--elementwise", "--overflow_at", "1", "--steps", "3", "--monitor",
+                            dir.file("fp16monitor" + std::to_string(s.world))},
                            dir, "fp16" + std::to_string(s.world), {{"DS_ALLOW_CPU_FP16", "1"}});
+    if (s.world == 2) {
+      // Rank 0 (the first stage) writes the agreed loss scale after every step.
+      const auto scale = csv_rows(dir.file("fp16monitor2/pipe/Train_Samples_loss_scale.csv"));
+      ASSERT_EQ(scale.size(), 3u);
+      EXPECT_EQ(scale[0].second, 256);
+      EXPECT_EQ(scale[1].second, 128);
+      EXPECT_EQ(scale[2].second, 128);
+    }
     ASSERT_EQ(ranks.size(), static_cast<size_t>(s.world)) << what;
     for (size_t k = 0; k < ranks.size(); ++k) {
       const std::string rank = what + ", rank " + std::to_string(k);
