@@ -261,12 +261,25 @@ class Engine {
     std::function<c10::impl::GenericDict(const std::string&)> read;
     std::function<bool(const std::string&)> has;
     int64_t saved_mp_world_size = 1;
+    int64_t saved_dp_world_size = 1;
     bool load_optimizer_states = true;
     bool module_only = false;
   };
   virtual c10::impl::GenericDict prepare_loaded_states(const c10::impl::GenericDict& states,
                                                        const CheckpointFileAccess& /*files*/) const {
     return states;
+  }
+  // Under ZeRO: the optim-states files (whole dicts, and names for errors) the optimizer
+  // wrapper loads, where they are not every saved data-parallel rank's file of this rank's
+  // model-parallel rank (a pipeline of another layout); `states` is prepare_loaded_states'
+  // result, whose param_shapes must then describe them.
+  struct ZeroStateFiles {
+    std::vector<c10::impl::GenericDict> files;
+    std::vector<std::string> names;
+  };
+  virtual std::optional<ZeroStateFiles> restaged_zero_state_files(c10::impl::GenericDict& /*states*/,
+                                                                  const CheckpointFileAccess& /*files*/) const {
+    return std::nullopt;
   }
   // Whether a checkpoint saved with another model-parallel size loads (a pipeline saved with
   // another number of stages does; the default refuses, as DeepSpeed).

@@ -39,12 +39,34 @@
 
 namespace deepspeed::pipe {
 
+// What crosses a layer boundary, and a stage boundary: one tensor, or a tuple of tensors
+// (DeepSpeed's tuples: hidden states with an attention mask, ...). Floating-point tensors of a
+// tuple carry gradients back; the others (int or bool masks) travel forward only.
+struct Activation {
+  std::vector<torch::Tensor> tensors;
+  bool is_tuple = false;
+
+  Activation() = default;
+  // A tensor is a one-tensor activation (not a tuple of one).
+  Activation(torch::Tensor t) : tensors{std::move(t)} {}  // NOLINT(google-explicit-constructor)
+  static Activation tuple(std::vector<torch::Tensor> t) {
+    Activation a;
+    a.tensors = std::move(t);
+    a.is_tuple = true;
+    return a;
+  }
+  // The one tensor; EngineError naming `who` for a tuple.
+  const torch::Tensor& tensor(const std::string& who = "this layer") const;
+};
+
 // A layer's type name and a factory for it: only the stage that owns the layer builds it for
 // training (partition_method "parameters" builds each layer once more to count its parameters,
-// as DeepSpeed does). The layer's forward takes one tensor and returns one.
+// as DeepSpeed does). The layer's forward takes one tensor and returns one, or, made with
+// of_tuple / activation_function, takes and returns a tuple.
 class LayerSpec {
  public:
   using Factory = std::function<torch::nn::AnyModule()>;
+  using ActivationFunction = std::function<Activation(Activation)>;
   // `type_name` is what partition_method "type:REGEX" matches (DeepSpeed: the class's __name__).
   LayerSpec(std::string type_name, Factory build) : type_name_(std::move(type_name)), build_(std::move(build)) {}
 
@@ -55,20 +77,35 @@ class LayerSpec {
     return LayerSpec(unqualified(c10::demangle_type<ModuleType>()),
                      [args...] { return torch::nn::AnyModule(ModuleType(args...)); });
   }
+  // A module whose forward takes and returns a tuple: std::vector<torch::Tensor>
+  // forward(std::vector<torch::Tensor>).
+  template <typename ModuleType, typename... Args>
+  static LayerSpec of_tuple(Args... args) {
+    LayerSpec spec = of<ModuleType>(args...);
+    spec.tuple_ = true;
+    return spec;
+  }
   // A layer without parameters or state (DeepSpeed's plain callables in a layer list): nothing
   // is registered or checkpointed for it.
   static LayerSpec function(std::string name, std::function<torch::Tensor(torch::Tensor)> fn);
+  // The same on activations of either form (a tensor in, a tuple out, ...).
+  static LayerSpec activation_function(std::string name, ActivationFunction fn);
 
   const std::string& type_name() const { return type_name_; }
   bool is_function() const { return static_cast<bool>(function_); }
-  const std::function<torch::Tensor(torch::Tensor)>& function() const { return function_; }
+  bool takes_tuple() const { return tuple_; }
+  // The function's forward on activations (functions only).
+  const ActivationFunction& function() const { return function_; }
+  // The module's forward on activations, for a module `build()` made.
+  ActivationFunction module_forward(torch::nn::AnyModule module) const;
   torch::nn::AnyModule build() const;
 
  private:
   static std::string unqualified(const std::string& name);
   std::string type_name_;
   Factory build_;
-  std::function<torch::Tensor(torch::Tensor)> function_;
+  ActivationFunction function_;
+  bool tuple_ = false;
 };
 
 // A layer whose module is shared by every layer with the same key (an embedding and the LM
@@ -110,6 +147,9 @@ struct PipelineOptions {
   std::string partition_method = "parameters";
   // Every this many layers run under activation checkpointing (0: none).
   int64_t activation_checkpoint_interval = 0;
+  // Activations between stages may change shape from one micro batch to the next: the shape
+  // message precedes every send (DeepSpeed's dynamic_shape; a little slower).
+  bool dynamic_shape = false;
   // The job's group (default: comm::init_distributed()).
   std::shared_ptr<comm::ProcessGroup> world;
 };
@@ -118,8 +158,10 @@ class PipelineModule : public torch::nn::Module {
  public:
   PipelineModule(std::vector<Layer> layers, PipelineOptions options);
 
-  // This stage's layers, in order.
+  // This stage's layers, in order, on one tensor (a tuple in or out is an EngineError).
   torch::Tensor forward(torch::Tensor x);
+  // The same on activations of either form (what the pipeline engine runs).
+  Activation forward_activation(Activation x);
 
   int64_t num_stages() const { return num_stages_; }
   int64_t stage_id() const { return stage_id_; }
@@ -137,6 +179,7 @@ class PipelineModule : public torch::nn::Module {
   int64_t activation_checkpoint_interval() const { return options_.activation_checkpoint_interval; }
   const std::string& partition_method() const { return options_.partition_method; }
   bool seed_layers() const { return options_.seed_layers; }
+  bool dynamic_shape() const { return options_.dynamic_shape; }
   void set_checkpoint_interval(int64_t interval);
 
   // Tied weights: the sum of each tied weight's gradient over the stages that hold it.
@@ -172,7 +215,7 @@ class PipelineModule : public torch::nn::Module {
   void partition_layers();
   void build();
   void index_tied_modules();
-  torch::Tensor run_layers(int64_t begin, int64_t end, torch::Tensor x, int64_t micro_offset);
+  Activation run_layers(int64_t begin, int64_t end, Activation x, int64_t micro_offset);
 
   std::vector<Layer> specs_;
   PipelineOptions options_;
@@ -184,7 +227,7 @@ class PipelineModule : public torch::nn::Module {
   std::vector<int64_t> parts_;
   // This stage's layers in order: what runs them, and the module holding their state (null for
   // functions and tied layers run through a forward_fn).
-  std::vector<std::function<torch::Tensor(torch::Tensor)>> forward_funcs_;
+  std::vector<LayerSpec::ActivationFunction> forward_funcs_;
   std::vector<torch::nn::Module*> layer_modules_;
   std::map<std::string, torch::nn::AnyModule> tied_modules_;
   std::map<std::string, std::vector<std::string>> tied_weight_attrs_;

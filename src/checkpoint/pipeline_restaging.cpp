@@ -1,6 +1,7 @@
 // Finds each wanted parameter's per-tensor state (and fp32 master) in the saved stage that
 // held it, renumbers the states in the wanted order, and keeps the rest of the entry (group
-// hyper-parameters, loss-scale keys) from the first saved stage.
+// hyper-parameters, loss-scale keys) from the first saved stage. Under ZeRO the same by name,
+// from each saved stage's partitions put back together.
 #include "checkpoint/pipeline_restaging.h"
 
 #include <map>
@@ -9,6 +10,7 @@
 
 #include <deepspeed/errors.h>
 
+#include "checkpoint/deepspeed_zero_layout.h"
 #include "checkpoint/ivalue_conversion.h"
 
 namespace deepspeed::checkpoint {
@@ -150,6 +152,118 @@ c10::IValue restage_optimizer_state(const std::vector<SavedStageOptimizer>& save
   outer.insert_or_assign("optimizer_state_dict", inner);
   outer.insert_or_assign("fp32_groups_flat", flats);
   return outer;
+}
+
+namespace {
+
+// One parameter of a saved ZeRO stage: its group, shape, fp32 master and per-element state.
+struct ZeroParameter {
+  size_t group = 0;
+  std::vector<int64_t> shape;
+  torch::Tensor master;
+  std::map<std::string, torch::Tensor> per_element;
+};
+
+c10::impl::GenericDict inner_dict(const c10::impl::GenericDict& file, const std::string& name) {
+  return as_dict(dict_at(file, "optimizer_state_dict", name), name + ": optimizer_state_dict");
+}
+
+}  // namespace
+
+RestagedZeroState restage_zero_state(const std::vector<SavedStageZeroState>& saved,
+                                     const std::vector<std::string>& wanted, bool with_optimizer_state) {
+  if (saved.empty() || saved.front().optim_states.empty()) throw CheckpointError("restage_zero_state: no saved stage");
+  std::map<std::string, ZeroParameter> by_name;
+  std::vector<std::map<std::string, c10::IValue>> scalars;  // [group]: the first stage's that stepped
+  std::vector<bool> stepped;
+  for (const auto& stage : saved) {
+    std::vector<c10::impl::GenericDict> inner;
+    for (size_t r = 0; r < stage.optim_states.size(); ++r) inner.push_back(inner_dict(stage.optim_states[r], stage.files[r]));
+    if (inner.front().contains("ds_cpp_layout")) {
+      throw CheckpointError(stage.files.front() + ": a ZeRO layout of deepspeed-cpp's own (ds_cpp_layout) does not "
+                                                  "load into another pipeline layout; load it with the stages it was "
+                                                  "saved with and save it again");
+    }
+    const auto groups = read_zero_groups(inner, stage.files, stage.param_shapes, with_optimizer_state);
+    if (groups.size() > scalars.size()) {
+      scalars.resize(groups.size());
+      stepped.resize(groups.size(), false);
+    }
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const auto& group = groups[g];
+      if (group.has_optimizer_state && !stepped[g]) {
+        stepped[g] = true;
+        scalars[g] = group.scalars;
+      }
+      for (size_t k = 0; k < group.names.size(); ++k) {
+        if (by_name.count(group.names[k])) continue;  // a tied weight: the first stage's copy
+        ZeroParameter p{g, group.shapes[k], group.masters[k], {}};
+        for (const auto& [key, per_param] : group.per_element) p.per_element[key] = per_param[k];
+        by_name.emplace(group.names[k], std::move(p));
+      }
+    }
+  }
+
+  // Each group's wanted parameters, flattened one after the other as a rank of one holds them.
+  const auto group_count = scalars.size();
+  std::vector<std::vector<const ZeroParameter*>> members(group_count);
+  auto shapes = make_list();
+  std::vector<c10::impl::GenericDict> shape_dicts;
+  for (size_t g = 0; g < group_count; ++g) shape_dicts.push_back(make_string_dict());
+  for (const auto& name : wanted) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      throw CheckpointError(fmt::format("the checkpoint's ZeRO optimizer state has no parameter '{}' (saved stages: {})",
+                                        name, saved.size()));
+    }
+    members[it->second.group].push_back(&it->second);
+    shape_dicts[it->second.group].insert(name, c10::List<int64_t>(it->second.shape));
+  }
+  for (const auto& d : shape_dicts) shapes.push_back(d);
+  auto flat = [](const std::vector<torch::Tensor>& parts) {
+    std::vector<torch::Tensor> flat_parts;
+    for (const auto& t : parts) flat_parts.push_back(t.reshape(-1));
+    return flat_parts.empty() ? torch::zeros({0}) : torch::cat(flat_parts);
+  };
+
+  const auto& first_file = saved.front().files.front();
+  const auto first = inner_dict(saved.front().optim_states.front(), first_file);
+  auto masters = make_list();
+  c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
+  for (size_t g = 0; g < group_count; ++g) {
+    std::vector<torch::Tensor> parts;
+    for (const auto* p : members[g]) parts.push_back(p->master);
+    masters.push_back(flat(parts));
+    if (!with_optimizer_state || !stepped[g]) continue;
+    auto entry = make_string_dict();
+    for (const auto& [key, value] : scalars[g]) entry.insert(key, value);
+    if (!members[g].empty()) {
+      for (const auto& kv : members[g].front()->per_element) {
+        std::vector<torch::Tensor> values;
+        for (const auto* p : members[g]) values.push_back(p->per_element.at(kv.first));
+        // A rank of one keeps its optimizer state with the group's padding.
+        entry.insert(kv.first, zero12_partition(flat(values), 1, 0));
+      }
+    }
+    state.insert(static_cast<int64_t>(g), entry);
+  }
+  auto inner = first.copy();
+  inner.insert_or_assign("partition_count", int64_t{1});
+  inner.insert_or_assign("single_partition_of_fp32_groups", masters);
+  c10::List<int64_t> paddings;
+  for (size_t g = 0; g < group_count; ++g) paddings.push_back(0);
+  inner.insert_or_assign("group_paddings", paddings);
+  static_cast<void>(inner.erase("param_slice_mappings"));  // they describe the saved partitions
+  if (with_optimizer_state) {
+    const auto saved_base = as_dict(dict_at(first, "base_optimizer_state", first_file), first_file + ": base_optimizer_state");
+    auto base = make_string_dict();
+    base.insert("state", state);
+    base.insert("param_groups", dict_at(saved_base, "param_groups", first_file + ": base_optimizer_state"));
+    inner.insert_or_assign("base_optimizer_state", base);
+  }
+  auto file = make_string_dict();
+  file.insert("optimizer_state_dict", inner);
+  return {shapes, file};
 }
 
 }  // namespace deepspeed::checkpoint

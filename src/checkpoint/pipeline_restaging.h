@@ -7,12 +7,13 @@
 // Handles both forms of DeepSpeed's stage-0 "optimizer" entry: the optimizer's own state dict
 // (fp32) and FP16_Optimizer's dict around it (fp16/bf16: "optimizer_state_dict" and the fp32
 // masters flattened per group in "fp32_groups_flat"); the loss-scale keys come from the first
-// saved stage. ZeRO's partitioned files are not handled here.
+// saved stage. ZeRO-1's partitioned files: restage_zero_state below.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include <ATen/core/Dict.h>
 #include <ATen/core/ivalue.h>
 
 namespace deepspeed::checkpoint {
@@ -38,5 +39,27 @@ struct SavedStageOptimizer {
 // Group g's hyper-parameters come from the first saved stage's group g. Throws CheckpointError
 // naming the parameter that no saved stage has, or a group count that does not match.
 c10::IValue restage_optimizer_state(const std::vector<SavedStageOptimizer>& saved, const PipeParameterLayout& wanted);
+
+// ZeRO stage 1/2 (DeepSpeed's zero_pp_rank_D_mp_rank_XX_optim_states.pt): one saved stage's
+// param_shapes (from its model-states file) and every data-parallel rank's optim-states file.
+struct SavedStageZeroState {
+  c10::IValue param_shapes;
+  std::vector<c10::impl::GenericDict> optim_states;  // each file's whole dict, in rank order
+  std::vector<std::string> files;                    // for errors
+};
+
+// The ZeRO state of the parameters `wanted` (names, in the order the result lists them), put
+// back together from the saved stages' partitions: what one data-parallel rank would have
+// saved for a stage holding exactly these parameters (partition_count 1), and the
+// param_shapes that describe it. The ZeRO loader then cuts it for this run's data-parallel
+// size like any checkpoint. Each parameter keeps the optimizer group it had when saved; group
+// hyper-parameters, loss scaler and the rest come from the first saved stage's rank 0 file.
+// Throws CheckpointError naming a parameter no saved stage has.
+struct RestagedZeroState {
+  c10::IValue param_shapes;
+  c10::impl::GenericDict optim_states;
+};
+RestagedZeroState restage_zero_state(const std::vector<SavedStageZeroState>& saved,
+                                     const std::vector<std::string>& wanted, bool with_optimizer_state);
 
 }  // namespace deepspeed::checkpoint

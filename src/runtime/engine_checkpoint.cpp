@@ -346,6 +346,7 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     access.read = [&](const std::string& n) { return reader->read_dict(n); };
     access.has = [&](const std::string& n) { return reader->manifest().files.count(n) > 0; };
     access.saved_mp_world_size = m.mp_world_size;
+    access.saved_dp_world_size = m.dp_world_size;
     access.load_optimizer_states = load_optimizer_states && !load_module_only;
     access.module_only = load_module_only;
     states = prepare_loaded_states(reader->read_dict(name), access);
@@ -374,12 +375,17 @@ LoadCheckpointResult Engine::load_checkpoint(const std::string& load_dir, std::o
     }
     // ZeRO-3 keeps the weights only in the masters, so even load_module_only reads them.
     if (config_.zero_stage() > 0 && (!load_module_only || config_.zero_stage() == 3)) {
-      // Every saved rank's shard: this run may have another world size.
-      for (int64_t r = 0; r < m.dp_world_size; ++r) {
-        std::string shard = zero_optim_states_file_name(r, mp_rank, false);
-        if (!m.files.count(shard)) shard = zero_optim_states_file_name(r, mp_rank, true);
-        zero_names.push_back((reader->dir() / shard).string());
-        zero_files.push_back(reader->read_dict(shard));
+      if (auto restaged = restaged_zero_state_files(*states, access)) {
+        zero_files = std::move(restaged->files);
+        zero_names = std::move(restaged->names);
+      } else {
+        // Every saved rank's shard: this run may have another world size.
+        for (int64_t r = 0; r < m.dp_world_size; ++r) {
+          std::string shard = zero_optim_states_file_name(r, mp_rank, false);
+          if (!m.files.count(shard)) shard = zero_optim_states_file_name(r, mp_rank, true);
+          zero_names.push_back((reader->dir() / shard).string());
+          zero_files.push_back(reader->read_dict(shard));
+        }
       }
     }
   });

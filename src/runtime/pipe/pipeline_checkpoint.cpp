@@ -7,6 +7,8 @@
 // (checkpoint/pipeline_restaging.h).
 #include <deepspeed/pipe_engine.h>
 
+#include <set>
+
 #include <fmt/format.h>
 
 #include <deepspeed/errors.h>
@@ -112,27 +114,8 @@ c10::impl::GenericDict PipelineEngine::prepare_loaded_states(const c10::impl::Ge
   out.insert_or_assign("module", module_state);
 
   const bool has_layout = states.contains("ds_cpp_pipe_layout") && states.at("ds_cpp_pipe_layout").isGenericDict();
-  std::vector<int64_t> saved_parts;
-  if (has_layout) {
-    saved_parts = checkpoint::int_list(states.at("ds_cpp_pipe_layout").toGenericDict().at("parts"),
-                                       "ds_cpp_pipe_layout.parts");
-  }
-  const bool same_layout = files.saved_mp_world_size == mp_world_size() &&
-                           (!has_layout || saved_parts == pipe_module_->partitions());
-  if (same_layout || !files.load_optimizer_states) {
-    if (!same_layout && config().zero_stage() > 0 && !files.module_only) {
-      throw CheckpointError(fmt::format("a checkpoint saved with {} model-parallel ranks loads into {} under ZeRO "
-                                        "stage {} only with load_module_only=true (ZeRO's partitions are per stage)",
-                                        files.saved_mp_world_size, mp_world_size(), config().zero_stage()));
-    }
-    return out;
-  }
-  if (config().zero_stage() > 0) {
-    throw CheckpointError(fmt::format("a checkpoint saved with {} model-parallel ranks loads into {} with its "
-                                      "optimizer state at ZeRO stage 0 only; under ZeRO stage {} pass "
-                                      "load_module_only=true",
-                                      files.saved_mp_world_size, mp_world_size(), config().zero_stage()));
-  }
+  // ZeRO's state is restaged from its own files (restaged_zero_state_files).
+  if (saved_with_this_layout(states, files) || !files.load_optimizer_states || config().zero_stage() > 0) return out;
   const auto wanted = optimizer() ? optimizer_layout(*module(), *optimizer()) : std::nullopt;
   if (!has_layout || !wanted) {
     throw CheckpointError("the checkpoint was saved with another pipeline layout and its optimizer state cannot be "
@@ -153,6 +136,50 @@ c10::impl::GenericDict PipelineEngine::prepare_loaded_states(const c10::impl::Ge
   }
   out.insert_or_assign("optimizer", checkpoint::restage_optimizer_state(saved, *wanted));
   return out;
+}
+
+bool PipelineEngine::saved_with_this_layout(const c10::impl::GenericDict& states,
+                                            const CheckpointFileAccess& files) const {
+  if (files.saved_mp_world_size != mp_world_size()) return false;
+  if (!states.contains("ds_cpp_pipe_layout") || !states.at("ds_cpp_pipe_layout").isGenericDict()) return true;
+  return checkpoint::int_list(states.at("ds_cpp_pipe_layout").toGenericDict().at("parts"), "ds_cpp_pipe_layout.parts") ==
+         pipe_module_->partitions();
+}
+
+// Under ZeRO, a checkpoint of another pipeline layout: the ZeRO state of this stage's
+// parameters, gathered by name from every saved stage's data-parallel files, as one
+// data-parallel rank of a stage holding exactly them would have saved it; the ZeRO loader
+// cuts it for this run's data-parallel size.
+std::optional<Engine::ZeroStateFiles> PipelineEngine::restaged_zero_state_files(
+    c10::impl::GenericDict& states, const CheckpointFileAccess& files) const {
+  if (saved_with_this_layout(states, files)) return std::nullopt;
+  std::vector<std::string> wanted;
+  std::set<const void*> seen;
+  for (const auto& p : module()->named_parameters()) {
+    if (p.value().requires_grad() && seen.insert(p.value().unsafeGetTensorImpl()).second) wanted.push_back(p.key());
+  }
+  const int64_t tp = groups()->tensor_parallel()->size();
+  const int64_t tp_rank = groups()->tensor_parallel()->rank();
+  std::vector<checkpoint::SavedStageZeroState> saved;
+  for (int64_t s = 0; s < files.saved_mp_world_size / tp; ++s) {
+    const int64_t mp_rank = s * tp + tp_rank;
+    const auto model_states = checkpoint::model_states_file_name(mp_rank);
+    checkpoint::SavedStageZeroState stage;
+    stage.param_shapes = checkpoint::dict_at(files.read(model_states), "param_shapes", model_states);
+    for (int64_t r = 0; r < files.saved_dp_world_size; ++r) {
+      auto name = checkpoint::zero_optim_states_file_name(r, mp_rank, false);
+      if (!files.has(name)) name = checkpoint::zero_optim_states_file_name(r, mp_rank, true);
+      stage.optim_states.push_back(files.read(name));
+      stage.files.push_back(name);
+    }
+    saved.push_back(std::move(stage));
+  }
+  const bool with_optimizer_state = files.load_optimizer_states;
+  auto restaged = checkpoint::restage_zero_state(saved, wanted, with_optimizer_state);
+  states.insert_or_assign("param_shapes", restaged.param_shapes);
+  return ZeroStateFiles{{restaged.optim_states},
+                        {fmt::format("the ZeRO state of stage {} gathered from {} saved stages x {} data-parallel ranks",
+                                     stage_id_, saved.size(), files.saved_dp_world_size)}};
 }
 
 }  // namespace deepspeed

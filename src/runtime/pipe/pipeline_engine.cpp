@@ -5,6 +5,8 @@
 // schedule, counters, progress lines).
 #include <deepspeed/pipe_engine.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -50,7 +52,7 @@ PipeDataIterator repeating_iterator(std::shared_ptr<DataLoader> loader) {
     }
     auto example = **state->it;
     ++*state->it;
-    return {example.data, example.target};
+    return {example.data, example.target, {}};
   };
 }
 
@@ -134,8 +136,8 @@ void PipelineEngine::step() { throw EngineError("Only train_batch() is accessibl
 
 void PipelineEngine::reset_activation_shape() {
   sent_meta_.reset();
-  recv_buffer_ = torch::Tensor();
-  grad_buffer_ = torch::Tensor();
+  recv_buffers_.reset();
+  grad_buffers_.clear();
 }
 
 torch::Tensor PipelineEngine::train_batch() {
@@ -183,8 +185,11 @@ torch::Tensor PipelineEngine::train_batch(const PipeDataIterator& data_iter) {
 }
 
 EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bool return_logits, bool compute_loss,
-                                           const std::string& reduce_output, int64_t num_micro_batches) {
-  if (reduce_output != "avg" && reduce_output != "none") {
+                                           const std::string& reduce_output, bool bcast_loss,
+                                           int64_t num_micro_batches) {
+  std::string reduce = reduce_output;
+  std::transform(reduce.begin(), reduce.end(), reduce.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (reduce != "avg" && reduce != "none") {
     throw EngineError("eval_batch: reduction type " + reduce_output + " not supported (\"avg\" or \"none\")");
   }
   if ((is_first_stage() || is_last_stage()) && !data_iter) throw EngineError("eval_batch: the data iterator is empty");
@@ -204,12 +209,14 @@ EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bo
   data_iter_ = nullptr;
   EvalBatchOutput out;
   if (is_last_stage()) {
-    if (reduce_output == "none") {
+    if (reduce == "none") {
       out.outputs = fwd_outputs_;
     } else {
-      auto sum = fwd_outputs_.front().to(torch::kFloat32).clone();
-      for (size_t i = 1; i < fwd_outputs_.size(); ++i) sum += fwd_outputs_[i].to(torch::kFloat32);
-      sum /= static_cast<double>(micro_batches);
+      // DeepSpeed's _reduce_outputs: summed over the micro batches in their own dtype, divided
+      // by their number, averaged over the data-parallel group.
+      auto sum = fwd_outputs_.front().clone();
+      for (size_t i = 1; i < fwd_outputs_.size(); ++i) sum += fwd_outputs_[i];
+      if (micro_batches > 1) sum /= static_cast<double>(micro_batches);
       if (dp_world_size() > 1) {
         groups()->data_parallel()->all_reduce(sum);
         sum /= static_cast<double>(dp_world_size());
@@ -218,8 +225,9 @@ EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bo
     }
     if (return_logits) out.logits = logits_;
   }
-  if (compute_loss && reduce_output == "avg") {
-    // The last stage's mean, on every stage.
+  // DeepSpeed's _bcast_pipe_scalar: one float from the last stage (a list of losses, with
+  // reduce_output "none", stays on the last stage: docs/compatibility.md).
+  if (compute_loss && reduce == "avg" && (bcast_loss || monitor().enabled())) {
     auto value = is_last_stage() ? out.loss.reshape({1}).to(device(), torch::kFloat32).clone()
                                  : torch::zeros({1}, torch::TensorOptions().device(device()));
     pipe_group_->broadcast(value, num_stages_ - 1);
@@ -236,9 +244,9 @@ EvalBatchOutput PipelineEngine::eval_batch(const PipeDataIterator& data_iter, bo
 
 void PipelineEngine::run_schedule(const pipe::Schedule& schedule) {
   const auto n = static_cast<size_t>(schedule.num_pipe_buffers);
-  buffers_.inputs.assign(n, torch::Tensor());
+  buffers_.inputs.assign(n, pipe::Activation());
   buffers_.labels.assign(n, torch::Tensor());
-  buffers_.outputs.assign(n, torch::Tensor());
+  buffers_.outputs.assign(n, pipe::Activation());
   fwd_outputs_.clear();
   for (const auto& step : schedule.steps) {
     for (const auto& cmd : step) {
@@ -262,27 +270,44 @@ void PipelineEngine::run_schedule(const pipe::Schedule& schedule) {
 void PipelineEngine::load_micro_batch(int64_t buffer) {
   const auto batch = (*data_iter_)();
   if (is_first_stage()) {
-    if (!batch.inputs.defined()) throw EngineError("train_batch: the data iterator gave no inputs on the first stage");
-    auto loaded = auto_cast(batch.inputs.to(device()).detach().clone());
     // Reentrant activation checkpointing needs an input that requires grad, or the first
     // checkpointed block is cut off from autograd (as DeepSpeed sets it).
-    if (pipe_module_->activation_checkpoint_interval() > 0 && loaded.is_floating_point()) loaded.requires_grad_(true);
-    buffers_.inputs[buffer] = loaded;
+    const bool needs_grad = pipe_module_->activation_checkpoint_interval() > 0;
+    auto load = [&](const torch::Tensor& t) {
+      auto loaded = auto_cast(t.to(device()).detach().clone());
+      if (needs_grad && loaded.is_floating_point()) loaded.requires_grad_(true);
+      return loaded;
+    };
+    pipe::Activation inputs;
+    if (!batch.input_tuple.empty()) {
+      std::vector<torch::Tensor> tensors;
+      for (size_t i = 0; i < batch.input_tuple.size(); ++i) {
+        if (!batch.input_tuple[i].defined()) {
+          throw EngineError(fmt::format("the data iterator's input_tuple[{}] is not a tensor", i));
+        }
+        tensors.push_back(load(batch.input_tuple[i]));
+      }
+      inputs = pipe::Activation::tuple(std::move(tensors));
+    } else {
+      if (!batch.inputs.defined()) throw EngineError("the data iterator gave no inputs on the first stage");
+      inputs = load(batch.inputs);
+    }
+    buffers_.inputs[buffer] = std::move(inputs);
   }
   if (is_last_stage()) buffers_.labels[buffer] = batch.labels.defined() ? batch.labels.to(device()) : batch.labels;
 }
 
 void PipelineEngine::forward_pass(int64_t buffer) {
-  auto inputs = buffers_.inputs[buffer];
-  auto outputs = pipe_module_->forward(inputs);
+  auto outputs = pipe_module_->forward_activation(buffers_.inputs[buffer]);
   buffers_.outputs[buffer] = outputs;
   if (!is_last_stage()) return;
+  const auto& out = outputs.tensor("the last stage's loss (loss_fn takes its one output tensor)");
   if (compute_loss_ && pipe_module_->loss_fn()) {
-    loss_ = pipe_module_->loss_fn()(outputs, buffers_.labels[buffer]);
+    loss_ = pipe_module_->loss_fn()(out, buffers_.labels[buffer]);
   } else {
-    loss_ = outputs;  // a model that returns its loss from forward
+    loss_ = out;  // a model that returns its loss from forward
   }
-  if (return_logits_) logits_ = outputs.detach();
+  if (return_logits_) logits_ = out.detach();
   fwd_outputs_.push_back(loss_.detach());
   total_loss_ = total_loss_.defined() ? total_loss_ + loss_.detach() : loss_.detach().clone();
 }
@@ -299,80 +324,173 @@ void PipelineEngine::backward_pass(int64_t buffer) {
     run_backward_pass([&] { scaled.backward(); }, /*reduce=*/false);
     loss_ = torch::Tensor();
   } else {
-    auto outputs = buffers_.outputs[buffer];
-    auto grad = grad_buffer_;
-    run_backward_pass([&] { torch::autograd::backward({outputs}, {grad}); }, /*reduce=*/false);
+    // The floating-point outputs, each with the gradient received for it; one that does not
+    // depend on anything trainable (a float mask) has nothing to backpropagate.
+    std::vector<torch::Tensor> outputs, grads;
+    size_t next = 0;
+    for (const auto& t : buffers_.outputs[buffer].tensors) {
+      if (!t.is_floating_point()) continue;
+      const auto& grad = grad_buffers_.at(next++);
+      if (!t.requires_grad()) continue;
+      outputs.push_back(t);
+      grads.push_back(grad);
+    }
+    run_backward_pass(
+        [&] {
+          if (!outputs.empty()) torch::autograd::backward(outputs, grads);
+        },
+        /*reduce=*/false);
   }
-  buffers_.outputs[buffer] = torch::Tensor();
+  buffers_.outputs[buffer] = pipe::Activation();
+}
+
+std::vector<int32_t> PipelineEngine::tensor_meta(const pipe::Activation& a) const {
+  // DeepSpeed's message: a tensor is {0, dtype id, ndims, dims...}; a tuple {2, count, then
+  // per tensor dtype id, ndims, dims...}.
+  const auto& ids = wire_dtypes();
+  auto id_of = [&](const torch::Tensor& t) {
+    const auto it = std::find(ids.begin(), ids.end(), t.scalar_type());
+    if (it == ids.end()) {
+      throw EngineError(fmt::format("stage {}: activations of dtype {} cannot be sent", stage_id_,
+                                    c10::toString(t.scalar_type())));
+    }
+    return static_cast<int32_t>(it - ids.begin());
+  };
+  std::vector<int32_t> values;
+  if (!a.is_tuple) {
+    const auto& t = a.tensor("SendActivation");
+    values = {0, id_of(t), static_cast<int32_t>(t.dim())};
+    for (auto d : t.sizes()) values.push_back(static_cast<int32_t>(d));
+  } else {
+    values = {2, static_cast<int32_t>(a.tensors.size())};
+    for (const auto& t : a.tensors) {
+      values.push_back(id_of(t));
+      values.push_back(static_cast<int32_t>(t.dim()));
+      for (auto d : t.sizes()) values.push_back(static_cast<int32_t>(d));
+    }
+  }
+  if (static_cast<int64_t>(values.size()) > kTensorMetaSize) {
+    throw EngineError(fmt::format("stage {}: the shapes of the activations need {} numbers; the shape message holds {}",
+                                  stage_id_, values.size(), kTensorMetaSize));
+  }
+  return values;
+}
+
+pipe::Activation PipelineEngine::buffers_for_meta(const torch::Tensor& meta) const {
+  const auto values = meta.cpu();
+  const auto* v = values.data_ptr<int32_t>();
+  const auto n_ids = static_cast<int32_t>(wire_dtypes().size());
+  int64_t pos = 0;
+  auto next = [&]() {
+    if (pos >= kTensorMetaSize) throw EngineError(fmt::format("stage {}: a malformed shape message", stage_id_));
+    return v[pos++];
+  };
+  auto one = [&]() {
+    const int32_t id = next(), ndims = next();
+    if (id < 0 || id >= n_ids || ndims < 0) {
+      throw EngineError(fmt::format("stage {}: stage {} sent a shape message with dtype id {} and {} dimensions",
+                                    stage_id_, stage_id_ - 1, id, ndims));
+    }
+    std::vector<int64_t> shape;
+    for (int32_t d = 0; d < ndims; ++d) shape.push_back(next());
+    return torch::empty(shape, torch::TensorOptions().dtype(wire_dtypes()[id]).device(device()));
+  };
+  const int32_t kind = next();
+  if (kind == 0) return pipe::Activation(one());
+  if (kind != 2) {
+    throw EngineError(fmt::format("stage {}: stage {} sent activations of kind {} (0: a tensor, 2: a tuple)", stage_id_,
+                                  stage_id_ - 1, kind));
+  }
+  const int32_t count = next();
+  std::vector<torch::Tensor> tensors;
+  for (int32_t i = 0; i < count; ++i) tensors.push_back(one());
+  return pipe::Activation::tuple(std::move(tensors));
 }
 
 void PipelineEngine::send_activation(int64_t buffer) {
   const auto& outputs = buffers_.outputs[buffer];
-  if (!outputs.defined()) throw EngineError("SendActivation: the stage's forward produced no tensor");
-  const std::vector<int64_t> shape(outputs.sizes().begin(), outputs.sizes().end());
-  if (!sent_meta_) {
-    // DeepSpeed's shape message: type 0 (one tensor), dtype id, ndims, dims.
-    const auto& ids = wire_dtypes();
-    const auto id = std::find(ids.begin(), ids.end(), outputs.scalar_type()) - ids.begin();
-    auto meta = torch::zeros({kTensorMetaSize}, torch::TensorOptions().dtype(torch::kInt32).device(device()));
-    auto values = std::vector<int32_t>{0, static_cast<int32_t>(id), static_cast<int32_t>(shape.size())};
-    for (auto d : shape) values.push_back(static_cast<int32_t>(d));
-    if (static_cast<int64_t>(values.size()) > kTensorMetaSize) {
-      throw EngineError(fmt::format("SendActivation: {} dimensions do not fit the shape message", shape.size()));
-    }
-    meta.narrow(0, 0, static_cast<int64_t>(values.size()))
-        .copy_(torch::tensor(values, torch::TensorOptions().dtype(torch::kInt32)));
-    pipe_group_->send(meta, stage_id_ + 1);
-    sent_meta_.emplace(shape, outputs.scalar_type());
-  } else if (sent_meta_->first != shape || sent_meta_->second != outputs.scalar_type()) {
-    throw EngineError(fmt::format("stage {}: the activations sent to stage {} changed from {} {} to {} {} between micro "
-                                  "batches; stages exchange shapes once (call reset_activation_shape() on every stage "
-                                  "before a batch of another shape)",
-                                  stage_id_, stage_id_ + 1, c10::toString(sent_meta_->second),
-                                  c10::str(c10::IntArrayRef(sent_meta_->first)), c10::toString(outputs.scalar_type()),
-                                  c10::str(outputs.sizes())));
+  if (outputs.tensors.empty()) throw EngineError("SendActivation: the stage's forward produced no tensor");
+  for (const auto& t : outputs.tensors) {
+    if (!t.defined()) throw EngineError("SendActivation: the stage's forward produced an undefined tensor");
   }
-  send_tensor(outputs.detach(), stage_id_ + 1, pipe_partitioned_);
+  const auto meta = tensor_meta(outputs);
+  if (!sent_meta_ || pipe_module_->dynamic_shape()) {
+    auto message = torch::zeros({kTensorMetaSize}, torch::TensorOptions().dtype(torch::kInt32).device(device()));
+    message.narrow(0, 0, static_cast<int64_t>(meta.size()))
+        .copy_(torch::tensor(meta, torch::TensorOptions().dtype(torch::kInt32)));
+    pipe_group_->send(message, stage_id_ + 1);
+    sent_meta_ = meta;
+  } else if (*sent_meta_ != meta) {
+    throw EngineError(fmt::format("stage {}: the activations sent to stage {} changed shape or dtype between micro "
+                                  "batches; stages exchange shapes once (build the PipelineModule with dynamic_shape, "
+                                  "or call reset_activation_shape() on every stage before a batch of another shape)",
+                                  stage_id_, stage_id_ + 1));
+  }
+  for (const auto& t : outputs.tensors) {
+    // Bool tensors travel as bytes (NCCL has no bool).
+    const auto wire = t.scalar_type() == torch::kBool ? t.to(torch::kUInt8) : t.detach();
+    send_tensor(wire, stage_id_ + 1, pipe_partitioned_ && t.is_floating_point());
+  }
 }
 
 void PipelineEngine::recv_activation(int64_t buffer) {
-  if (!recv_buffer_.defined()) {
+  if (!recv_buffers_ || pipe_module_->dynamic_shape()) {
     auto meta = torch::zeros({kTensorMetaSize}, torch::TensorOptions().dtype(torch::kInt32).device(device()));
     pipe_group_->recv(meta, stage_id_ - 1);
-    const auto values = meta.cpu();
-    const auto* v = values.data_ptr<int32_t>();
-    if (v[0] != 0 || v[1] < 0 || v[1] >= static_cast<int32_t>(wire_dtypes().size())) {
-      throw EngineError(fmt::format("stage {}: stage {} sent activations of kind {} (dtype id {}); one tensor is "
-                                    "supported",
-                                    stage_id_, stage_id_ - 1, v[0], v[1]));
-    }
-    std::vector<int64_t> shape(v + 3, v + 3 + v[2]);
-    recv_buffer_ = torch::empty(shape, torch::TensorOptions().dtype(wire_dtypes()[v[1]]).device(device()));
+    recv_buffers_ = buffers_for_meta(meta);
   }
-  recv_tensor(recv_buffer_, stage_id_ - 1, pipe_partitioned_);
-  auto received = recv_buffer_.clone().detach();
-  if (received.is_floating_point()) received.requires_grad_(true);
-  buffers_.inputs[buffer] = received;
+  pipe::Activation received;
+  received.is_tuple = recv_buffers_->is_tuple;
+  for (auto& b : recv_buffers_->tensors) {
+    torch::Tensor t;
+    if (b.scalar_type() == torch::kBool) {
+      auto bytes = torch::empty(b.sizes(), b.options().dtype(torch::kUInt8));
+      recv_tensor(bytes, stage_id_ - 1, false);
+      t = bytes.to(torch::kBool);
+    } else {
+      recv_tensor(b, stage_id_ - 1, pipe_partitioned_ && b.is_floating_point());
+      t = b.clone().detach();
+      if (t.is_floating_point()) t.requires_grad_(true);
+    }
+    received.tensors.push_back(t);
+  }
+  buffers_.inputs[buffer] = std::move(received);
 }
 
 void PipelineEngine::send_grad(int64_t buffer) {
+  // A gradient for every floating-point input, in order (zeros where the stage's output did
+  // not depend on one, e.g. a float mask), so that sender and receiver pair every tensor.
   const auto& inputs = buffers_.inputs[buffer];
-  if (!inputs.grad().defined()) {
-    throw EngineError(fmt::format("stage {}: the received activations got no gradient in backward (does the stage's "
-                                  "output depend on its input?)",
-                                  stage_id_));
+  for (const auto& t : inputs.tensors) {
+    if (!t.is_floating_point()) continue;
+    if (!t.grad().defined() && !inputs.is_tuple) {
+      throw EngineError(fmt::format("stage {}: the received activations got no gradient in backward (does the stage's "
+                                    "output depend on its input?)",
+                                    stage_id_));
+    }
+    const auto grad = t.grad().defined() ? t.grad() : torch::zeros_like(t);
+    send_tensor(grad, stage_id_ - 1, grad_partitioned_);
   }
-  send_tensor(inputs.grad(), stage_id_ - 1, grad_partitioned_);
-  buffers_.inputs[buffer] = torch::Tensor();
+  buffers_.inputs[buffer] = pipe::Activation();
 }
 
 void PipelineEngine::recv_grad(int64_t buffer) {
-  const auto& outputs = buffers_.outputs[buffer];
-  if (!grad_buffer_.defined() || grad_buffer_.sizes() != outputs.sizes() ||
-      grad_buffer_.scalar_type() != outputs.scalar_type()) {
-    grad_buffer_ = torch::empty_like(outputs, torch::MemoryFormat::Contiguous);
+  const auto& outputs = buffers_.outputs[buffer].tensors;
+  size_t next = 0;
+  for (const auto& t : outputs) {
+    if (!t.is_floating_point()) continue;
+    if (grad_buffers_.size() <= next) grad_buffers_.emplace_back();
+    auto& g = grad_buffers_[next++];
+    if (!g.defined() || g.sizes() != t.sizes() || g.scalar_type() != t.scalar_type()) {
+      g = torch::empty_like(t, torch::MemoryFormat::Contiguous);
+    }
+    recv_tensor(g, stage_id_ + 1, grad_partitioned_);
   }
-  recv_tensor(grad_buffer_, stage_id_ + 1, grad_partitioned_);
+  if (next == 0) {
+    throw EngineError(fmt::format("stage {}: the activations sent to stage {} have no floating-point tensor to carry a "
+                                  "gradient back",
+                                  stage_id_, stage_id_ + 1));
+  }
 }
 
 // With pipe_partitioned / grad_partitioned, each tensor-parallel rank sends only its 1/tp of

@@ -68,14 +68,43 @@ ProcessTopology topology_for(const PipelineOptions& options, int64_t world_size)
 
 }  // namespace
 
+const torch::Tensor& Activation::tensor(const std::string& who) const {
+  if (is_tuple || tensors.size() != 1) {
+    throw EngineError(fmt::format("{} takes one tensor but got a tuple of {} (a layer made with LayerSpec::of_tuple or "
+                                  "activation_function takes tuples)",
+                                  who, tensors.size()));
+  }
+  return tensors.front();
+}
+
 LayerSpec LayerSpec::function(std::string name, std::function<torch::Tensor(torch::Tensor)> fn) {
+  if (!fn) throw EngineError("LayerSpec::function '" + name + "': the function is empty");
+  const std::string who = "layer function '" + name + "'";
+  return activation_function(std::move(name), [fn = std::move(fn), who](Activation x) { return Activation(fn(x.tensor(who))); });
+}
+
+LayerSpec LayerSpec::activation_function(std::string name, ActivationFunction fn) {
+  if (!fn) throw EngineError("LayerSpec::activation_function '" + name + "': the function is empty");
   LayerSpec spec(std::move(name), {});
   spec.function_ = std::move(fn);
   return spec;
 }
 
+LayerSpec::ActivationFunction LayerSpec::module_forward(torch::nn::AnyModule module) const {
+  if (tuple_) {
+    return [module](Activation x) mutable {
+      return Activation::tuple(module.forward<std::vector<torch::Tensor>>(std::move(x.tensors)));
+    };
+  }
+  return [module, who = "layer " + type_name_](Activation x) mutable {
+    return Activation(module.forward<torch::Tensor>(x.tensor(who)));
+  };
+}
+
 torch::nn::AnyModule LayerSpec::build() const {
-  if (function_) return torch::nn::AnyModule(torch::nn::Functional(function_));
+  if (function_) {
+    return torch::nn::AnyModule(torch::nn::Functional([f = function_](torch::Tensor x) { return f(x).tensor(); }));
+  }
   if (!build_) throw EngineError("LayerSpec '" + type_name_ + "' has no factory");
   return build_();
 }
@@ -179,10 +208,12 @@ void PipelineModule::build() {
       }
       auto& module = tied_modules_.at(t->key);
       if (t->forward_fn) {
-        forward_funcs_.push_back([fn = t->forward_fn, m = module.ptr()](torch::Tensor x) { return fn(*m, std::move(x)); });
+        forward_funcs_.push_back([fn = t->forward_fn, m = module.ptr(), who = "tied layer '" + t->key + "'"](Activation x) {
+          return Activation(fn(*m, x.tensor(who)));
+        });
         layer_modules_.push_back(nullptr);
       } else {
-        forward_funcs_.push_back([module](torch::Tensor x) mutable { return module.forward<torch::Tensor>(std::move(x)); });
+        forward_funcs_.push_back(t->spec.module_forward(module));
         layer_modules_.push_back(module.ptr().get());
       }
       continue;
@@ -195,7 +226,7 @@ void PipelineModule::build() {
     }
     auto module = spec.build();
     register_module(std::to_string(idx), module.ptr());
-    forward_funcs_.push_back([module](torch::Tensor x) mutable { return module.forward<torch::Tensor>(std::move(x)); });
+    forward_funcs_.push_back(spec.module_forward(module));
     layer_modules_.push_back(module.ptr().get());
   }
 }
@@ -292,7 +323,7 @@ void PipelineModule::set_checkpoint_interval(int64_t interval) {
   options_.activation_checkpoint_interval = interval;
 }
 
-torch::Tensor PipelineModule::run_layers(int64_t begin, int64_t end, torch::Tensor x, int64_t micro_offset) {
+Activation PipelineModule::run_layers(int64_t begin, int64_t end, Activation x, int64_t micro_offset) {
   for (int64_t i = begin; i < end; ++i) {
     if (options_.seed_layers) {
       // DeepSpeed counts the layer from the block's start (its enumerate over the block), so
@@ -305,6 +336,10 @@ torch::Tensor PipelineModule::run_layers(int64_t begin, int64_t end, torch::Tens
 }
 
 torch::Tensor PipelineModule::forward(torch::Tensor x) {
+  return forward_activation(Activation(std::move(x))).tensor("PipelineModule::forward (its last layer's output)");
+}
+
+Activation PipelineModule::forward_activation(Activation x) {
   // DeepSpeed's offset: the seed of a layer's forward depends on how many forwards ran, and a
   // checkpointed block recomputes with the offset it first ran with.
   ++micro_offset_;
@@ -320,7 +355,22 @@ torch::Tensor PipelineModule::forward(torch::Tensor x) {
       has_parameters = has_parameters || (layer_modules_[i] && !layer_modules_[i]->parameters().empty());
     }
     if (has_parameters) {
-      x = checkpointing::checkpoint([this, start, end, offset](torch::Tensor in) { return run_layers(start, end, in, offset); }, x);
+      // The block's output form is known once it ran; the recompute returns the same form.
+      auto is_tuple = std::make_shared<bool>(false);
+      const bool tuple_in = x.is_tuple;
+      auto outputs = checkpointing::checkpoint_tensors(
+          [this, start, end, offset, tuple_in, is_tuple](const torch::autograd::variable_list& in) {
+            Activation a;
+            a.tensors = in;
+            a.is_tuple = tuple_in;
+            auto out = run_layers(start, end, std::move(a), offset);
+            *is_tuple = out.is_tuple;
+            return out.tensors;
+          },
+          std::move(x.tensors));
+      x = Activation();
+      x.tensors = std::move(outputs);
+      x.is_tuple = *is_tuple;
     } else {
       x = run_layers(start, end, std::move(x), offset);
     }

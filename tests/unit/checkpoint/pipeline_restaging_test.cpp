@@ -1,6 +1,7 @@
 // restage_optimizer_state: the optimizer state of two saved stages, cut for one stage and for
 // a stage holding a tied weight; both forms of the "optimizer" entry; clear errors for a
-// parameter no stage saved and for another number of groups.
+// parameter no stage saved and for another number of groups. restage_zero_state: ZeRO-1
+// partitions of two stages on two data-parallel ranks put together for one stage.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -98,6 +99,82 @@ TEST(PipelineRestaging, LayoutRoundTripsThroughTheFileForm) {
   const auto back = deepspeed::checkpoint::pipe_parameter_layout(deepspeed::checkpoint::to_ivalue(l), "layout");
   EXPECT_EQ(back.names, l.names);
   EXPECT_EQ(back.numels, l.numels);
+}
+
+// One data-parallel rank's ZeRO-1 file of a stage whose group holds `values` (masters, and
+// exp_avg = 10 x master), cut over `world` ranks as DeepSpeed cuts it (padded to 2 x world).
+c10::impl::GenericDict zero_file(const std::vector<float>& values, int64_t world, int64_t rank) {
+  const auto flat = torch::tensor(values);
+  const int64_t padded = (flat.numel() + 2 * world - 1) / (2 * world) * (2 * world);
+  const int64_t size = padded / world;
+  const auto slice = torch::cat({flat, torch::zeros({padded - flat.numel()})}).narrow(0, rank * size, size);
+  const int64_t real = std::max<int64_t>(0, std::min(size, flat.numel() - rank * size));
+  auto entry = make_string_dict();
+  entry.insert("exp_avg", slice * 10);
+  entry.insert("step", torch::full({}, 3.0));
+  c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
+  state.insert(int64_t{0}, entry);
+  auto group = make_string_dict();
+  group.insert("lr", 0.5);
+  auto groups = make_list();
+  groups.push_back(group);
+  auto base = make_string_dict();
+  base.insert("state", state);
+  base.insert("param_groups", groups);
+  auto masters = make_list();
+  masters.push_back(slice.narrow(0, 0, real).clone());
+  auto inner = make_string_dict();
+  inner.insert("zero_stage", int64_t{1});
+  inner.insert("partition_count", world);
+  inner.insert("single_partition_of_fp32_groups", masters);
+  inner.insert("base_optimizer_state", base);
+  auto file = make_string_dict();
+  file.insert("optimizer_state_dict", inner);
+  return file;
+}
+
+c10::IValue shapes(const std::vector<std::pair<std::string, int64_t>>& params) {
+  auto group = make_string_dict();
+  for (const auto& [name, numel] : params) group.insert(name, c10::List<int64_t>({numel}));
+  auto out = make_list();
+  out.push_back(group);
+  return out;
+}
+
+TEST(PipelineRestaging, ZeroPartitionsOfTwoStagesBecomeOneRanksStateForTheWantedParameters) {
+  using deepspeed::checkpoint::SavedStageZeroState;
+  // Stage 0: tied (3 elements) then 1.weight (2); stage 1: tied again, then 3.weight (2).
+  const std::vector<float> stage0 = {1, 2, 3, 4, 5}, stage1 = {1, 2, 3, 7, 8};
+  std::vector<SavedStageZeroState> saved(2);
+  saved[0].param_shapes = shapes({{"tied_modules.embed.weight", 3}, {"1.weight", 2}});
+  saved[1].param_shapes = shapes({{"tied_modules.embed.weight", 3}, {"3.weight", 2}});
+  for (int64_t r = 0; r < 2; ++r) {
+    saved[0].optim_states.push_back(zero_file(stage0, 2, r));
+    saved[1].optim_states.push_back(zero_file(stage1, 2, r));
+    saved[0].files.push_back("stage0 rank" + std::to_string(r));
+    saved[1].files.push_back("stage1 rank" + std::to_string(r));
+  }
+  const auto out = deepspeed::checkpoint::restage_zero_state(saved, {"3.weight", "tied_modules.embed.weight"}, true);
+  const auto inner = out.optim_states.at("optimizer_state_dict").toGenericDict();
+  EXPECT_EQ(inner.at("partition_count").toInt(), 1);
+  const auto masters = deepspeed::checkpoint::tensor_list(inner.at("single_partition_of_fp32_groups"), "masters");
+  ASSERT_EQ(masters.size(), 1u);
+  EXPECT_TRUE(torch::equal(masters[0], torch::tensor({7.0f, 8.0f, 1.0f, 2.0f, 3.0f}))) << masters[0];
+  const auto entry = inner.at("base_optimizer_state").toGenericDict().at("state").toGenericDict().at(0).toGenericDict();
+  // A rank of one keeps its padding: 5 elements padded to 6.
+  EXPECT_TRUE(torch::equal(entry.at("exp_avg").toTensor(), torch::tensor({70.0f, 80.0f, 10.0f, 20.0f, 30.0f, 0.0f})))
+      << entry.at("exp_avg").toTensor();
+  EXPECT_EQ(entry.at("step").toTensor().item<double>(), 3.0);
+  const auto group = out.param_shapes.toListRef()[0].toGenericDict();
+  ASSERT_EQ(group.size(), 2u);
+  EXPECT_EQ(group.begin()->key().toStringRef(), "3.weight");
+
+  try {
+    deepspeed::checkpoint::restage_zero_state(saved, {"5.weight"}, true);
+    FAIL() << "expected a CheckpointError";
+  } catch (const deepspeed::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("no parameter '5.weight'"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace pipeline_restaging_test
