@@ -1,7 +1,8 @@
 // The 1-bit optimizers on 2 and 4 CPU ranks over Gloo (loopback): the compressed all-reduce
-// and 1-bit Adam equal their definitions computed on one rank, error feedback included; engine
-// runs of each optimizer agree across ranks and learn; after the warm-up they send at least
-// 16x fewer bytes per step (comms logger) than Adam; checkpoints resume in either phase.
+// and the three optimizers equal their definitions computed on one rank, error feedback
+// included; engine runs of each optimizer agree across ranks and learn; after the warm-up they
+// send at least 16x fewer bytes per step (comms logger) than Adam; checkpoints resume in
+// either phase.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -68,6 +69,20 @@ TEST_F(OneBitGloo, CompressedAllreduceEqualsItsDefinitionOnTwoAndFourRanks) {
 TEST_F(OneBitGloo, OneBitAdamEqualsItsDefinitionThroughTheFreeze) {
   auto r = run(2, {"adam", "--steps", "7", "--freeze_step", "3"});
   for (const auto& rank : r) EXPECT_TRUE(contains(rank.output, "adam matches over 7 steps")) << rank.output;
+}
+
+// 0/1 Adam and 1-bit LAMB step for step as DeepSpeed's updates written out in the worker:
+// through the variance-interval doublings, the variance freeze and the local steps' interval
+// growing to its clipper (0/1 Adam); through the freeze into the flat, scaled, compressed
+// momentum and the bounded trust-ratio factor (1-bit LAMB).
+TEST_F(OneBitGloo, ZeroOneAdamEqualsItsDefinitionThroughTheVarianceFreezeAndLocalSteps) {
+  auto r = run(2, {"zeroone", "--steps", "16"});
+  for (const auto& rank : r) EXPECT_TRUE(contains(rank.output, "zeroone matches over 16 steps")) << rank.output;
+}
+
+TEST_F(OneBitGloo, OneBitLambEqualsItsDefinitionThroughTheFreeze) {
+  auto r = run(2, {"lamb", "--steps", "20", "--freeze_step", "3"});
+  for (const auto& rank : r) EXPECT_TRUE(contains(rank.output, "lamb matches over 20 steps")) << rank.output;
 }
 
 // Each optimizer through its warm-up into the compressed phase: the ranks end with the same
