@@ -186,7 +186,9 @@ TEST_P(AutoTpCheckpoint, SavedOnTwoTensorRanksContinuesOnOneAndFour) {
     EXPECT_TRUE(std::filesystem::exists(tag / f)) << f;
   }
   EXPECT_FALSE(std::filesystem::exists(tag / "mp_rank_02_model_states.pt"));
-  if (stage > 0) EXPECT_TRUE(std::filesystem::exists(tag / "zero_pp_rank_1_mp_rank_01_optim_states.pt"));
+  if (stage > 0) {
+    EXPECT_TRUE(std::filesystem::exists(tag / "zero_pp_rank_1_mp_rank_01_optim_states.pt"));
+  }
   const auto& ref = reference.saved[0];
   for (const int tp : {1, 4}) {
     const std::string what = "tp 2 x dp 2 -> tp " + std::to_string(tp) + " x dp " + std::to_string(4 / tp);
